@@ -1,0 +1,66 @@
+"""GET /hotels and availability."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from decimal import Decimal
+from itertools import groupby
+
+from fastapi import APIRouter, HTTPException
+
+from services.booking import repository as repo
+from services.booking.deps import PoolDep, SettingsDep
+from services.booking.errors import NotFound
+from services.booking.schemas import (
+    Availability,
+    ErrorBody,
+    Hotel,
+    NightAvailability,
+    RoomTypeAvailability,
+)
+from shared.db.pool import acquire
+
+router = APIRouter(tags=["hotels"])
+MAX_AVAILABILITY_DAYS = 366
+
+
+@router.get("/hotels", summary="List hotels with their room types and prices")
+async def list_hotels(pool: PoolDep, settings: SettingsDep) -> list[Hotel]:
+    async with acquire(pool, settings.db_acquire_timeout) as conn:
+        rows = await repo.list_hotels(conn)
+    return [Hotel.model_validate({**row, "room_types": json.loads(row["rooms"], parse_float=Decimal)}) for row in rows]
+
+
+@router.get(
+    "/hotels/{hotel_id}/availability",
+    summary="Free rooms of each type for every night of a stay",
+    responses={404: {"model": ErrorBody}, 422: {"description": "Bad dates"}},
+)
+async def availability(
+    hotel_id: int, check_in: date, check_out: date, pool: PoolDep, settings: SettingsDep
+) -> Availability:
+    if check_out <= check_in:
+        raise HTTPException(422, "check_out must be after check_in")
+    if (check_out - check_in).days > MAX_AVAILABILITY_DAYS:
+        raise HTTPException(422, f"ask for at most {MAX_AVAILABILITY_DAYS} nights at once")
+    async with acquire(pool, settings.db_acquire_timeout) as conn:
+        if not await repo.hotel_exists(conn, hotel_id):
+            raise NotFound(f"hotel {hotel_id} not found")
+        rows = await repo.availability(conn, hotel_id, check_in, check_out)
+    room_types = []
+    for code, group in groupby(rows, key=lambda r: r["code"]):
+        nights = list(group)
+        room_types.append(
+            RoomTypeAvailability(
+                code=code,
+                name=nights[0]["name"],
+                total_rooms=nights[0]["total_rooms"],
+                price_per_night=nights[0]["price_per_night"],
+                free_every_night=min(n["free"] for n in nights),
+                nights=[NightAvailability(night=n["night"], free=n["free"]) for n in nights],
+            )
+        )
+    return Availability(
+        hotel_id=hotel_id, check_in=check_in, check_out=check_out, room_types=room_types
+    )

@@ -1,0 +1,41 @@
+"""FastAPI dependencies, as Annotated aliases. The objects live on app.state, built in the
+lifespan (app.py): nothing is constructed at import time."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import asyncpg
+from fastapi import Depends, Header, Request
+
+from services.booking.outbox import OutboxRelay
+from services.booking.settings import BookingSettings
+
+
+def _pool(request: Request) -> asyncpg.Pool:
+    pool: asyncpg.Pool = request.app.state.pool
+    return pool
+
+
+def _relay(request: Request) -> OutboxRelay:
+    relay: OutboxRelay = request.app.state.relay
+    return relay
+
+
+def _settings(request: Request) -> BookingSettings:
+    settings: BookingSettings = request.app.state.settings
+    return settings
+
+
+PoolDep = Annotated[asyncpg.Pool, Depends(_pool)]
+RelayDep = Annotated[OutboxRelay, Depends(_relay)]
+SettingsDep = Annotated[BookingSettings, Depends(_settings)]
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Repeat a request safely: the same key and body return the same booking",
+    ),
+]

@@ -1,0 +1,135 @@
+"""The outbox relay: publishes committed outbox rows to the fanout exchange.
+
+A row is marked published only after the broker confirmed its message, so a crash or a
+broker outage leaves it for the next pass (at-least-once; consumers deduplicate by
+event_id). Rows are claimed with FOR UPDATE SKIP LOCKED, so any number of booking replicas
+can relay side by side without publishing a row twice in the normal case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aio_pika
+import asyncpg
+
+from shared.db.pool import UNAVAILABLE_ERRORS, acquire
+from shared.errors import DatabaseUnavailable, MessagingError
+from shared.messaging.envelope import outbox_message
+from shared.messaging.publisher import ConfirmingPublisher
+from shared.messaging.topology import EVENTS_EXCHANGE
+
+log = logging.getLogger(__name__)
+
+S = "booking"
+DB_FAILURES: tuple[type[BaseException], ...] = (
+    DatabaseUnavailable,
+    asyncpg.PostgresError,
+    *UNAVAILABLE_ERRORS,
+)
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        publisher: ConfirmingPublisher,
+        *,
+        batch_size: int = 200,
+        sweep_interval: float = 1.0,
+        retry_max_delay: float = 5.0,
+        acquire_timeout: float = 5.0,
+    ) -> None:
+        self._pool = pool
+        self._publisher = publisher
+        self._batch_size = batch_size
+        self._sweep_interval = sweep_interval
+        self._retry_max_delay = retry_max_delay
+        self._acquire_timeout = acquire_timeout
+        self._wakeup = asyncio.Event()
+        self.published = 0
+
+    def wake(self) -> None:
+        """Called after a commit: publish now rather than at the next sweep."""
+        self._wakeup.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        delay = 0.1
+        while not stop.is_set():
+            self._wakeup.clear()  # before reading, so a commit during the pass is not missed
+            try:
+                published, failed = await self.relay_once()
+            except MessagingError as exc:
+                published, failed = 0, 1
+                log.warning("outbox relay: broker unavailable: %s", exc)
+            except DB_FAILURES as exc:
+                published, failed = 0, 1
+                log.warning("outbox relay: database unavailable: %r", exc)
+            if failed:
+                await self._sleep(stop, delay)
+                delay = min(delay * 2, self._retry_max_delay)
+                continue
+            delay = 0.1
+            if published < self._batch_size:  # a full batch means more may be waiting
+                await self._sleep(stop, self._sweep_interval, wake_early=True)
+
+    async def _sleep(self, stop: asyncio.Event, seconds: float, wake_early: bool = False) -> None:
+        waiters = {asyncio.ensure_future(stop.wait())}
+        if wake_early:
+            waiters.add(asyncio.ensure_future(self._wakeup.wait()))
+        _, pending = await asyncio.wait(waiters, timeout=seconds, return_when="FIRST_COMPLETED")
+        for waiter in pending:
+            waiter.cancel()
+
+    async def relay_once(self) -> tuple[int, int]:
+        """Publish one batch; return (published, failed)."""
+        async with acquire(self._pool, self._acquire_timeout) as conn, conn.transaction():
+            rows = await conn.fetch(
+                f"""SELECT id, event_id, event_type, booking_id, occurred_at, body
+                    FROM {S}.outbox WHERE published_at IS NULL
+                    ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
+                self._batch_size,
+            )
+            if not rows:
+                return 0, 0
+            messages = [_message(row) for row in rows]
+            results = await self._publisher.publish_many(
+                messages, exchange=EVENTS_EXCHANGE, routing_key=""
+            )
+            done = [row["id"] for row, error in zip(rows, results, strict=True) if error is None]
+            failures = [
+                (row["id"], str(error))
+                for row, error in zip(rows, results, strict=True)
+                if error is not None
+            ]
+            if done:
+                await conn.execute(
+                    f"UPDATE {S}.outbox SET published_at = now(), "
+                    "publish_attempts = publish_attempts + 1 WHERE id = ANY($1::bigint[])",
+                    done,
+                )
+            if failures:
+                await conn.executemany(
+                    f"UPDATE {S}.outbox SET publish_attempts = publish_attempts + 1, "
+                    "last_error = $2 WHERE id = $1",
+                    failures,
+                )
+                log.warning(
+                    "outbox relay: %d of %d events not confirmed (%s); will retry",
+                    len(failures),
+                    len(rows),
+                    failures[0][1],
+                )
+        self.published += len(done)
+        return len(done), len(failures)
+
+
+def _message(row: asyncpg.Record) -> aio_pika.Message:
+    return outbox_message(
+        event_id=row["event_id"],
+        event_type=row["event_type"],
+        booking_id=row["booking_id"],
+        occurred_at=row["occurred_at"],
+        body=row["body"].encode(),
+    )

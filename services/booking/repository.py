@@ -1,0 +1,147 @@
+"""SQL of the booking service. Every function takes the connection it runs on, so the caller
+decides what shares a transaction."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from shared.db.pool import Connection
+from shared.events import Event
+
+S = "booking"  # this service's schema
+
+_BOOKING_COLUMNS = (
+    "id, status, hotel_id, room_type, check_in, check_out, guest_name, guest_email, nights, "
+    "total_price, currency, created_at"
+)
+
+
+async def list_hotels(conn: Connection) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        f"""SELECT h.id, h.name, h.city, h.currency,
+                   coalesce(json_agg(json_build_object(
+                       'code', r.code, 'name', r.name,
+                       'price_per_night', r.price_per_night, 'total_rooms', r.total_rooms)
+                       ORDER BY r.code) FILTER (WHERE r.code IS NOT NULL), '[]')::text AS rooms
+            FROM {S}.hotels h LEFT JOIN {S}.room_types r ON r.hotel_id = h.id
+            GROUP BY h.id ORDER BY h.id"""
+    )
+    return [dict(row) for row in rows]
+
+
+async def room_type(conn: Connection, hotel_id: int, code: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"""SELECT h.name AS hotel_name, h.currency, r.price_per_night, r.total_rooms
+            FROM {S}.hotels h JOIN {S}.room_types r ON r.hotel_id = h.id
+            WHERE h.id = $1 AND r.code = $2""",
+        hotel_id,
+        code,
+    )
+
+
+async def hotel_exists(conn: Connection, hotel_id: int) -> bool:
+    return bool(await conn.fetchval(f"SELECT true FROM {S}.hotels WHERE id = $1", hotel_id))
+
+
+async def availability(
+    conn: Connection, hotel_id: int, check_in: date, check_out: date
+) -> list[asyncpg.Record]:
+    """One row per room type and night: how many rooms are free."""
+    return await conn.fetch(
+        f"""SELECT r.code, r.name, r.total_rooms, r.price_per_night, d.night::date AS night,
+                   r.total_rooms - coalesce(n.reserved, 0) AS free
+            FROM {S}.room_types r
+            CROSS JOIN generate_series($2::date, $3::date - 1, interval '1 day') AS d(night)
+            LEFT JOIN {S}.room_nights n
+              ON n.hotel_id = r.hotel_id AND n.room_type = r.code AND n.night = d.night::date
+            WHERE r.hotel_id = $1
+            ORDER BY r.code, d.night""",
+        hotel_id,
+        check_in,
+        check_out,
+    )
+
+
+async def reserve_nights(
+    conn: Connection, hotel_id: int, code: str, check_in: date, check_out: date
+) -> set[date]:
+    """Take one room for every night of the stay; return the nights that could be taken.
+
+    A conditional upsert: row locks serialise concurrent bookings of the same night, and the
+    WHERE re-checks the count after the wait, so the last room is never sold twice. Nights
+    are locked in date order, so overlapping stays cannot deadlock.
+    """
+    rows = await conn.fetch(
+        f"""INSERT INTO {S}.room_nights AS n (hotel_id, room_type, night, reserved, capacity)
+            SELECT r.hotel_id, r.code, d.night::date, 1, r.total_rooms
+            FROM {S}.room_types r
+            CROSS JOIN generate_series($3::date, $4::date - 1, interval '1 day') AS d(night)
+            WHERE r.hotel_id = $1 AND r.code = $2 AND r.total_rooms > 0
+            ORDER BY d.night
+            ON CONFLICT (hotel_id, room_type, night)
+            DO UPDATE SET reserved = n.reserved + 1 WHERE n.reserved < n.capacity
+            RETURNING n.night""",
+        hotel_id,
+        code,
+        check_in,
+        check_out,
+    )
+    return {row["night"] for row in rows}
+
+
+async def insert_booking(conn: Connection, booking: dict[str, Any]) -> asyncpg.Record:
+    columns = ", ".join(booking)
+    params = ", ".join(f"${i}" for i in range(1, len(booking) + 1))
+    row = await conn.fetchrow(
+        f"INSERT INTO {S}.bookings ({columns}) VALUES ({params}) RETURNING {_BOOKING_COLUMNS}",
+        *booking.values(),
+    )
+    assert row is not None
+    return row
+
+
+async def get_booking(conn: Connection, booking_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"SELECT {_BOOKING_COLUMNS} FROM {S}.bookings WHERE id = $1", booking_id
+    )
+
+
+async def add_to_outbox(conn: Connection, event: Event) -> None:
+    await conn.execute(
+        f"""INSERT INTO {S}.outbox (event_id, event_type, booking_id, occurred_at, body)
+            VALUES ($1, $2, $3, $4, $5)""",
+        event.event_id,
+        event.event_type,
+        event.booking_id,
+        event.occurred_at,
+        event.to_json().decode(),
+    )
+
+
+async def claim_idempotency_key(conn: Connection, key: str, request_hash: str) -> bool:
+    """True when the key is new. A concurrent holder of the same key makes this wait until
+    its transaction ends, so the loser then sees the winner's committed booking."""
+    return bool(
+        await conn.fetchval(
+            f"""INSERT INTO {S}.idempotency_keys (key, request_hash) VALUES ($1, $2)
+                ON CONFLICT (key) DO NOTHING RETURNING true""",
+            key,
+            request_hash,
+        )
+    )
+
+
+async def idempotency_record(conn: Connection, key: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"SELECT request_hash, booking_id FROM {S}.idempotency_keys WHERE key = $1", key
+    )
+
+
+async def attach_idempotency_key(conn: Connection, key: str, booking_id: UUID) -> None:
+    await conn.execute(
+        f"UPDATE {S}.idempotency_keys SET booking_id = $2 WHERE key = $1", key, booking_id
+    )

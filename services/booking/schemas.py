@@ -1,0 +1,127 @@
+"""HTTP request and response bodies of the booking API."""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+
+MAX_NIGHTS = 30
+
+
+def today() -> date:
+    return datetime.now(UTC).date()
+
+
+def _example_booking() -> dict[str, Any]:
+    # Relative dates keep the example in /docs valid on any day it is read.
+    check_in = today() + timedelta(days=30)
+    return {
+        "hotel_id": 1,
+        "room_type": "standard",
+        "check_in": check_in.isoformat(),
+        "check_out": (check_in + timedelta(days=3)).isoformat(),
+        "guest_name": "Ada Lovelace",
+        "guest_email": "ada@example.com",
+    }
+
+
+def _add_example(schema: dict[str, Any]) -> None:
+    schema["examples"] = [_example_booking()]
+
+
+def reject_control_characters(value: str) -> str:
+    """CR and LF in a name would let a guest inject e-mail headers downstream."""
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in value):
+        raise ValueError("must not contain control characters (such as CR or LF)")
+    return value
+
+
+class BookingRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, str_strip_whitespace=True, json_schema_extra=_add_example
+    )
+
+    hotel_id: int = Field(gt=0, description="A hotel id from GET /hotels")
+    room_type: str = Field(min_length=1, max_length=50, description="A room type code")
+    check_in: date
+    check_out: date = Field(description="The morning of departure; after check_in")
+    guest_name: str = Field(min_length=1, max_length=200)
+    guest_email: EmailStr = Field(max_length=254)
+
+    _no_control = field_validator("room_type", "guest_name", mode="before")(
+        lambda v: reject_control_characters(v) if isinstance(v, str) else v
+    )
+
+    @model_validator(mode="after")
+    def _check_stay(self) -> BookingRequest:
+        if self.check_out <= self.check_in:
+            raise ValueError("check_out must be after check_in")
+        if self.check_in < today():
+            raise ValueError("check_in must not be in the past")
+        if self.nights > MAX_NIGHTS:
+            raise ValueError(f"a stay is at most {MAX_NIGHTS} nights")
+        return self
+
+    @property
+    def nights(self) -> int:
+        return (self.check_out - self.check_in).days
+
+
+class Booking(BaseModel):
+    id: UUID
+    status: Literal["confirmed", "cancelled"]
+    hotel_id: int
+    room_type: str
+    check_in: date
+    check_out: date
+    guest_name: str
+    guest_email: str
+    nights: int
+    total_price: Decimal
+    currency: str
+    created_at: datetime
+
+
+class RoomType(BaseModel):
+    code: str
+    name: str
+    price_per_night: Decimal
+    total_rooms: int
+
+
+class Hotel(BaseModel):
+    id: int
+    name: str
+    city: str
+    currency: str
+    room_types: list[RoomType]
+
+
+class NightAvailability(BaseModel):
+    night: date
+    free: int
+
+
+class RoomTypeAvailability(BaseModel):
+    code: str
+    name: str
+    total_rooms: int
+    price_per_night: Decimal
+    free_every_night: int = Field(description="Rooms free for the whole stay")
+    nights: list[NightAvailability]
+
+
+class Availability(BaseModel):
+    hotel_id: int
+    check_in: date
+    check_out: date
+    room_types: list[RoomTypeAvailability]
+
+
+class ErrorBody(BaseModel):
+    detail: str

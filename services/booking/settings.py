@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from shared.settings import CommonSettings
+
+
+class BookingSettings(CommonSettings):
+    """Configuration of the booking process, read from environment variables."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    db_pool_size: int = Field(default=20, ge=1, le=200)
+    max_body_bytes: int = Field(default=16 * 1024, ge=1024)
+    outbox_batch_size: int = Field(default=200, ge=1, le=10_000)
+    # The relay wakes at once after each commit; the sweep catches rows written by other
+    # replicas, or left behind while the broker was down.
+    outbox_sweep_interval: float = Field(default=1.0, gt=0)
+    outbox_retry_max_delay: float = Field(default=5.0, gt=0)
+    relay_enabled: bool = True

@@ -1,0 +1,9 @@
+"""`python -m services.email`: run one email consumer until SIGTERM or SIGINT."""
+
+from services.email.bootstrap import SERVICE, bootstrap
+from services.email.settings import EmailSettings
+from shared.consumer_service import main
+
+if __name__ == "__main__":
+    settings = EmailSettings()
+    main(SERVICE, settings, lambda: bootstrap(settings))

@@ -1,0 +1,9 @@
+"""`python -m services.notification`: run one notification consumer until SIGTERM or SIGINT."""
+
+from services.notification.bootstrap import SERVICE, bootstrap
+from services.notification.settings import NotificationSettings
+from shared.consumer_service import main
+
+if __name__ == "__main__":
+    settings = NotificationSettings()
+    main(SERVICE, settings, lambda: bootstrap(settings))

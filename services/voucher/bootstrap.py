@@ -1,0 +1,33 @@
+"""Wiring for the voucher process: the one place its clients are built."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import asyncpg
+
+from services.voucher.handlers import issue_voucher
+from services.voucher.settings import VoucherSettings
+from shared.consumer_service import ConsumerProcess, build_consumer_process
+from shared.events import BookingConfirmed
+from shared.messaging.consumer import Handler, route
+
+SERVICE = "voucher"
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def make_handlers(settings: VoucherSettings) -> dict[str, Handler]:
+    latency = settings.simulated_latency_ms / 1000
+    return dict([route(BookingConfirmed, partial(issue_voucher, simulated_latency=latency))])
+
+
+async def bootstrap(
+    settings: VoucherSettings,
+    *,
+    handlers: dict[str, Handler] | None = None,
+    pool: asyncpg.Pool | None = None,
+) -> ConsumerProcess:
+    return await build_consumer_process(
+        SERVICE, settings, handlers or make_handlers(settings), MIGRATIONS, pool
+    )

@@ -1,0 +1,7 @@
+from __future__ import annotations
+
+from shared.settings import ConsumerSettings
+
+
+class VoucherSettings(ConsumerSettings):
+    """Configuration of the voucher process, read from environment variables."""

@@ -1,0 +1,67 @@
+"""Errors raised by the shared runtime. Library errors are translated here, at the boundary.
+
+The tree::
+
+    SharedError
+    ├── ConfigurationError        a setting that cannot work
+    ├── DatabaseUnavailable       PostgreSQL cannot be reached (or timed out)
+    ├── MessagingError
+    │   ├── BrokerUnavailable     no connection to RabbitMQ, or it dropped
+    │   ├── PublishTimeout        the broker did not confirm within the timeout
+    │   └── PublishRejected       the broker nacked or returned the message
+    ├── InvalidMessage            a message that can never be handled: dead-letter it
+    ├── UnhandledEventType        a well-formed event this consumer does not handle: ack and log
+    └── HandlerError              raised by handlers to steer the runtime
+        ├── TransientError        worth retrying with backoff
+        └── PermanentError        retrying cannot help: dead-letter it
+"""
+
+from __future__ import annotations
+
+
+class SharedError(Exception):
+    """Root of every error the shared runtime raises."""
+
+
+class ConfigurationError(SharedError):
+    pass
+
+
+class DatabaseUnavailable(SharedError):
+    pass
+
+
+class MessagingError(SharedError):
+    pass
+
+
+class BrokerUnavailable(MessagingError):
+    pass
+
+
+class PublishTimeout(MessagingError):
+    pass
+
+
+class PublishRejected(MessagingError):
+    pass
+
+
+class InvalidMessage(SharedError):
+    pass
+
+
+class UnhandledEventType(SharedError):
+    pass
+
+
+class HandlerError(SharedError):
+    pass
+
+
+class TransientError(HandlerError):
+    pass
+
+
+class PermanentError(HandlerError):
+    pass

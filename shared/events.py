@@ -1,0 +1,86 @@
+"""Event schemas: small frozen pydantic records, named in the past tense.
+
+Every event carries ``event_id``, ``event_type``, ``version``, ``occurred_at`` and
+``booking_id``. A consumer decodes a body with :func:`decode_event`; a new version of
+an event is a new class registered under the same ``event_type``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any, ClassVar, Literal
+from uuid import UUID, uuid4
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.errors import InvalidMessage, UnhandledEventType
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Event(BaseModel):
+    # Consumers ignore fields they do not know, so a producer can add optional fields
+    # without a new version; anything incompatible is a new version.
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    event_type: ClassVar[str]
+    event_id: UUID = Field(default_factory=uuid4)
+    version: int
+    occurred_at: datetime = Field(default_factory=utcnow)
+    booking_id: UUID
+
+    def to_json(self) -> bytes:
+        body = self.model_dump(mode="json")
+        body["event_type"] = self.event_type
+        return json.dumps(body, separators=(",", ":")).encode()
+
+
+class BookingConfirmed(Event):
+    event_type: ClassVar[str] = "BookingConfirmed"
+    version: Literal[1] = 1
+    hotel_id: int
+    hotel_name: str
+    room_type: str
+    check_in: date
+    check_out: date
+    nights: int
+    total_price: Decimal
+    currency: str
+    guest_name: str
+    guest_email: str
+
+
+EVENT_TYPES: dict[tuple[str, int], type[Event]] = {
+    (BookingConfirmed.event_type, 1): BookingConfirmed,
+}
+KNOWN_EVENT_TYPES = frozenset(event_type for event_type, _ in EVENT_TYPES)
+
+
+def decode_event(body: bytes, handled: frozenset[str] | None = None) -> Event:
+    """Parse and validate a message body.
+
+    Raises InvalidMessage for anything that can never be handled, and UnhandledEventType
+    for a well-formed event of a type outside ``handled`` (or unknown to this code base).
+    """
+    try:
+        raw: Any = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidMessage(f"body is not JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise InvalidMessage("body is not a JSON object")
+    event_type, version = raw.get("event_type"), raw.get("version")
+    if not isinstance(event_type, str) or not isinstance(version, int):
+        raise InvalidMessage("body has no string event_type and integer version")
+    if event_type not in KNOWN_EVENT_TYPES or (handled is not None and event_type not in handled):
+        raise UnhandledEventType(f"event type {event_type!r} is not handled here")
+    model = EVENT_TYPES.get((event_type, version))
+    if model is None:
+        raise InvalidMessage(f"unknown version {version} of {event_type}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidMessage(f"{event_type} v{version} does not match its schema: {exc}") from exc

@@ -1,0 +1,57 @@
+"""Opening AMQP connections, with AMQP and socket errors translated to BrokerUnavailable."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aio_pika
+import aiormq
+from aio_pika.abc import AbstractConnection
+
+from shared.errors import BrokerUnavailable
+
+log = logging.getLogger(__name__)
+
+# Errors that mean "the broker or the link to it is gone", as opposed to a bug of ours.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncio.TimeoutError,
+    aiormq.exceptions.AMQPError,
+    aio_pika.exceptions.ChannelInvalidStateError,
+    ConnectionError,
+    RuntimeError,  # aio-pika raises it for a channel used after its connection closed
+)
+
+
+def redact(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at:
+        return url
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{host}"
+
+
+async def connect(url: str, *, name: str, timeout: float) -> AbstractConnection:
+    """One plain (non-robust) connection. Reconnecting is the caller's loop: we own that
+    logic rather than trust robust connections to restore consumers after a drop."""
+    try:
+        return await asyncio.wait_for(
+            aio_pika.connect(url, timeout=timeout, client_properties={"connection_name": name}),
+            timeout,
+        )
+    except CONNECTION_ERRORS as exc:
+        raise BrokerUnavailable(f"cannot connect to {redact(url)}: {exc!r}") from exc
+
+
+async def close_quietly(connection: AbstractConnection | None, timeout: float = 2.0) -> None:
+    if connection is None or connection.is_closed:
+        return
+    try:
+        await asyncio.wait_for(connection.close(), timeout)
+    except asyncio.CancelledError:
+        log.debug("closing connection was cancelled")
+    except CONNECTION_ERRORS as exc:
+        log.debug("closing connection failed: %r", exc)

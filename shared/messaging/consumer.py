@@ -1,0 +1,297 @@
+"""The consumer runtime shared by every consumer service.
+
+What happens to one delivery::
+
+    decode ── invalid (not JSON, wrong schema, unknown version, no message_id) ──► dead-letter
+      │  ── a type this service does not handle ──► ack and log
+      ▼
+    one transaction: claim event_id in processed_events ── already claimed ──► ack (duplicate)
+      │  handler(event, tx)
+      ├── returns ──────────────► commit, ack
+      ├── PermanentError ───────► dead-letter
+      └── anything else ────────► retry queue after backoff, or dead-letter when attempts run out
+
+A retried or dead-lettered copy is confirmed by the broker before the original is acked, so a
+crash in between yields a duplicate (absorbed by the idempotency record), never a loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import asyncpg
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, ConsumerTag
+
+from shared.db.pool import Connection, acquire
+from shared.errors import (
+    BrokerUnavailable,
+    InvalidMessage,
+    MessagingError,
+    PermanentError,
+    UnhandledEventType,
+)
+from shared.events import Event
+from shared.messaging import retry
+from shared.messaging.connection import CONNECTION_ERRORS, close_quietly, connect
+from shared.messaging.envelope import copy_message, decode_message
+from shared.messaging.publisher import ConfirmingPublisher
+from shared.messaging.topology import consumer_topology, declare_consumer
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Event, Connection], Awaitable[None]]
+E = TypeVar("E", bound=Event)
+
+
+def route(
+    event_class: type[E], handler: Callable[[E, Connection], Awaitable[None]]
+) -> tuple[str, Handler]:
+    """One entry of a service's ``{event type: handler}`` dict, keeping handlers typed."""
+
+    async def handle(event: Event, tx: Connection) -> None:
+        if not isinstance(event, event_class):
+            raise InvalidMessage(f"expected {event_class.__name__}, got {type(event).__name__}")
+        await handler(event, tx)
+
+    return event_class.event_type, handle
+
+
+@dataclass(frozen=True)
+class ConsumerConfig:
+    service: str
+    amqp_url: str
+    prefetch: int = 50
+    retry_policy: retry.RetryPolicy = field(default_factory=retry.RetryPolicy)
+    connect_timeout: float = 5.0
+    shutdown_grace: float = 10.0
+    reconnect_max_delay: float = 5.0
+    db_acquire_timeout: float = 5.0
+    # Pause before requeueing a message we could not park anywhere (broker trouble), so a
+    # failing publisher does not turn into a hot redelivery loop.
+    requeue_pause: float = 1.0
+
+
+async def _first_of(*events: asyncio.Event) -> None:
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+class Consumer:
+    def __init__(
+        self,
+        config: ConsumerConfig,
+        handlers: Mapping[str, Handler],
+        pool: asyncpg.Pool,
+        publisher: ConfirmingPublisher,
+    ) -> None:
+        self.config = config
+        self.names = consumer_topology(config.service)
+        self._handlers = dict(handlers)
+        self._pool = pool
+        self._publisher = publisher
+        self._inflight: set[asyncio.Task[Any]] = set()
+        self._stopping = False
+        self.consuming = False
+        self.stats: Counter[str] = Counter()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set, reconnecting (with capped backoff) whenever the
+        connection or channel is lost. Returns after a graceful drain."""
+        delay = 0.1
+        while not stop.is_set():
+            try:
+                await self._consume_until_lost(stop)
+                delay = 0.1
+            except BrokerUnavailable as exc:
+                log.warning(
+                    "%s: broker unavailable, retrying in %.1fs: %s", self.names.queue, delay, exc
+                )
+            if not stop.is_set():
+                await asyncio.wait([asyncio.ensure_future(stop.wait())], timeout=delay)
+                delay = min(delay * 2, self.config.reconnect_max_delay)
+
+    async def _consume_until_lost(self, stop: asyncio.Event) -> None:
+        connection = await connect(
+            self.config.amqp_url,
+            name=f"{self.config.service}-consumer",
+            timeout=self.config.connect_timeout,
+        )
+        lost = asyncio.Event()
+        connection.close_callbacks.add(lambda *_: lost.set())
+        try:
+            channel = await asyncio.wait_for(
+                connection.channel(publisher_confirms=False), self.config.connect_timeout
+            )
+            channel.close_callbacks.add(lambda *_: lost.set())
+            await channel.set_qos(prefetch_count=self.config.prefetch)
+            await declare_consumer(channel, self.names)
+            queue = await channel.get_queue(self.names.queue, ensure=False)
+            tag = await queue.consume(self._on_message, timeout=self.config.connect_timeout)
+            self.consuming = True
+            log.info("%s: consuming (prefetch %d)", self.names.queue, self.config.prefetch)
+            await _first_of(stop, lost)
+            self.consuming = False
+            if stop.is_set() and not lost.is_set():
+                await self._drain(queue, tag)
+            elif lost.is_set():
+                log.warning("%s: connection lost; reconnecting", self.names.queue)
+        except CONNECTION_ERRORS as exc:
+            raise BrokerUnavailable(f"consuming {self.names.queue} failed: {exc!r}") from exc
+        finally:
+            self.consuming = False
+            await close_quietly(connection)
+
+    async def _drain(self, queue: AbstractQueue, tag: ConsumerTag) -> None:
+        """Stop taking messages, give those in hand the grace period, then close: whatever is
+        still unacked is requeued by the broker when the channel closes."""
+        self._stopping = True
+        try:
+            await asyncio.wait_for(queue.cancel(tag), self.config.connect_timeout)
+        except CONNECTION_ERRORS as exc:
+            log.warning("%s: cancel failed: %r", self.names.queue, exc)
+        if self._inflight:
+            log.info("%s: finishing %d message(s) in hand", self.names.queue, len(self._inflight))
+            _, pending = await asyncio.wait(set(self._inflight), timeout=self.config.shutdown_grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                log.warning("%s: %d message(s) left for redelivery", self.names.queue, len(pending))
+                await asyncio.wait(pending, timeout=1.0)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        if self._stopping:
+            return  # left unacked: requeued when the channel closes
+        task = asyncio.current_task()
+        assert task is not None
+        self._inflight.add(task)
+        self.stats["consumed"] += 1
+        try:
+            await self.process(message)
+        except CONNECTION_ERRORS as exc:
+            # Could not ack: the broker redelivers it and the idempotency record absorbs it.
+            log.warning("%s: could not settle %s: %r", self.names.queue, message.message_id, exc)
+        finally:
+            self._inflight.discard(task)
+
+    async def process(self, message: AbstractIncomingMessage) -> None:
+        headers: dict[str, Any] = dict(message.headers or {})
+        attempts = retry.attempts_so_far(headers) + 1
+        try:
+            event = decode_message(message, frozenset(self._handlers))
+        except InvalidMessage as exc:
+            await self._dead_letter(message, headers, exc, attempts, retry.REASON_INVALID)
+            return
+        except UnhandledEventType as exc:
+            log.info("%s: acked without handling: %s", self.names.queue, exc)
+            await message.ack()
+            self.stats["ignored"] += 1
+            return
+        try:
+            await self._handle_once(event)
+        except (PermanentError, InvalidMessage) as exc:
+            await self._dead_letter(message, headers, exc, attempts, retry.REASON_PERMANENT)
+        except Exception as exc:
+            if self.config.retry_policy.exhausted(attempts):
+                await self._dead_letter(message, headers, exc, attempts, retry.REASON_EXHAUSTED)
+            else:
+                await self._retry(message, headers, exc, attempts)
+        else:
+            await message.ack()
+            self.stats["acked"] += 1
+
+    async def _handle_once(self, event: Event) -> None:
+        handler = self._handlers[event.event_type]
+        schema = self.config.service
+        async with acquire(self._pool, self.config.db_acquire_timeout) as tx, tx.transaction():
+            # A concurrent duplicate blocks on this insert until we commit, then finds the row.
+            claimed = await tx.fetchval(
+                f'INSERT INTO "{schema}".processed_events (event_id, event_type, booking_id) '
+                "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING true",
+                event.event_id,
+                event.event_type,
+                event.booking_id,
+            )
+            if not claimed:
+                log.info("%s: duplicate %s %s skipped", schema, event.event_type, event.event_id)
+                self.stats["duplicates"] += 1
+                return
+            await handler(event, tx)
+
+    async def _retry(
+        self,
+        message: AbstractIncomingMessage,
+        headers: dict[str, Any],
+        error: Exception,
+        attempts: int,
+    ) -> None:
+        delay = self.config.retry_policy.delay(attempts)
+        log.warning(
+            "%s: attempt %d of %s failed (%r); retrying in %.2fs",
+            self.names.queue,
+            attempts,
+            message.message_id,
+            error,
+            delay,
+        )
+        new_headers = self._failure_headers(headers, error, attempts, None)
+        copy = copy_message(message, new_headers, expiration=delay)
+        if await self._park(message, copy, "", self.names.retry_queue(attempts)):
+            self.stats["retried"] += 1
+
+    async def _dead_letter(
+        self,
+        message: AbstractIncomingMessage,
+        headers: dict[str, Any],
+        error: Exception,
+        attempts: int,
+        reason: str,
+    ) -> None:
+        log.error(
+            "%s: dead-lettering %s (%s after %d attempt(s)): %r",
+            self.names.queue,
+            message.message_id,
+            reason,
+            attempts,
+            error,
+        )
+        copy = copy_message(message, self._failure_headers(headers, error, attempts, reason))
+        if await self._park(message, copy, self.names.dead_letter_exchange, self.names.queue):
+            self.stats["dead_lettered"] += 1
+
+    def _failure_headers(
+        self, headers: dict[str, Any], error: Exception, attempts: int, reason: str | None
+    ) -> dict[str, Any]:
+        return retry.failure_headers(
+            headers,
+            error=error,
+            attempts=attempts,
+            service=self.config.service,
+            queue=self.names.queue,
+            reason=reason,
+        )
+
+    async def _park(
+        self, original: AbstractIncomingMessage, copy: Any, exchange: str, routing_key: str
+    ) -> bool:
+        """Publish ``copy`` with a confirm, then ack ``original``. If the copy cannot be
+        confirmed, requeue the original instead: it is never in neither place."""
+        try:
+            await self._publisher.publish(copy, exchange=exchange, routing_key=routing_key)
+        except MessagingError as exc:
+            log.error(
+                "%s: cannot park %s (%r); requeueing", self.names.queue, original.message_id, exc
+            )
+            await asyncio.sleep(self.config.requeue_pause)
+            await original.nack(requeue=True)
+            return False
+        await original.ack()
+        return True

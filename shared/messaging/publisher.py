@@ -1,0 +1,126 @@
+"""A publisher that waits for the broker's confirm, with every wait bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
+
+from shared.errors import BrokerUnavailable, MessagingError, PublishRejected, PublishTimeout
+from shared.messaging.connection import CONNECTION_ERRORS, close_quietly, connect
+
+log = logging.getLogger(__name__)
+
+Declare = Callable[[AbstractChannel], Awaitable[None]]
+
+
+class ConfirmingPublisher:
+    """Owns one connection used only for publishing, so a blocked publisher (a broker
+    alarm) never stalls a consumer's acks. Connects lazily and again after any failure."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        name: str,
+        connect_timeout: float = 5.0,
+        publish_timeout: float = 5.0,
+        declare: Declare | None = None,
+    ) -> None:
+        self._url = url
+        self._name = name
+        self._connect_timeout = connect_timeout
+        self._publish_timeout = publish_timeout
+        self._declare = declare
+        self._connection: AbstractConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._exchanges: dict[str, AbstractExchange] = {}
+        self._lock = asyncio.Lock()
+
+    @property
+    def connected(self) -> bool:
+        return self._channel is not None and not self._channel.is_closed
+
+    async def _ensure_channel(self) -> AbstractChannel:
+        async with self._lock:
+            if self._channel is not None and not self._channel.is_closed:
+                return self._channel
+            await self._reset()
+            self._connection = await connect(
+                self._url, name=self._name, timeout=self._connect_timeout
+            )
+            try:
+                channel = await asyncio.wait_for(
+                    self._connection.channel(publisher_confirms=True, on_return_raises=True),
+                    self._connect_timeout,
+                )
+                if self._declare is not None:
+                    await asyncio.wait_for(self._declare(channel), self._connect_timeout)
+            except CONNECTION_ERRORS as exc:
+                await self._reset()
+                raise BrokerUnavailable(f"cannot open a publishing channel: {exc!r}") from exc
+            self._channel = channel
+            log.info("publisher %s connected", self._name)
+            return channel
+
+    async def _exchange(self, channel: AbstractChannel, name: str) -> AbstractExchange:
+        if name == "":
+            return channel.default_exchange
+        if name not in self._exchanges:
+            self._exchanges[name] = await channel.get_exchange(name, ensure=False)
+        return self._exchanges[name]
+
+    async def publish(self, message: aio_pika.Message, *, exchange: str, routing_key: str) -> None:
+        """Return once the broker has confirmed the message; raise MessagingError otherwise."""
+        [error] = await self.publish_many([message], exchange=exchange, routing_key=routing_key)
+        if error is not None:
+            raise error
+
+    async def publish_many(
+        self, messages: Sequence[aio_pika.Message], *, exchange: str, routing_key: str
+    ) -> list[MessagingError | None]:
+        """Publish on one channel at once (the confirms come back pipelined) and return, per
+        message, None when confirmed or the error. Raises BrokerUnavailable when there is no
+        channel to publish on at all."""
+        channel = await self._ensure_channel()
+        target = await self._exchange(channel, exchange)
+        results = await asyncio.gather(
+            *(self._publish_one(target, m, routing_key) for m in messages)
+        )
+        if any(isinstance(r, BrokerUnavailable | PublishTimeout) for r in results):
+            await self._reset()  # the next call starts on a fresh connection
+        return results
+
+    async def _publish_one(
+        self, target: AbstractExchange, message: aio_pika.Message, routing_key: str
+    ) -> MessagingError | None:
+        try:
+            # wait_for as well as aio-pika's own timeout: a publish on a connection that died
+            # without a close frame could otherwise wait forever.
+            await asyncio.wait_for(
+                target.publish(message, routing_key, mandatory=True, timeout=self._publish_timeout),
+                self._publish_timeout,
+            )
+        except aio_pika.exceptions.DeliveryError:
+            return PublishRejected(f"broker nacked message {message.message_id}")
+        except aio_pika.exceptions.PublishError:
+            return PublishRejected(f"message {message.message_id} was unroutable")
+        except TimeoutError:
+            return PublishTimeout(
+                f"no confirm for message {message.message_id} within {self._publish_timeout}s"
+            )
+        except CONNECTION_ERRORS as exc:
+            return BrokerUnavailable(f"publish failed: {exc!r}")
+        return None
+
+    async def _reset(self) -> None:
+        connection, self._connection, self._channel = self._connection, None, None
+        self._exchanges.clear()
+        await close_quietly(connection)
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._reset()

@@ -1,0 +1,89 @@
+"""Retry policy (exponential backoff with jitter) and the headers that say why a message failed."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+MAX_ERROR_LENGTH = 1000
+
+# Header names written on retried and dead-lettered copies of a message.
+H_ATTEMPTS = "x-attempts"
+H_REASON = "x-reason"
+H_EXCEPTION_TYPE = "x-exception-type"
+H_EXCEPTION_MESSAGE = "x-exception-message"
+H_SERVICE = "x-service"
+H_ORIGINAL_QUEUE = "x-original-queue"
+H_FIRST_FAILURE = "x-first-failure-at"
+H_LAST_FAILURE = "x-last-failure-at"
+H_REPLAY_COUNT = "x-replay-count"
+
+# Why a message was dead-lettered.
+REASON_INVALID = "invalid-message"
+REASON_PERMANENT = "permanent-failure"
+REASON_EXHAUSTED = "retries-exhausted"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    base_delay: float = 1.0
+    max_delay: float = 60.0
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based).
+
+        "Equal jitter": half the exponential delay is fixed, half random, so retries of a
+        burst of failures spread out but none comes back immediately.
+        """
+        exponential = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
+        half = exponential / 2
+        jitter = rng.uniform(0, half) if rng is not None else random.uniform(0, half)
+        return half + jitter
+
+    def exhausted(self, attempts: int) -> bool:
+        return attempts >= self.max_attempts
+
+
+def attempts_so_far(headers: dict[str, Any]) -> int:
+    value = headers.get(H_ATTEMPTS, 0)
+    return value if isinstance(value, int) and value >= 0 else 0
+
+
+def failure_headers(
+    previous: dict[str, Any],
+    *,
+    error: BaseException,
+    attempts: int,
+    service: str,
+    queue: str,
+    reason: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Headers for the next copy of a failed message: history carried, this failure added.
+
+    The broker's own x-death bookkeeping is dropped: it grows with every trip through a
+    retry queue and our headers already say what an operator needs.
+    """
+    stamp = (now or datetime.now(UTC)).isoformat()
+    headers = {k: v for k, v in previous.items() if not k.startswith("x-death")}
+    headers.pop("x-first-death-exchange", None)
+    headers.pop("x-first-death-queue", None)
+    headers.pop("x-first-death-reason", None)
+    headers.pop("x-delivery-count", None)
+    headers.update(
+        {
+            H_ATTEMPTS: attempts,
+            H_EXCEPTION_TYPE: type(error).__name__,
+            H_EXCEPTION_MESSAGE: str(error)[:MAX_ERROR_LENGTH],
+            H_SERVICE: service,
+            H_ORIGINAL_QUEUE: queue,
+            H_LAST_FAILURE: stamp,
+        }
+    )
+    headers.setdefault(H_FIRST_FAILURE, stamp)
+    if reason is not None:
+        headers[H_REASON] = reason
+    return headers

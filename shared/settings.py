@@ -1,0 +1,36 @@
+"""Settings common to every process. Each process has one class built on these; field names
+match environment variable names (case-insensitive), and the defaults work on a developer
+machine with PostgreSQL and RabbitMQ on 127.0.0.1."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/booking"
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    database_url: str = DEFAULT_DATABASE_URL
+    amqp_url: str = DEFAULT_AMQP_URL
+    log_level: str = "INFO"
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_acquire_timeout: float = Field(default=5.0, gt=0)
+    db_command_timeout: float = Field(default=10.0, gt=0)
+    amqp_connect_timeout: float = Field(default=5.0, gt=0)
+    amqp_publish_timeout: float = Field(default=5.0, gt=0)
+    # How long to keep retrying PostgreSQL at start-up before giving up with a clear error.
+    startup_timeout: float = Field(default=60.0, gt=0)
+
+
+class ConsumerSettings(CommonSettings):
+    prefetch: int = Field(default=50, ge=1, le=10_000)
+    max_attempts: int = Field(default=5, ge=1, le=100)
+    retry_base_delay: float = Field(default=1.0, gt=0)
+    retry_max_delay: float = Field(default=60.0, gt=0)
+    shutdown_grace: float = Field(default=10.0, ge=0)
+    # Simulated work per message in milliseconds (0 = none), for benchmarks and tests.
+    simulated_latency_ms: int = Field(default=0, ge=0)

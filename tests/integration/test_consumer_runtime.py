@@ -1,0 +1,173 @@
+"""The shared consumer runtime against real RabbitMQ and PostgreSQL: dead-lettering,
+retries with backoff, idempotency."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+from uuid import uuid4
+
+import aio_pika
+
+from services.email.handlers import send_confirmation
+from shared.db.pool import Connection
+from shared.errors import PermanentError, TransientError
+from shared.events import BookingConfirmed
+from shared.messaging.consumer import Handler, route
+from shared.messaging.envelope import event_message
+from shared.messaging.topology import EVENTS_EXCHANGE, consumer_topology
+from tests.support.amqp import publish_raw, queue_depth, take
+from tests.support.infra import TestEnv
+from tests.support.stack import all_consumers, effects, running_consumer, wait_until
+
+EMAIL = consumer_topology("email")
+
+
+def confirmed(**overrides: object) -> BookingConfirmed:
+    fields: dict[str, object] = {
+        "booking_id": uuid4(),
+        "hotel_id": 1,
+        "hotel_name": "Hotel Aurora",
+        "room_type": "standard",
+        "check_in": date.today() + timedelta(days=10),
+        "check_out": date.today() + timedelta(days=12),
+        "nights": 2,
+        "total_price": Decimal("240.00"),
+        "currency": "EUR",
+        "guest_name": "Ada Lovelace",
+        "guest_email": "ada@example.com",
+    }
+    fields.update(overrides)
+    return BookingConfirmed.model_validate(fields)
+
+
+def failing(times: int, error: Exception, calls: list[str]) -> dict[str, Handler]:
+    """The real email handler, made to fail ``times`` times first."""
+
+    async def handler(event: BookingConfirmed, tx: Connection) -> None:
+        calls.append(str(event.event_id))
+        if len(calls) <= times:
+            raise error
+        await send_confirmation(event, tx)
+
+    return dict([route(BookingConfirmed, handler)])
+
+
+async def test_a_poison_message_reaches_every_dead_letter_queue_while_good_ones_flow(
+    env: TestEnv,
+) -> None:
+    url = env.amqp_url()
+    async with all_consumers(env):
+        await publish_raw(url, EVENTS_EXCHANGE, aio_pika.Message(b"\x00not json", message_id="p-1"))
+        good = confirmed()
+        await publish_raw(url, EVENTS_EXCHANGE, event_message(good))
+        for service in ("email", "voucher", "notification"):
+            await wait_until(
+                lambda s=service: _effect_count_is(env, s, 1), what=f"{service} handled the good one"
+            )
+        for service in ("email", "voucher", "notification"):
+            [dead] = await take(url, f"{service}.dlq", 1)
+            assert dead.body == b"\x00not json"
+            assert dead.message_id == "p-1"
+            headers = dead.headers
+            assert headers["x-reason"] == "invalid-message"
+            assert headers["x-exception-type"] == "InvalidMessage"
+            assert "not JSON" in str(headers["x-exception-message"])
+            assert headers["x-service"] == service
+            assert headers["x-original-queue"] == f"{service}.booking-events"
+            assert headers["x-attempts"] == 1
+            assert headers["x-first-failure-at"] and headers["x-last-failure-at"]
+
+
+async def _effect_count_is(env: TestEnv, service: str, expected: int) -> bool:
+    return await effects(env, service) == expected
+
+
+async def test_messages_that_can_never_succeed_are_dead_lettered_without_retry(
+    env: TestEnv,
+) -> None:
+    url = env.amqp_url()
+    event = confirmed()
+    async with running_consumer("email", env) as process:
+        # aiormq stamps a random message_id on a message sent without one; it then differs
+        # from the event_id, which would defeat deduplication.
+        await publish_raw(url, EVENTS_EXCHANGE, aio_pika.Message(event.to_json()))
+        wrong_schema = aio_pika.Message(
+            b'{"event_type":"BookingConfirmed","version":1}', message_id=str(uuid4())
+        )
+        await publish_raw(url, EVENTS_EXCHANGE, wrong_schema)
+        future = event.to_json().replace(b'"version":1', b'"version":9')
+        await publish_raw(url, EVENTS_EXCHANGE, aio_pika.Message(future, message_id=str(event.event_id)))
+        dead = await take(url, EMAIL.dead_letter_queue, 3)
+    reasons = sorted(str(m.headers["x-exception-message"]) for m in dead)
+    assert len(dead) == 3, reasons
+    assert any("differs from event_id" in r for r in reasons)
+    assert any("does not match its schema" in r for r in reasons)
+    assert any("unknown version 9" in r for r in reasons)
+    assert process.consumer.stats["retried"] == 0
+    assert await effects(env, "email") == 0
+
+
+async def test_an_event_type_a_consumer_does_not_handle_is_acked_and_ignored(env: TestEnv) -> None:
+    url = env.amqp_url()
+    body = b'{"event_type":"RoomRepainted","version":1,"booking_id":"x"}'
+    async with running_consumer("email", env) as process:
+        await publish_raw(url, EVENTS_EXCHANGE, aio_pika.Message(body, message_id="m-1"))
+        await wait_until(lambda: process.consumer.stats["ignored"] == 1, what="ignored")
+    assert await queue_depth(url, EMAIL.dead_letter_queue) == 0
+    assert await queue_depth(url, EMAIL.queue) == 0
+
+
+async def test_a_transient_failure_that_succeeds_on_the_third_attempt_has_one_effect(
+    env: TestEnv,
+) -> None:
+    calls: list[str] = []
+    handlers = failing(2, TransientError("SMTP relay busy"), calls)
+    async with running_consumer("email", env, handlers=handlers, max_attempts=5) as process:
+        await publish_raw(env.amqp_url(), EVENTS_EXCHANGE, event_message(confirmed()))
+        await wait_until(lambda: _effect_count_is(env, "email", 1), what="third attempt")
+    assert len(calls) == 3
+    assert process.consumer.stats["retried"] == 2
+    assert await queue_depth(env.amqp_url(), EMAIL.dead_letter_queue) == 0
+
+
+async def test_a_failure_that_exhausts_its_attempts_is_dead_lettered_with_its_history(
+    env: TestEnv,
+) -> None:
+    calls: list[str] = []
+    handlers = failing(100, TransientError("SMTP relay down"), calls)
+    event = confirmed()
+    async with running_consumer("email", env, handlers=handlers, max_attempts=4):
+        await publish_raw(env.amqp_url(), EVENTS_EXCHANGE, event_message(event))
+        [dead] = await take(env.amqp_url(), EMAIL.dead_letter_queue, 1)
+    headers = dead.headers
+    assert len(calls) == 4
+    assert headers["x-reason"] == "retries-exhausted"
+    assert headers["x-attempts"] == 4
+    assert headers["x-exception-type"] == "TransientError"
+    assert headers["x-exception-message"] == "SMTP relay down"
+    assert headers["x-service"] == "email"
+    assert headers["x-original-queue"] == EMAIL.queue
+    assert str(headers["x-first-failure-at"]) < str(headers["x-last-failure-at"])
+    assert dead.message_id == str(event.event_id)
+    assert dead.body == event.to_json()
+    assert await effects(env, "email") == 0
+
+
+async def test_a_permanent_failure_is_dead_lettered_at_once(env: TestEnv) -> None:
+    calls: list[str] = []
+    handlers = failing(100, PermanentError("mailbox does not exist"), calls)
+    async with running_consumer("email", env, handlers=handlers):
+        await publish_raw(env.amqp_url(), EVENTS_EXCHANGE, event_message(confirmed()))
+        [dead] = await take(env.amqp_url(), EMAIL.dead_letter_queue, 1)
+    assert len(calls) == 1
+    assert dead.headers["x-reason"] == "permanent-failure"
+
+
+async def test_the_same_event_delivered_twice_has_one_effect(env: TestEnv) -> None:
+    event = confirmed()
+    async with running_consumer("email", env) as process:
+        for _ in range(2):
+            await publish_raw(env.amqp_url(), EVENTS_EXCHANGE, event_message(event))
+        await wait_until(lambda: process.consumer.stats["duplicates"] == 1, what="duplicate")
+    assert await effects(env, "email") == 1

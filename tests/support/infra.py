@@ -1,0 +1,64 @@
+"""Per-test PostgreSQL databases and RabbitMQ vhosts, created and dropped by the tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import asyncpg
+
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+AMQP_HOST = os.environ.get("TEST_AMQP_HOST", "127.0.0.1")
+AMQP_PORT = int(os.environ.get("TEST_AMQP_PORT", "5672"))
+AMQP_USER = os.environ.get("TEST_AMQP_USER", "guest")
+AMQP_PASSWORD = os.environ.get("TEST_AMQP_PASSWORD", "guest")
+RUN_ID = uuid.uuid4().hex[:8]
+
+
+@dataclass(frozen=True)
+class TestEnv:
+    __test__ = False  # a fixture value, not a test class
+
+    name: str
+    database_url: str
+    vhost: str
+
+    def amqp_url(self, host: str = AMQP_HOST, port: int = AMQP_PORT, heartbeat: int = 5) -> str:
+        vhost = quote(self.vhost, safe="")
+        return f"amqp://{AMQP_USER}:{AMQP_PASSWORD}@{host}:{port}/{vhost}?heartbeat={heartbeat}"
+
+
+async def _rabbitmqctl(*args: str) -> None:
+    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    proc = await asyncio.create_subprocess_exec(
+        ctl, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {out.decode()}")
+
+
+async def create_env(label: str) -> TestEnv:
+    name = f"bt_{RUN_ID}_{label[:20]}_{uuid.uuid4().hex[:6]}".lower()
+    admin = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    await _rabbitmqctl("add_vhost", name)
+    await _rabbitmqctl("set_permissions", "-p", name, AMQP_USER, ".*", ".*", ".*")
+    database_url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    return TestEnv(name=name, database_url=database_url, vhost=name)
+
+
+async def drop_env(env: TestEnv) -> None:
+    admin = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{env.name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+    await _rabbitmqctl("delete_vhost", env.vhost)

@@ -1,0 +1,163 @@
+"""The real services, wired in-process for integration tests: the booking app through its
+lifespan, consumers through their bootstrap, each against the test's own database and vhost."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import date, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+
+from services.booking.app import create_app
+from services.booking.settings import BookingSettings
+from services.email import bootstrap as email_bootstrap
+from services.email.settings import EmailSettings
+from services.notification import bootstrap as notification_bootstrap
+from services.notification.settings import NotificationSettings
+from services.voucher import bootstrap as voucher_bootstrap
+from services.voucher.settings import VoucherSettings
+from shared.consumer_service import ConsumerProcess
+from shared.messaging.consumer import Handler
+from tests.support.infra import TestEnv
+
+CONSUMERS: dict[str, tuple[Any, Any]] = {
+    "email": (EmailSettings, email_bootstrap.bootstrap),
+    "voucher": (VoucherSettings, voucher_bootstrap.bootstrap),
+    "notification": (NotificationSettings, notification_bootstrap.bootstrap),
+}
+# Each consumer's record of its effect: one row per handled BookingConfirmed.
+EFFECT_TABLES = {
+    "email": "email.emails",
+    "voucher": "voucher.vouchers",
+    "notification": "notification.notifications",
+}
+
+
+def stay(starts_in_days: int = 30, nights: int = 2) -> tuple[str, str]:
+    check_in = date.today() + timedelta(days=starts_in_days)
+    return check_in.isoformat(), (check_in + timedelta(days=nights)).isoformat()
+
+
+def booking_body(**overrides: Any) -> dict[str, Any]:
+    check_in, check_out = stay()
+    body = {
+        "hotel_id": 1,
+        "room_type": "standard",
+        "check_in": check_in,
+        "check_out": check_out,
+        "guest_name": "Ada Lovelace",
+        "guest_email": "ada@example.com",
+    }
+    body.update(overrides)
+    return body
+
+
+@asynccontextmanager
+async def booking_api(
+    env: TestEnv, amqp_url: str | None = None, **overrides: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, FastAPI]]:
+    settings = BookingSettings(
+        database_url=env.database_url,
+        amqp_url=amqp_url or env.amqp_url(),
+        outbox_sweep_interval=0.2,
+        outbox_retry_max_delay=0.5,
+        amqp_connect_timeout=2.0,
+        amqp_publish_timeout=2.0,
+        **overrides,
+    )
+    app = create_app(settings)
+    async with (
+        LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://booking.test"
+        ) as client,
+    ):
+        yield client, app
+
+
+@asynccontextmanager
+async def running_consumer(
+    service: str,
+    env: TestEnv,
+    *,
+    handlers: dict[str, Handler] | None = None,
+    amqp_url: str | None = None,
+    **overrides: Any,
+) -> AsyncIterator[ConsumerProcess]:
+    settings_class, bootstrap = CONSUMERS[service]
+    defaults: dict[str, Any] = {
+        "database_url": env.database_url,
+        "amqp_url": amqp_url or env.amqp_url(),
+        "retry_base_delay": 0.05,
+        "retry_max_delay": 0.2,
+        "amqp_connect_timeout": 2.0,
+        "amqp_publish_timeout": 2.0,
+        "prefetch": 20,
+        "db_pool_size": 5,
+    }
+    settings = settings_class(**{**defaults, **overrides})
+    process: ConsumerProcess = await bootstrap(settings, handlers=handlers)
+    stop = asyncio.Event()
+    task = asyncio.create_task(process.consumer.run(stop))
+    try:
+        await wait_until(lambda: process.consumer.consuming, what=f"{service} consuming")
+        yield process
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        await process.close()
+
+
+@asynccontextmanager
+async def all_consumers(env: TestEnv, **overrides: Any) -> AsyncIterator[dict[str, ConsumerProcess]]:
+    async with (
+        running_consumer("email", env, **overrides) as email,
+        running_consumer("voucher", env, **overrides) as voucher,
+        running_consumer("notification", env, **overrides) as notification,
+    ):
+        yield {"email": email, "voucher": voucher, "notification": notification}
+
+
+async def wait_until(
+    condition: Callable[[], bool] | Callable[[], Awaitable[bool]],
+    *,
+    timeout: float = 20.0,
+    what: str = "condition",
+) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if isinstance(result, Awaitable):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def fetchval(env: TestEnv, sql: str, *args: Any) -> Any:
+    conn = await asyncpg.connect(env.database_url)
+    try:
+        return await conn.fetchval(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def effects(env: TestEnv, service: str, booking_id: str | None = None) -> int:
+    table = EFFECT_TABLES[service]
+    try:
+        if booking_id is None:
+            return int(await fetchval(env, f"SELECT count(*) FROM {table}"))
+        return int(
+            await fetchval(env, f"SELECT count(*) FROM {table} WHERE booking_id = $1::uuid", booking_id)
+        )
+    except asyncpg.UndefinedTableError:
+        return 0
