@@ -1,14 +1,25 @@
 """`python -m services.booking`: serve the booking API with uvicorn."""
 
+import signal
+from types import FrameType
+
 import uvicorn
 
 from services.booking.app import create_app
 from services.booking.settings import BookingSettings
 from shared.logging_setup import configure_logging
 
+
+def _already_stopped(signum: int, frame: FrameType | None) -> None:
+    """uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, which would end the
+    process with -15 instead of 0; by then the work is done, so the re-raise is ignored."""
+
+
 if __name__ == "__main__":
     settings = BookingSettings()
     configure_logging("booking", settings.log_level)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _already_stopped)
     uvicorn.run(
         create_app(settings),
         host=settings.host,

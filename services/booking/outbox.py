@@ -55,6 +55,12 @@ class OutboxRelay:
         self._wakeup.set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        try:
+            # Connecting declares the topology, so consumers' queues exist (and collect
+            # events) even before any consumer has ever started.
+            await self._publisher.connect()
+        except MessagingError as exc:
+            log.warning("outbox relay: broker unavailable at start-up: %s", exc)
         delay = 0.1
         while not stop.is_set():
             self._wakeup.clear()  # before reading, so a commit during the pass is not missed

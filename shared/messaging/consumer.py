@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import asyncpg
-from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, ConsumerTag
+from aio_pika.abc import AbstractConnection, AbstractIncomingMessage, AbstractQueue, ConsumerTag
 
 from shared.db.pool import Connection, acquire
 from shared.errors import (
@@ -128,14 +128,9 @@ class Consumer:
         lost = asyncio.Event()
         connection.close_callbacks.add(lambda *_: lost.set())
         try:
-            channel = await asyncio.wait_for(
-                connection.channel(publisher_confirms=False), self.config.connect_timeout
+            queue, tag = await asyncio.wait_for(
+                self._subscribe(connection, lost), self.config.connect_timeout
             )
-            channel.close_callbacks.add(lambda *_: lost.set())
-            await channel.set_qos(prefetch_count=self.config.prefetch)
-            await declare_consumer(channel, self.names)
-            queue = await channel.get_queue(self.names.queue, ensure=False)
-            tag = await queue.consume(self._on_message, timeout=self.config.connect_timeout)
             self.consuming = True
             log.info("%s: consuming (prefetch %d)", self.names.queue, self.config.prefetch)
             await _first_of(stop, lost)
@@ -149,6 +144,16 @@ class Consumer:
         finally:
             self.consuming = False
             await close_quietly(connection)
+
+    async def _subscribe(
+        self, connection: AbstractConnection, lost: asyncio.Event
+    ) -> tuple[AbstractQueue, ConsumerTag]:
+        channel = await connection.channel(publisher_confirms=False)
+        channel.close_callbacks.add(lambda *_: lost.set())
+        await channel.set_qos(prefetch_count=self.config.prefetch)
+        await declare_consumer(channel, self.names)
+        queue = await channel.get_queue(self.names.queue, ensure=False)
+        return queue, await queue.consume(self._on_message)
 
     async def _drain(self, queue: AbstractQueue, tag: ConsumerTag) -> None:
         """Stop taking messages, give those in hand the grace period, then close: whatever is

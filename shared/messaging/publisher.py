@@ -44,6 +44,10 @@ class ConfirmingPublisher:
     def connected(self) -> bool:
         return self._channel is not None and not self._channel.is_closed
 
+    async def connect(self) -> None:
+        """Connect (and declare) now rather than at the first publish."""
+        await self._ensure_channel()
+
     async def _ensure_channel(self) -> AbstractChannel:
         async with self._lock:
             if self._channel is not None and not self._channel.is_closed:

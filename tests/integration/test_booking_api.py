@@ -19,7 +19,12 @@ async def test_hotels_are_seeded_with_room_types_prices_and_counts(env: TestEnv)
     hotels = response.json()
     assert [h["name"] for h in hotels] == ["Hotel Aurora", "Alpine Lodge", "Harbour View"]
     suite = next(r for r in hotels[0]["room_types"] if r["code"] == "suite")
-    assert suite == {"code": "suite", "name": "Aurora suite", "price_per_night": "350.00", "total_rooms": 2}
+    assert suite == {
+        "code": "suite",
+        "name": "Aurora suite",
+        "price_per_night": "350.00",
+        "total_rooms": 2,
+    }
 
 
 async def test_a_booking_is_created_returned_and_counted_against_availability(env: TestEnv) -> None:
@@ -53,7 +58,8 @@ async def test_an_unknown_booking_is_404_and_a_malformed_id_is_422(env: TestEnv)
         missing = await client.get("/bookings/00000000-0000-0000-0000-000000000000")
         malformed = await client.get("/bookings/not-a-uuid")
         no_hotel = await client.get(
-            "/hotels/99/availability", params=dict(zip(("check_in", "check_out"), stay()))
+            "/hotels/99/availability",
+            params=dict(zip(("check_in", "check_out"), stay(), strict=True)),
         )
     assert missing.status_code == 404
     assert "not found" in missing.json()["detail"]
@@ -71,9 +77,12 @@ async def test_fifty_concurrent_requests_for_the_last_five_rooms_make_exactly_fi
     statuses = sorted(r.status_code for r in responses)
     assert statuses.count(201) == 5
     assert statuses.count(409) == 45
-    assert all("no deluxe room is free" in r.json()["detail"] for r in responses if r.status_code == 409)
+    assert all(
+        "no deluxe room is free" in r.json()["detail"] for r in responses if r.status_code == 409
+    )
     booked = await fetchval(
-        env, "SELECT max(reserved) FROM booking.room_nights WHERE hotel_id = 3 AND room_type = 'deluxe'"
+        env,
+        "SELECT max(reserved) FROM booking.room_nights WHERE hotel_id = 3 AND room_type = 'deluxe'",
     )
     assert booked == 5
 
@@ -106,25 +115,39 @@ async def test_the_same_idempotency_key_with_another_body_is_refused(env: TestEn
 
 
 def _bad_bodies() -> list[tuple[str, dict[str, Any], int, str]]:
-    check_in, check_out = stay()
+    check_in, _ = stay()
     past_in, past_out = stay(-3)
     long_in, long_out = stay(10, nights=31)
     return [
         ("check_out not after check_in", booking_body(check_out=check_in), 422, "after check_in"),
         ("check_in in the past", booking_body(check_in=past_in, check_out=past_out), 422, "past"),
-        ("more than 30 nights", booking_body(check_in=long_in, check_out=long_out), 422, "30 nights"),
+        (
+            "more than 30 nights",
+            booking_body(check_in=long_in, check_out=long_out),
+            422,
+            "30 nights",
+        ),
         ("unknown hotel", booking_body(hotel_id=999), 422, "hotel 999 does not exist"),
         ("unknown room type", booking_body(room_type="penthouse"), 422, "no room type"),
         ("invalid email", booking_body(guest_email="not-an-email"), 422, "email"),
         ("CRLF in name", booking_body(guest_name="Eve\r\nBcc: all@example.com"), 422, "control"),
         ("LF in email", booking_body(guest_email="eve@example.com\nBcc: x@y.z"), 422, "email"),
         ("unknown field", booking_body(discount=100), 422, "Extra inputs"),
-        ("missing field", {k: v for k, v in booking_body().items() if k != "guest_email"}, 422, "guest_email"),
+        (
+            "missing field",
+            {k: v for k, v in booking_body().items() if k != "guest_email"},
+            422,
+            "guest_email",
+        ),
         ("wrong type", booking_body(hotel_id="one"), 422, "hotel_id"),
     ]
 
 
-@pytest.mark.parametrize(("case", "body", "status", "reason"), _bad_bodies(), ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    ("case", "body", "status", "reason"),
+    _bad_bodies(),
+    ids=lambda v: v if isinstance(v, str) else "",
+)
 async def test_bad_input_gets_a_clear_4xx_and_books_nothing(
     env: TestEnv, case: str, body: dict[str, Any], status: int, reason: str
 ) -> None:

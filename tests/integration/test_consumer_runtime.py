@@ -18,7 +18,7 @@ from shared.messaging.envelope import event_message
 from shared.messaging.topology import EVENTS_EXCHANGE, consumer_topology
 from tests.support.amqp import publish_raw, queue_depth, take
 from tests.support.infra import TestEnv
-from tests.support.stack import all_consumers, effects, running_consumer, wait_until
+from tests.support.stack import all_consumers, effects, equals, running_consumer, wait_until
 
 EMAIL = consumer_topology("email")
 
@@ -63,7 +63,8 @@ async def test_a_poison_message_reaches_every_dead_letter_queue_while_good_ones_
         await publish_raw(url, EVENTS_EXCHANGE, event_message(good))
         for service in ("email", "voucher", "notification"):
             await wait_until(
-                lambda s=service: _effect_count_is(env, s, 1), what=f"{service} handled the good one"
+                lambda s=service: equals(effects(env, s), 1),
+                what=f"{service} handled the good one",
             )
         for service in ("email", "voucher", "notification"):
             [dead] = await take(url, f"{service}.dlq", 1)
@@ -76,11 +77,8 @@ async def test_a_poison_message_reaches_every_dead_letter_queue_while_good_ones_
             assert headers["x-service"] == service
             assert headers["x-original-queue"] == f"{service}.booking-events"
             assert headers["x-attempts"] == 1
-            assert headers["x-first-failure-at"] and headers["x-last-failure-at"]
-
-
-async def _effect_count_is(env: TestEnv, service: str, expected: int) -> bool:
-    return await effects(env, service) == expected
+            assert headers["x-first-failure-at"]
+            assert headers["x-last-failure-at"]
 
 
 async def test_messages_that_can_never_succeed_are_dead_lettered_without_retry(
@@ -97,7 +95,9 @@ async def test_messages_that_can_never_succeed_are_dead_lettered_without_retry(
         )
         await publish_raw(url, EVENTS_EXCHANGE, wrong_schema)
         future = event.to_json().replace(b'"version":1', b'"version":9')
-        await publish_raw(url, EVENTS_EXCHANGE, aio_pika.Message(future, message_id=str(event.event_id)))
+        await publish_raw(
+            url, EVENTS_EXCHANGE, aio_pika.Message(future, message_id=str(event.event_id))
+        )
         dead = await take(url, EMAIL.dead_letter_queue, 3)
     reasons = sorted(str(m.headers["x-exception-message"]) for m in dead)
     assert len(dead) == 3, reasons
@@ -125,7 +125,7 @@ async def test_a_transient_failure_that_succeeds_on_the_third_attempt_has_one_ef
     handlers = failing(2, TransientError("SMTP relay busy"), calls)
     async with running_consumer("email", env, handlers=handlers, max_attempts=5) as process:
         await publish_raw(env.amqp_url(), EVENTS_EXCHANGE, event_message(confirmed()))
-        await wait_until(lambda: _effect_count_is(env, "email", 1), what="third attempt")
+        await wait_until(lambda: equals(effects(env, "email"), 1), what="third attempt")
     assert len(calls) == 3
     assert process.consumer.stats["retried"] == 2
     assert await queue_depth(env.amqp_url(), EMAIL.dead_letter_queue) == 0

@@ -15,6 +15,7 @@ from tests.support.stack import (
     booking_api,
     booking_body,
     effects,
+    equals,
     fetchval,
     wait_until,
 )
@@ -27,7 +28,7 @@ async def test_a_booking_reaches_all_three_consumers_once_each(env: TestEnv) -> 
         booking_id = response.json()["id"]
         for service in ("email", "voucher", "notification"):
             await wait_until(
-                lambda s=service: _has_effect(env, s, booking_id), what=f"{service} effect"
+                lambda s=service: equals(effects(env, s, booking_id), 1), what=f"{service} effect"
             )
     for service in ("email", "voucher", "notification"):
         assert await effects(env, service, booking_id) == 1
@@ -35,10 +36,6 @@ async def test_a_booking_reaches_all_three_consumers_once_each(env: TestEnv) -> 
         env, "SELECT count(*) FROM booking.outbox WHERE published_at IS NOT NULL"
     )
     assert published == 1
-
-
-async def _has_effect(env: TestEnv, service: str, booking_id: str) -> bool:
-    return await effects(env, service, booking_id) == 1
 
 
 async def test_the_published_message_carries_the_event_and_its_amqp_properties(

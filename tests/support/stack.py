@@ -59,6 +59,12 @@ def booking_body(**overrides: Any) -> dict[str, Any]:
     return body
 
 
+def spread_booking(i: int) -> dict[str, Any]:
+    """The i-th of many bookings, spread over the calendar so none runs out of rooms."""
+    check_in, check_out = stay(10 + i % 300, nights=1)
+    return booking_body(check_in=check_in, check_out=check_out)
+
+
 @asynccontextmanager
 async def booking_api(
     env: TestEnv, amqp_url: str | None = None, **overrides: Any
@@ -116,7 +122,9 @@ async def running_consumer(
 
 
 @asynccontextmanager
-async def all_consumers(env: TestEnv, **overrides: Any) -> AsyncIterator[dict[str, ConsumerProcess]]:
+async def all_consumers(
+    env: TestEnv, **overrides: Any
+) -> AsyncIterator[dict[str, ConsumerProcess]]:
     async with (
         running_consumer("email", env, **overrides) as email,
         running_consumer("voucher", env, **overrides) as voucher,
@@ -130,12 +138,17 @@ async def wait_until(
     *,
     timeout: float = 20.0,
     what: str = "condition",
+    not_yet: tuple[type[BaseException], ...] = (),
 ) -> None:
+    """Poll ``condition``; exceptions in ``not_yet`` count as "not yet true"."""
     deadline = time.monotonic() + timeout
     while True:
-        result = condition()
-        if isinstance(result, Awaitable):
-            result = await result
+        try:
+            result = condition()
+            if isinstance(result, Awaitable):
+                result = await result
+        except not_yet:
+            result = False
         if result:
             return
         if time.monotonic() > deadline:
@@ -157,7 +170,18 @@ async def effects(env: TestEnv, service: str, booking_id: str | None = None) -> 
         if booking_id is None:
             return int(await fetchval(env, f"SELECT count(*) FROM {table}"))
         return int(
-            await fetchval(env, f"SELECT count(*) FROM {table} WHERE booking_id = $1::uuid", booking_id)
+            await fetchval(
+                env, f"SELECT count(*) FROM {table} WHERE booking_id = $1::uuid", booking_id
+            )
         )
     except asyncpg.UndefinedTableError:
         return 0
+
+
+async def equals(count: Awaitable[int], expected: int) -> bool:
+    """For wait_until: ``lambda: equals(effects(env, "email"), 3)``."""
+    return await count == expected
+
+
+async def at_least(count: Awaitable[int], expected: int) -> bool:
+    return await count >= expected

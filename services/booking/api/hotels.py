@@ -29,7 +29,10 @@ MAX_AVAILABILITY_DAYS = 366
 async def list_hotels(pool: PoolDep, settings: SettingsDep) -> list[Hotel]:
     async with acquire(pool, settings.db_acquire_timeout) as conn:
         rows = await repo.list_hotels(conn)
-    return [Hotel.model_validate({**row, "room_types": json.loads(row["rooms"], parse_float=Decimal)}) for row in rows]
+    return [
+        Hotel.model_validate({**row, "room_types": json.loads(row["rooms"], parse_float=Decimal)})
+        for row in rows
+    ]
 
 
 @router.get(

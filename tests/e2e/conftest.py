@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.infra import TestEnv
+
+
+@pytest.fixture
+def service_env(env: TestEnv) -> dict[str, str]:
+    """Environment variables pointing a real process at this test's database and vhost."""
+    return {
+        "DATABASE_URL": env.database_url,
+        "AMQP_URL": env.amqp_url(),
+        "RETRY_BASE_DELAY": "0.05",
+        "RETRY_MAX_DELAY": "0.2",
+        "OUTBOX_SWEEP_INTERVAL": "0.2",
+        "LOG_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture
+def logs(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """Process logs; printed when the test fails, so a failure explains itself."""
+    yield tmp_path
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        for log in sorted(tmp_path.glob("*.log")):
+            print(f"----- {log.name} -----\n{log.read_text()[-4000:]}")
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

@@ -1,0 +1,62 @@
+"""Start-up: schemas migrate once however many replicas start together, and the topology
+exists as soon as any service has started."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiormq
+import asyncpg
+
+from services.email.bootstrap import MIGRATIONS as EMAIL_MIGRATIONS
+from shared.db.migrate import CONSUMER_MIGRATIONS, migrate
+from shared.messaging.topology import CONSUMER_SERVICES, consumer_topology, declare_all
+from tests.support.amqp import channel, queue_depth
+from tests.support.infra import TestEnv
+from tests.support.stack import (
+    all_consumers,
+    booking_api,
+    booking_body,
+    effects,
+    equals,
+    fetchval,
+    wait_until,
+)
+
+
+async def test_replicas_starting_at_once_apply_each_migration_exactly_once(env: TestEnv) -> None:
+    pools = [await asyncpg.create_pool(env.database_url, min_size=1, max_size=1) for _ in range(5)]
+    try:
+        applied = await asyncio.gather(
+            *(migrate(pool, "email", [CONSUMER_MIGRATIONS, EMAIL_MIGRATIONS]) for pool in pools)
+        )
+    finally:
+        for pool in pools:
+            await pool.close()
+    assert sorted(len(a) for a in applied) == [0, 0, 0, 0, 2]
+    assert await fetchval(env, "SELECT count(*) FROM email.schema_migrations") == 2
+
+
+async def test_declaring_the_topology_concurrently_and_repeatedly_is_harmless(env: TestEnv) -> None:
+    async with channel(env.amqp_url()) as a, channel(env.amqp_url()) as b:
+        await asyncio.gather(declare_all(a), declare_all(b))
+        await declare_all(a)
+    for service in CONSUMER_SERVICES:
+        assert await queue_depth(env.amqp_url(), consumer_topology(service).queue) == 0
+
+
+async def test_events_published_before_any_consumer_ever_started_wait_for_each_of_them(
+    env: TestEnv,
+) -> None:
+    async with booking_api(env) as (client, _):
+        assert (await client.post("/bookings", json=booking_body())).status_code == 201
+        for service in CONSUMER_SERVICES:
+            queue = consumer_topology(service).queue
+            await wait_until(
+                lambda q=queue: equals(queue_depth(env.amqp_url(), q), 1),
+                what=queue,
+                not_yet=(aiormq.exceptions.ChannelNotFoundEntity,),
+            )
+    async with all_consumers(env):
+        for service in CONSUMER_SERVICES:
+            await wait_until(lambda s=service: equals(effects(env, s), 1), what=service)
