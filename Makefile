@@ -1,0 +1,49 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+SCALE ?=
+PYTEST_ARGS ?=
+
+.PHONY: venv services run test test-unit test-integration test-e2e lint typecheck format clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+# PostgreSQL and RabbitMQ reachable (installed and started from Debian's packages when root).
+services: venv
+	$(PY) deploy/run.py --ensure-services
+
+run: venv
+	SCALE="$(SCALE)" $(PY) deploy/run.py
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: venv
+	$(VENV)/bin/mypy shared services tests deploy
+
+test: lint typecheck services
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: venv
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: services
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+test-e2e: services
+	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+
+format: venv
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf $(VENV) *.egg-info .mypy_cache .ruff_cache
