@@ -1,0 +1,74 @@
+"""`make run`'s runner: starts every service with prefixed logs, stops them all on Ctrl-C."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.infra import TestEnv
+from tests.support.processes import ROOT, free_port, start, stop, wait_http
+from tests.support.stack import booking_body, effects, equals, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_the_runner_starts_all_services_with_prefixed_logs_and_ctrl_c_stops_them(
+    env: TestEnv, service_env: dict[str, str], logs: Path
+) -> None:
+    port = free_port()
+    runner = start(
+        ["deploy/run.py", "--scale", "email=2"],
+        {**service_env, "PORT": str(port), "SCALE": ""},
+        logs / "runner.log",
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/hotels")
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            booking = (await client.post("/bookings", json=booking_body())).json()
+        for service in ("email", "voucher", "notification"):
+            await wait_until(
+                lambda s=service: equals(effects(env, s, booking["id"]), 1), what=service
+            )
+    finally:
+        code = stop(runner, signal.SIGINT, timeout=30)
+    output = (logs / "runner.log").read_text()
+    assert code == 0, output[-3000:]
+    for label in ("booking", "notification", "email-1", "email-2", "voucher"):
+        assert re.search(rf"^{label} +\| ", output, re.MULTILINE), label
+    for label in ("notification", "email-1", "email-2", "voucher"):
+        assert re.search(rf"^{label} +\| .*stopped cleanly", output, re.MULTILINE), label
+
+
+def test_the_runner_says_in_one_line_when_rabbitmq_is_unreachable() -> None:
+    result = subprocess.run(
+        [sys.executable, "deploy/run.py"],
+        cwd=ROOT,
+        env={"AMQP_URL": "amqp://guest:secret@127.0.0.1:1/", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: RabbitMQ is not reachable at 127.0.0.1:1")
+    assert "secret" not in line
+
+
+def test_the_runner_refuses_an_unknown_service_in_scale() -> None:
+    result = subprocess.run(
+        [sys.executable, "deploy/run.py", "--scale", "billing=2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: unknown service 'billing'")

@@ -1,0 +1,77 @@
+"""The outbox relay: several replicas side by side publish each row once."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aio_pika
+import asyncpg
+
+from services.booking.app import MIGRATIONS
+from services.booking.bookings import confirmed_event
+from services.booking.outbox import OutboxRelay
+from services.booking.repository import add_to_outbox
+from services.booking.schemas import Booking
+from shared.db.migrate import migrate
+from shared.messaging.publisher import ConfirmingPublisher
+from shared.messaging.topology import EVENTS_EXCHANGE, declare_all
+from tests.support.amqp import channel, take
+from tests.support.infra import TestEnv
+from tests.support.stack import fetchval, wait_until
+
+
+async def _fill_outbox(pool: asyncpg.Pool, count: int) -> None:
+    booking = Booking.model_validate(
+        {
+            "id": "00000000-0000-4000-8000-000000000001",
+            "status": "confirmed",
+            "hotel_id": 1,
+            "room_type": "standard",
+            "check_in": "2030-01-01",
+            "check_out": "2030-01-02",
+            "guest_name": "Ada",
+            "guest_email": "ada@example.com",
+            "nights": 1,
+            "total_price": "120.00",
+            "currency": "EUR",
+            "created_at": "2029-12-01T00:00:00Z",
+        }
+    )
+    async with pool.acquire() as conn, conn.transaction():
+        for _ in range(count):
+            await add_to_outbox(conn, confirmed_event(booking, "Hotel Aurora"))
+
+
+async def test_three_relays_side_by_side_publish_every_row_exactly_once(env: TestEnv) -> None:
+    total = 600
+    pool = await asyncpg.create_pool(env.database_url, min_size=1, max_size=6)
+    assert pool is not None
+    await migrate(pool, "booking", [MIGRATIONS])
+    async with channel(env.amqp_url()) as ch:
+        await declare_all(ch)
+        spy = await ch.declare_queue("test.spy", durable=True)
+        await spy.bind(await ch.get_exchange(EVENTS_EXCHANGE))
+    await _fill_outbox(pool, total)
+    publishers = [
+        ConfirmingPublisher(env.amqp_url(), name=f"relay-{i}", declare=declare_all)
+        for i in range(3)
+    ]
+    relays = [OutboxRelay(pool, p, batch_size=50, sweep_interval=0.05) for p in publishers]
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(relay.run(stop)) for relay in relays]
+    try:
+        await wait_until(lambda: sum(r.published for r in relays) >= total, what="all relayed")
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+        for publisher in publishers:
+            await publisher.close()
+        await pool.close()
+    messages = await take(env.amqp_url(), "test.spy", total + 10, timeout=3)
+    ids = [m.message_id for m in messages]
+    assert len(ids) == total
+    assert len(set(ids)) == total
+    assert all(r.published > 0 for r in relays), [r.published for r in relays]
+    assert all(m.delivery_mode == aio_pika.DeliveryMode.PERSISTENT for m in messages)
+    unsent = await fetchval(env, "SELECT count(*) FROM booking.outbox WHERE published_at IS NULL")
+    assert unsent == 0
