@@ -22,7 +22,9 @@ from shared.logging_setup import configure_logging
 from shared.messaging.consumer import Consumer, ConsumerConfig, Handler
 from shared.messaging.publisher import ConfirmingPublisher
 from shared.messaging.retry import RetryPolicy
-from shared.settings import ConsumerSettings
+from shared.messaging.topology import FULFILMENT_EXCHANGE, declare_all
+from shared.outbox import OutboxRelay
+from shared.settings import ConsumerSettings, ConsumingSettings
 from shared.startup import connect_database
 
 log = logging.getLogger(__name__)
@@ -31,15 +33,30 @@ log = logging.getLogger(__name__)
 @dataclass
 class ConsumerProcess:
     consumer: Consumer
+    relay: OutboxRelay
     pool: asyncpg.Pool
     publisher: ConfirmingPublisher
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume and relay until ``stop``; the relay outlives the consumer's drain so the
+        last progress reports still go out."""
+        relay_stop = asyncio.Event()
+        relay = asyncio.create_task(self.relay.run(relay_stop))
+        try:
+            await self.consumer.run(stop)
+        finally:
+            self.relay.wake()
+            relay_stop.set()
+            await relay
 
     async def close(self) -> None:
         await self.publisher.close()
         await self.pool.close()
 
 
-def consumer_config(service: str, settings: ConsumerSettings) -> ConsumerConfig:
+def consumer_config(
+    service: str, settings: ConsumingSettings, *, report_progress: bool = True
+) -> ConsumerConfig:
     return ConsumerConfig(
         service=service,
         amqp_url=settings.amqp_url,
@@ -52,6 +69,7 @@ def consumer_config(service: str, settings: ConsumerSettings) -> ConsumerConfig:
         connect_timeout=settings.amqp_connect_timeout,
         shutdown_grace=settings.shutdown_grace,
         db_acquire_timeout=settings.db_acquire_timeout,
+        report_progress=report_progress,
     )
 
 
@@ -73,9 +91,19 @@ async def build_consumer_process(
         name=f"{service}-publisher",
         connect_timeout=settings.amqp_connect_timeout,
         publish_timeout=settings.amqp_publish_timeout,
+        declare=declare_all,
     )
-    consumer = Consumer(consumer_config(service, settings), handlers, pool, publisher)
-    return ConsumerProcess(consumer=consumer, pool=pool, publisher=publisher)
+    relay = OutboxRelay(
+        pool,
+        publisher,
+        schema=service,
+        exchange=FULFILMENT_EXCHANGE,
+        acquire_timeout=settings.db_acquire_timeout,
+    )
+    consumer = Consumer(
+        consumer_config(service, settings), handlers, pool, publisher, on_outbox_write=relay.wake
+    )
+    return ConsumerProcess(consumer=consumer, relay=relay, pool=pool, publisher=publisher)
 
 
 async def run_until_signalled(process: ConsumerProcess) -> None:
@@ -84,7 +112,7 @@ async def run_until_signalled(process: ConsumerProcess) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await process.consumer.run(stop)
+        await process.run(stop)
     finally:
         await process.close()
     log.info("%s stopped cleanly", process.consumer.config.service)

@@ -39,9 +39,9 @@ class Event(BaseModel):
         return json.dumps(body, separators=(",", ":")).encode()
 
 
-class BookingConfirmed(Event):
-    event_type: ClassVar[str] = "BookingConfirmed"
-    version: Literal[1] = 1
+class _BookingFacts(Event):
+    """What a consumer needs to know about a booking, carried by every booking event."""
+
     hotel_id: int
     hotel_name: str
     room_type: str
@@ -54,10 +54,59 @@ class BookingConfirmed(Event):
     guest_email: str
 
 
+class BookingConfirmed(_BookingFacts):
+    event_type: ClassVar[str] = "BookingConfirmed"
+    version: Literal[1] = 1
+
+
+class BookingCancelled(_BookingFacts):
+    event_type: ClassVar[str] = "BookingCancelled"
+    version: Literal[1] = 1
+
+
+Step = Literal["voucher", "email", "notification"]
+StepStatus = Literal["retrying", "done", "failed"]
+
+
+class FulfilmentProgressed(Event):
+    """A consumer's report on one step of a booking: sent by the consumers, kept by the
+    booking service, which shows it as the booking's fulfilment status."""
+
+    event_type: ClassVar[str] = "FulfilmentProgressed"
+    version: Literal[1] = 1
+    step: Step
+    status: StepStatus
+    attempts: int
+    source_event_id: UUID
+    source_event_type: str
+    error: str | None = None
+
+
+class VoucherIssued(Event):
+    event_type: ClassVar[str] = "VoucherIssued"
+    version: Literal[1] = 1
+    code: str
+    pdf_base64: str = Field(description="The voucher PDF, base64-encoded")
+
+
+class VoucherVoided(Event):
+    event_type: ClassVar[str] = "VoucherVoided"
+    version: Literal[1] = 1
+    code: str
+
+
 EVENT_TYPES: dict[tuple[str, int], type[Event]] = {
-    (BookingConfirmed.event_type, 1): BookingConfirmed,
+    (model.event_type, 1): model
+    for model in (
+        BookingConfirmed,
+        BookingCancelled,
+        FulfilmentProgressed,
+        VoucherIssued,
+        VoucherVoided,
+    )
 }
 KNOWN_EVENT_TYPES = frozenset(event_type for event_type, _ in EVENT_TYPES)
+BOOKING_EVENTS = frozenset({BookingConfirmed.event_type, BookingCancelled.event_type})
 
 
 def decode_event(body: bytes, handled: frozenset[str] | None = None) -> Event:

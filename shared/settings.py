@@ -26,11 +26,18 @@ class CommonSettings(BaseSettings):
     startup_timeout: float = Field(default=60.0, gt=0)
 
 
-class ConsumerSettings(CommonSettings):
+class ConsumingSettings(CommonSettings):
+    """Settings of any process that runs the consumer runtime."""
+
     prefetch: int = Field(default=50, ge=1, le=10_000)
     max_attempts: int = Field(default=5, ge=1, le=100)
     retry_base_delay: float = Field(default=1.0, gt=0)
     retry_max_delay: float = Field(default=60.0, gt=0)
     shutdown_grace: float = Field(default=10.0, ge=0)
+
+
+class ConsumerSettings(ConsumingSettings):
+    """Settings of a consumer service (notification, email, voucher)."""
+
     # Simulated work per message in milliseconds (0 = none), for benchmarks and tests.
     simulated_latency_ms: int = Field(default=0, ge=0)

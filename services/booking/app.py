@@ -19,20 +19,30 @@ from services.booking.errors import (
     InvalidBooking,
     NoAvailability,
     NotFound,
+    VoucherVoided,
 )
+from services.booking.fulfilment import HANDLERS
 from services.booking.middleware import BodySizeLimit
-from services.booking.outbox import OutboxRelay
 from services.booking.settings import BookingSettings
-from shared.db.migrate import migrate
+from shared.consumer_service import consumer_config
+from shared.db.migrate import CONSUMER_MIGRATIONS, migrate
 from shared.db.pool import UNAVAILABLE_ERRORS
 from shared.errors import DatabaseUnavailable
+from shared.messaging.consumer import Consumer
 from shared.messaging.publisher import ConfirmingPublisher
-from shared.messaging.topology import declare_all
+from shared.messaging.topology import EVENTS_EXCHANGE, declare_all
+from shared.outbox import OutboxRelay
 from shared.startup import connect_database
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
-STATUS = {NotFound: 404, InvalidBooking: 422, IdempotencyKeyReused: 422, NoAvailability: 409}
+STATUS = {
+    NotFound: 404,
+    InvalidBooking: 422,
+    IdempotencyKeyReused: 422,
+    NoAvailability: 409,
+    VoucherVoided: 410,
+}
 
 
 def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -> FastAPI:
@@ -42,7 +52,7 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = pool or await connect_database(settings)
-        await migrate(db, "booking", [MIGRATIONS])
+        await migrate(db, "booking", [CONSUMER_MIGRATIONS, MIGRATIONS])
         publisher = ConfirmingPublisher(
             settings.amqp_url,
             name="booking-publisher",
@@ -53,20 +63,31 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
         relay = OutboxRelay(
             db,
             publisher,
+            schema="booking",
+            exchange=EVENTS_EXCHANGE,
             batch_size=settings.outbox_batch_size,
             sweep_interval=settings.outbox_sweep_interval,
             retry_max_delay=settings.outbox_retry_max_delay,
             acquire_timeout=settings.db_acquire_timeout,
         )
+        # The consumer of the fulfilment reports: shares the publishing connection (for its
+        # retries and dead letters) but consumes on a connection of its own.
+        reports = Consumer(
+            consumer_config("booking", settings, report_progress=False), HANDLERS, db, publisher
+        )
         app.state.pool, app.state.relay, app.state.settings = db, relay, settings
+        app.state.reports = reports
         stop = asyncio.Event()
-        relay_task = asyncio.create_task(relay.run(stop)) if settings.relay_enabled else None
+        tasks = [asyncio.create_task(reports.run(stop))]
+        if settings.relay_enabled:
+            tasks.append(asyncio.create_task(relay.run(stop)))
         try:
             yield
         finally:
             stop.set()
-            if relay_task is not None:
-                await asyncio.wait([relay_task], timeout=settings.amqp_publish_timeout + 1)
+            await asyncio.wait(
+                tasks, timeout=settings.shutdown_grace + settings.amqp_publish_timeout
+            )
             await publisher.close()
             if pool is None:
                 await db.close()

@@ -7,21 +7,31 @@ import json
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TypeVar
 from uuid import UUID, uuid4
 
 import asyncpg
 
 from services.booking import repository as repo
-from services.booking.errors import IdempotencyKeyReused, InvalidBooking, NoAvailability, NotFound
+from services.booking.errors import (
+    IdempotencyKeyReused,
+    InvalidBooking,
+    NoAvailability,
+    NotFound,
+    VoucherVoided,
+)
+from services.booking.fulfilment import progress_of
 from services.booking.schemas import Booking, BookingRequest
 from shared.db.pool import Connection, acquire
-from shared.events import BookingConfirmed
+from shared.events import BookingCancelled, BookingConfirmed
+from shared.outbox import add_to_outbox
 
 log = logging.getLogger(__name__)
 
 # Conflicts PostgreSQL resolves by aborting one side; running the transaction again is safe.
 RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 MAX_TRANSACTION_TRIES = 3
+BookingEvent = TypeVar("BookingEvent", BookingConfirmed, BookingCancelled)
 
 
 @dataclass(frozen=True)
@@ -86,7 +96,9 @@ async def _place(
         },
     )
     booking = Booking.model_validate(dict(row))
-    await repo.add_to_outbox(conn, confirmed_event(booking, room["hotel_name"]))
+    await add_to_outbox(
+        conn, "booking", booking_event(BookingConfirmed, booking, room["hotel_name"])
+    )
     if idempotency_key is not None:
         await repo.attach_idempotency_key(conn, idempotency_key, booking.id)
     return PlacedBooking(booking, replayed=False)
@@ -101,13 +113,14 @@ async def _replay(conn: Connection, key: str, digest: str) -> PlacedBooking:
         )
     row = await repo.get_booking(conn, record["booking_id"])
     assert row is not None
-    return PlacedBooking(Booking.model_validate(dict(row)), replayed=True)
+    return PlacedBooking(await _with_fulfilment(conn, row), replayed=True)
 
 
-def confirmed_event(booking: Booking, hotel_name: str) -> BookingConfirmed:
-    return BookingConfirmed(
+def booking_event(
+    event_class: type[BookingEvent], booking: Booking, hotel_name: str
+) -> BookingEvent:
+    return event_class(
         booking_id=booking.id,
-        occurred_at=booking.created_at,
         hotel_id=booking.hotel_id,
         hotel_name=hotel_name,
         room_type=booking.room_type,
@@ -126,6 +139,50 @@ async def get_booking(
 ) -> Booking:
     async with acquire(pool, acquire_timeout) as conn:
         row = await repo.get_booking(conn, booking_id)
-    if row is None:
-        raise NotFound(f"booking {booking_id} not found")
-    return Booking.model_validate(dict(row))
+        if row is None:
+            raise NotFound(f"booking {booking_id} not found")
+        return await _with_fulfilment(conn, row)
+
+
+async def _with_fulfilment(conn: Connection, row: asyncpg.Record) -> Booking:
+    fulfilment = await progress_of(conn, row["id"])
+    return Booking.model_validate({**dict(row), "fulfilment": fulfilment})
+
+
+async def cancel_booking(
+    pool: asyncpg.Pool, booking_id: UUID, acquire_timeout: float = 5.0
+) -> Booking:
+    """Cancel once: return the nights and send BookingCancelled through the outbox. Cancelling
+    a cancelled booking changes nothing and returns it as it is."""
+    async with acquire(pool, acquire_timeout) as conn, conn.transaction():
+        row = await repo.lock_booking(conn, booking_id)
+        if row is None:
+            raise NotFound(f"booking {booking_id} not found")
+        if row["status"] == "cancelled":
+            return await _with_fulfilment(conn, row)
+        hotel_name = row["hotel_name"]
+        row = await repo.mark_cancelled(conn, booking_id)
+        await repo.release_nights(
+            conn, row["hotel_id"], row["room_type"], row["check_in"], row["check_out"]
+        )
+        booking = Booking.model_validate(dict(row))
+        await add_to_outbox(conn, "booking", booking_event(BookingCancelled, booking, hotel_name))
+        return await _with_fulfilment(conn, row)
+
+
+async def get_voucher(
+    pool: asyncpg.Pool, booking_id: UUID, acquire_timeout: float = 5.0
+) -> tuple[str, bytes]:
+    """The voucher's code and PDF; NotFound before it is issued, VoucherVoided after."""
+    async with acquire(pool, acquire_timeout) as conn:
+        if await repo.get_booking(conn, booking_id) is None:
+            raise NotFound(f"booking {booking_id} not found")
+        row = await repo.voucher(conn, booking_id)
+    if row is not None and row["voided_at"] is not None:
+        raise VoucherVoided(
+            f"voucher {row['code']} was voided at {row['voided_at'].isoformat()}: "
+            "the booking was cancelled"
+        )
+    if row is None or row["pdf"] is None:
+        raise NotFound(f"the voucher for booking {booking_id} is not issued yet")
+    return row["code"], bytes(row["pdf"])

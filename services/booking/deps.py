@@ -8,8 +8,8 @@ from typing import Annotated
 import asyncpg
 from fastapi import Depends, Header, Request
 
-from services.booking.outbox import OutboxRelay
 from services.booking.settings import BookingSettings
+from shared.outbox import OutboxRelay
 
 
 def _pool(request: Request) -> asyncpg.Pool:

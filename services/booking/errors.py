@@ -6,7 +6,8 @@ The tree::
     ├── NotFound              404: no such booking (or hotel, on a path)
     ├── InvalidBooking        422: refers to a hotel or room type that does not exist
     ├── IdempotencyKeyReused  422: same Idempotency-Key, different request body
-    └── NoAvailability        409: a night of the stay has no free room of that type
+    ├── NoAvailability        409: a night of the stay has no free room of that type
+    └── VoucherVoided         410: the voucher was voided (the booking was cancelled)
 """
 
 from __future__ import annotations
@@ -29,4 +30,8 @@ class IdempotencyKeyReused(BookingServiceError):
 
 
 class NoAvailability(BookingServiceError):
+    pass
+
+
+class VoucherVoided(BookingServiceError):
     pass

@@ -10,7 +10,6 @@ from uuid import UUID
 import asyncpg
 
 from shared.db.pool import Connection
-from shared.events import Event
 
 S = "booking"  # this service's schema
 
@@ -110,15 +109,45 @@ async def get_booking(conn: Connection, booking_id: UUID) -> asyncpg.Record | No
     )
 
 
-async def add_to_outbox(conn: Connection, event: Event) -> None:
+async def lock_booking(conn: Connection, booking_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"""SELECT {_BOOKING_COLUMNS}, (SELECT name FROM {S}.hotels h WHERE h.id = b.hotel_id)
+                   AS hotel_name
+            FROM {S}.bookings b WHERE id = $1 FOR UPDATE""",
+        booking_id,
+    )
+
+
+async def mark_cancelled(conn: Connection, booking_id: UUID) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        f"""UPDATE {S}.bookings SET status = 'cancelled', updated_at = now()
+            WHERE id = $1 RETURNING {_BOOKING_COLUMNS}""",
+        booking_id,
+    )
+    assert row is not None
+    return row
+
+
+async def release_nights(
+    conn: Connection, hotel_id: int, code: str, check_in: date, check_out: date
+) -> None:
+    """Give one room back for every night of the stay (in date order, like reserving)."""
     await conn.execute(
-        f"""INSERT INTO {S}.outbox (event_id, event_type, booking_id, occurred_at, body)
-            VALUES ($1, $2, $3, $4, $5)""",
-        event.event_id,
-        event.event_type,
-        event.booking_id,
-        event.occurred_at,
-        event.to_json().decode(),
+        f"""UPDATE {S}.room_nights SET reserved = reserved - 1
+            WHERE (hotel_id, room_type, night) IN (
+                SELECT hotel_id, room_type, night FROM {S}.room_nights
+                WHERE hotel_id = $1 AND room_type = $2 AND night >= $3 AND night < $4
+                ORDER BY night FOR UPDATE)""",
+        hotel_id,
+        code,
+        check_in,
+        check_out,
+    )
+
+
+async def voucher(conn: Connection, booking_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"SELECT code, pdf, voided_at FROM {S}.vouchers WHERE booking_id = $1", booking_id
     )
 
 

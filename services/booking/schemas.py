@@ -11,6 +11,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
 MAX_NIGHTS = 30
+STEPS = ("voucher", "email", "notification")
 
 
 def today() -> date:
@@ -72,6 +73,18 @@ class BookingRequest(BaseModel):
         return (self.check_out - self.check_in).days
 
 
+class StepProgress(BaseModel):
+    """One fulfilment step as its consumer last reported it; pending until it reports."""
+
+    status: Literal["pending", "retrying", "done", "failed"] = "pending"
+    attempts: int = 0
+    updated_at: datetime | None = None
+    last_error: str | None = None
+    source_event_type: str | None = Field(
+        default=None, description="The event the step last worked on"
+    )
+
+
 class Booking(BaseModel):
     id: UUID
     status: Literal["confirmed", "cancelled"]
@@ -85,6 +98,10 @@ class Booking(BaseModel):
     total_price: Decimal
     currency: str
     created_at: datetime
+    fulfilment: dict[str, StepProgress] = Field(
+        default_factory=lambda: {step: StepProgress() for step in STEPS},
+        description="voucher, email and notification: pending, retrying, done or failed",
+    )
 
 
 class RoomType(BaseModel):

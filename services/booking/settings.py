@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from shared.settings import CommonSettings
+from shared.settings import ConsumingSettings
 
 
-class BookingSettings(CommonSettings):
-    """Configuration of the booking process, read from environment variables."""
+class BookingSettings(ConsumingSettings):
+    """Configuration of the booking process, read from environment variables. The consumer
+    settings (PREFETCH, MAX_ATTEMPTS, ...) apply to its consumer of fulfilment reports."""
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -18,3 +19,5 @@ class BookingSettings(CommonSettings):
     outbox_sweep_interval: float = Field(default=1.0, gt=0)
     outbox_retry_max_delay: float = Field(default=5.0, gt=0)
     relay_enabled: bool = True
+    prefetch: int = Field(default=100, ge=1, le=10_000)
+    shutdown_grace: float = Field(default=5.0, ge=0)

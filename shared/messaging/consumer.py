@@ -7,12 +7,15 @@ What happens to one delivery::
       ▼
     one transaction: claim event_id in processed_events ── already claimed ──► ack (duplicate)
       │  handler(event, tx)
-      ├── returns ──────────────► commit, ack
+      ├── returns events ───────► written to the service's outbox in the same transaction,
+    │                            with a FulfilmentProgressed(done) report; commit, ack
       ├── PermanentError ───────► dead-letter
       └── anything else ────────► retry queue after backoff, or dead-letter when attempts run out
 
-A retried or dead-lettered copy is confirmed by the broker before the original is acked, so a
-crash in between yields a duplicate (absorbed by the idempotency record), never a loss.
+Retries and dead letters are reported too (retrying, failed), so the booking service can
+show each step's status. A retried or dead-lettered copy is confirmed by the broker before
+the original is acked, so a crash in between yields a duplicate (absorbed by the idempotency
+record), never a loss.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -35,28 +38,32 @@ from shared.errors import (
     PermanentError,
     UnhandledEventType,
 )
-from shared.events import Event
+from shared.events import BOOKING_EVENTS, Event, FulfilmentProgressed, StepStatus
 from shared.messaging import retry
 from shared.messaging.connection import CONNECTION_ERRORS, close_quietly, connect
 from shared.messaging.envelope import copy_message, decode_message
 from shared.messaging.publisher import ConfirmingPublisher
 from shared.messaging.topology import consumer_topology, declare_consumer
+from shared.outbox import add_to_outbox
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Event, Connection], Awaitable[None]]
+# A handler returns the events its effect caused (or None); they are published through the
+# service's outbox, committed with the effect.
+Emitted = Sequence[Event] | None
+Handler = Callable[[Event, Connection], Awaitable[Emitted]]
 E = TypeVar("E", bound=Event)
 
 
 def route(
-    event_class: type[E], handler: Callable[[E, Connection], Awaitable[None]]
+    event_class: type[E], handler: Callable[[E, Connection], Awaitable[Emitted]]
 ) -> tuple[str, Handler]:
     """One entry of a service's ``{event type: handler}`` dict, keeping handlers typed."""
 
-    async def handle(event: Event, tx: Connection) -> None:
+    async def handle(event: Event, tx: Connection) -> Emitted:
         if not isinstance(event, event_class):
             raise InvalidMessage(f"expected {event_class.__name__}, got {type(event).__name__}")
-        await handler(event, tx)
+        return await handler(event, tx)
 
     return event_class.event_type, handle
 
@@ -74,6 +81,9 @@ class ConsumerConfig:
     # Pause before requeueing a message we could not park anywhere (broker trouble), so a
     # failing publisher does not turn into a hot redelivery loop.
     requeue_pause: float = 1.0
+    # Send FulfilmentProgressed reports for booking events (off for the booking service's
+    # own consumer of those reports).
+    report_progress: bool = True
 
 
 async def _first_of(*events: asyncio.Event) -> None:
@@ -92,12 +102,14 @@ class Consumer:
         handlers: Mapping[str, Handler],
         pool: asyncpg.Pool,
         publisher: ConfirmingPublisher,
+        on_outbox_write: Callable[[], None] = lambda: None,
     ) -> None:
         self.config = config
         self.names = consumer_topology(config.service)
         self._handlers = dict(handlers)
         self._pool = pool
         self._publisher = publisher
+        self._on_outbox_write = on_outbox_write
         self._inflight: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self.consuming = False
@@ -201,19 +213,22 @@ class Consumer:
             self.stats["ignored"] += 1
             return
         try:
-            await self._handle_once(event)
+            await self._handle_once(event, attempts)
         except (PermanentError, InvalidMessage) as exc:
+            await self._report(event, "failed", attempts, exc)
             await self._dead_letter(message, headers, exc, attempts, retry.REASON_PERMANENT)
         except Exception as exc:
             if self.config.retry_policy.exhausted(attempts):
+                await self._report(event, "failed", attempts, exc)
                 await self._dead_letter(message, headers, exc, attempts, retry.REASON_EXHAUSTED)
             else:
+                await self._report(event, "retrying", attempts, exc)
                 await self._retry(message, headers, exc, attempts)
         else:
             await message.ack()
             self.stats["acked"] += 1
 
-    async def _handle_once(self, event: Event) -> None:
+    async def _handle_once(self, event: Event, attempts: int) -> None:
         handler = self._handlers[event.event_type]
         schema = self.config.service
         async with acquire(self._pool, self.config.db_acquire_timeout) as tx, tx.transaction():
@@ -229,7 +244,42 @@ class Consumer:
                 log.info("%s: duplicate %s %s skipped", schema, event.event_type, event.event_id)
                 self.stats["duplicates"] += 1
                 return
-            await handler(event, tx)
+            emitted = list(await handler(event, tx) or [])
+            progress = self._progress(event, "done", attempts, None)
+            for new_event in [*emitted, *([progress] if progress else [])]:
+                await add_to_outbox(tx, schema, new_event)
+        self._on_outbox_write()
+
+    def _progress(
+        self, event: Event, status: StepStatus, attempts: int, error: BaseException | None
+    ) -> FulfilmentProgressed | None:
+        if not self.config.report_progress or event.event_type not in BOOKING_EVENTS:
+            return None
+        return FulfilmentProgressed(
+            booking_id=event.booking_id,
+            step=self.config.service,
+            status=status,
+            attempts=attempts,
+            source_event_id=event.event_id,
+            source_event_type=event.event_type,
+            error=None if error is None else f"{type(error).__name__}: {error}"[:500],
+        )
+
+    async def _report(
+        self, event: Event, status: StepStatus, attempts: int, error: BaseException
+    ) -> None:
+        """Best effort: a failure is often the database itself, and a missing report must
+        not stop the message from being retried or parked."""
+        progress = self._progress(event, status, attempts, error)
+        if progress is None:
+            return
+        try:
+            async with acquire(self._pool, self.config.db_acquire_timeout) as tx:
+                await add_to_outbox(tx, self.config.service, progress)
+        except Exception as exc:
+            log.warning("%s: could not record %s progress: %r", self.names.queue, status, exc)
+            return
+        self._on_outbox_write()
 
     async def _retry(
         self,

@@ -2,10 +2,12 @@
 
 ::
 
-    booking.events (fanout, durable)
+    booking.events (fanout, durable)          events of bookings, from the booking service
     ├── notification.booking-events ─┐
     ├── email.booking-events ────────┤  quorum queues, one per consumer service
     └── voucher.booking-events ──────┘
+    fulfilment.events (fanout, durable)       progress and vouchers, from the consumers
+    └── booking.fulfilment-events             consumed by the booking service
           │ x-dead-letter-exchange (delivery limit exceeded)
           ▼
     <service>.dlx (direct) ──► <service>.dlq           parked messages, with reason headers
@@ -25,6 +27,8 @@ import aio_pika
 from aio_pika.abc import AbstractChannel
 
 EVENTS_EXCHANGE = "booking.events"
+FULFILMENT_EXCHANGE = "fulfilment.events"
+# The services that consume booking events, each on its own queue.
 CONSUMER_SERVICES = ("notification", "email", "voucher")
 # Attempt n waits in retry queue min(n, RETRY_LEVELS). One queue per level keeps delays in a
 # queue alike, so per-message TTLs (which expire only at the head) barely block each other.
@@ -36,13 +40,15 @@ DELIVERY_LIMIT = 20
 
 @dataclass(frozen=True)
 class ConsumerTopology:
-    """The names belonging to one consumer service."""
+    """The names belonging to one consuming service."""
 
     service: str
+    source_exchange: str = EVENTS_EXCHANGE
 
     @property
     def queue(self) -> str:
-        return f"{self.service}.booking-events"
+        source = "booking" if self.source_exchange == EVENTS_EXCHANGE else "fulfilment"
+        return f"{self.service}.{source}-events"
 
     @property
     def dead_letter_exchange(self) -> str:
@@ -60,20 +66,26 @@ class ConsumerTopology:
         return [self.retry_queue(level) for level in range(1, RETRY_LEVELS + 1)]
 
 
+# Every consuming service: the three fulfilment consumers and the booking service, which
+# consumes their progress reports.
+CONSUMERS = {
+    **{service: ConsumerTopology(service) for service in CONSUMER_SERVICES},
+    "booking": ConsumerTopology("booking", FULFILMENT_EXCHANGE),
+}
+
+
 def consumer_topology(service: str) -> ConsumerTopology:
-    if service not in CONSUMER_SERVICES:
-        raise ValueError(f"unknown consumer service {service!r}; known: {CONSUMER_SERVICES}")
-    return ConsumerTopology(service)
+    if service not in CONSUMERS:
+        raise ValueError(f"unknown consumer service {service!r}; known: {sorted(CONSUMERS)}")
+    return CONSUMERS[service]
 
 
 def resolve_dead_letter_queue(name: str) -> str:
     """Accept a service name ('email') or a full queue name ('email.dlq')."""
-    if name in CONSUMER_SERVICES:
-        return ConsumerTopology(name).dead_letter_queue
-    for service in CONSUMER_SERVICES:
-        if name == ConsumerTopology(service).dead_letter_queue:
-            return name
-    raise ValueError(f"no dead-letter queue called {name!r}; use one of {CONSUMER_SERVICES}")
+    for service, names in CONSUMERS.items():
+        if name in (service, names.dead_letter_queue):
+            return names.dead_letter_queue
+    raise ValueError(f"no dead-letter queue called {name!r}; use one of {sorted(CONSUMERS)}")
 
 
 def _quorum(**extra: Any) -> dict[str, Any]:
@@ -87,14 +99,14 @@ def _quorum(**extra: Any) -> dict[str, Any]:
     }
 
 
-async def declare_exchange(channel: AbstractChannel) -> aio_pika.abc.AbstractExchange:
-    return await channel.declare_exchange(
-        EVENTS_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True
-    )
+async def declare_exchange(
+    channel: AbstractChannel, name: str = EVENTS_EXCHANGE
+) -> aio_pika.abc.AbstractExchange:
+    return await channel.declare_exchange(name, aio_pika.ExchangeType.FANOUT, durable=True)
 
 
 async def declare_consumer(channel: AbstractChannel, names: ConsumerTopology) -> None:
-    exchange = await declare_exchange(channel)
+    exchange = await declare_exchange(channel, names.source_exchange)
     dlx = await channel.declare_exchange(
         names.dead_letter_exchange, aio_pika.ExchangeType.DIRECT, durable=True
     )
@@ -125,8 +137,7 @@ async def declare_consumer(channel: AbstractChannel, names: ConsumerTopology) ->
 
 
 async def declare_all(channel: AbstractChannel) -> None:
-    """Declare the exchange and every consumer's queues (used by the publisher too, so an
-    event published before any consumer ever started is still queued for each of them)."""
-    await declare_exchange(channel)
-    for service in CONSUMER_SERVICES:
-        await declare_consumer(channel, ConsumerTopology(service))
+    """Declare both exchanges and every consumer's queues (used by the publishers too, so an
+    event published before its consumer ever started is still queued for it)."""
+    for names in CONSUMERS.values():
+        await declare_consumer(channel, names)

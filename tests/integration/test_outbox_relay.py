@@ -8,13 +8,13 @@ import aio_pika
 import asyncpg
 
 from services.booking.app import MIGRATIONS
-from services.booking.bookings import confirmed_event
-from services.booking.outbox import OutboxRelay
-from services.booking.repository import add_to_outbox
+from services.booking.bookings import booking_event
 from services.booking.schemas import Booking
-from shared.db.migrate import migrate
+from shared.db.migrate import CONSUMER_MIGRATIONS, migrate
+from shared.events import BookingConfirmed
 from shared.messaging.publisher import ConfirmingPublisher
 from shared.messaging.topology import EVENTS_EXCHANGE, declare_all
+from shared.outbox import OutboxRelay, add_to_outbox
 from tests.support.amqp import channel, take
 from tests.support.infra import TestEnv
 from tests.support.stack import fetchval, wait_until
@@ -39,14 +39,16 @@ async def _fill_outbox(pool: asyncpg.Pool, count: int) -> None:
     )
     async with pool.acquire() as conn, conn.transaction():
         for _ in range(count):
-            await add_to_outbox(conn, confirmed_event(booking, "Hotel Aurora"))
+            await add_to_outbox(
+                conn, "booking", booking_event(BookingConfirmed, booking, "Hotel Aurora")
+            )
 
 
 async def test_three_relays_side_by_side_publish_every_row_exactly_once(env: TestEnv) -> None:
     total = 600
     pool = await asyncpg.create_pool(env.database_url, min_size=1, max_size=6)
     assert pool is not None
-    await migrate(pool, "booking", [MIGRATIONS])
+    await migrate(pool, "booking", [CONSUMER_MIGRATIONS, MIGRATIONS])
     async with channel(env.amqp_url()) as ch:
         await declare_all(ch)
         spy = await ch.declare_queue("test.spy", durable=True)
@@ -56,7 +58,12 @@ async def test_three_relays_side_by_side_publish_every_row_exactly_once(env: Tes
         ConfirmingPublisher(env.amqp_url(), name=f"relay-{i}", declare=declare_all)
         for i in range(3)
     ]
-    relays = [OutboxRelay(pool, p, batch_size=50, sweep_interval=0.05) for p in publishers]
+    relays = [
+        OutboxRelay(
+            pool, p, schema="booking", exchange=EVENTS_EXCHANGE, batch_size=50, sweep_interval=0.05
+        )
+        for p in publishers
+    ]
     stop = asyncio.Event()
     tasks = [asyncio.create_task(relay.run(stop)) for relay in relays]
     try:

@@ -111,7 +111,7 @@ async def running_consumer(
     settings = settings_class(**{**defaults, **overrides})
     process: ConsumerProcess = await bootstrap(settings, handlers=handlers)
     stop = asyncio.Event()
-    task = asyncio.create_task(process.consumer.run(stop))
+    task = asyncio.create_task(process.run(stop))
     try:
         await wait_until(lambda: process.consumer.consuming, what=f"{service} consuming")
         yield process

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response
 
-from services.booking.bookings import get_booking, place_booking
+from services.booking.bookings import cancel_booking, get_booking, get_voucher, place_booking
 from services.booking.deps import IdempotencyKeyHeader, PoolDep, RelayDep, SettingsDep
 from services.booking.schemas import Booking, BookingRequest, ErrorBody
 
@@ -50,8 +50,44 @@ async def create_booking(
 
 @router.get(
     "/bookings/{booking_id}",
-    summary="Get a booking",
+    summary="Get a booking with its fulfilment status",
     responses={404: {"model": ErrorBody}},
 )
 async def read_booking(booking_id: UUID, pool: PoolDep, settings: SettingsDep) -> Booking:
     return await get_booking(pool, booking_id, settings.db_acquire_timeout)
+
+
+@router.post(
+    "/bookings/{booking_id}/cancel",
+    summary="Cancel a booking",
+    description=(
+        "Returns the nights to the inventory and sends BookingCancelled to the consumers. "
+        "Cancelling again changes nothing and returns the booking."
+    ),
+    responses={404: {"model": ErrorBody}},
+)
+async def cancel(
+    booking_id: UUID, pool: PoolDep, relay: RelayDep, settings: SettingsDep
+) -> Booking:
+    booking = await cancel_booking(pool, booking_id, settings.db_acquire_timeout)
+    relay.wake()
+    return booking
+
+
+@router.get(
+    "/bookings/{booking_id}/voucher",
+    summary="Download the booking's PDF voucher",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/pdf": {}}, "description": "The voucher"},
+        404: {"model": ErrorBody, "description": "No such booking, or voucher not issued yet"},
+        410: {"model": ErrorBody, "description": "Voided: the booking was cancelled"},
+    },
+)
+async def voucher(booking_id: UUID, pool: PoolDep, settings: SettingsDep) -> Response:
+    code, pdf = await get_voucher(pool, booking_id, settings.db_acquire_timeout)
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="voucher-{code}.pdf"'},
+    )

@@ -1,33 +1,45 @@
-"""The outbox relay: publishes committed outbox rows to the fanout exchange.
+"""The transactional outbox: events written in the same transaction as the change that
+caused them, and the relay that publishes them to a fanout exchange.
 
 A row is marked published only after the broker confirmed its message, so a crash or a
 broker outage leaves it for the next pass (at-least-once; consumers deduplicate by
-event_id). Rows are claimed with FOR UPDATE SKIP LOCKED, so any number of booking replicas
+event_id). Rows are claimed with FOR UPDATE SKIP LOCKED, so any number of replicas
 can relay side by side without publishing a row twice in the normal case.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import aio_pika
 import asyncpg
 
-from shared.db.pool import UNAVAILABLE_ERRORS, acquire
+from shared.db.pool import UNAVAILABLE_ERRORS, Connection, acquire
 from shared.errors import DatabaseUnavailable, MessagingError
+from shared.events import Event
 from shared.messaging.envelope import outbox_message
 from shared.messaging.publisher import ConfirmingPublisher
-from shared.messaging.topology import EVENTS_EXCHANGE
 
 log = logging.getLogger(__name__)
-
-S = "booking"
 DB_FAILURES: tuple[type[BaseException], ...] = (
     DatabaseUnavailable,
     asyncpg.PostgresError,
     *UNAVAILABLE_ERRORS,
 )
+
+
+async def add_to_outbox(conn: Connection, schema: str, event: Event) -> None:
+    await conn.execute(
+        f"""INSERT INTO "{schema}".outbox (event_id, event_type, booking_id, occurred_at, body)
+            VALUES ($1, $2, $3, $4, $5)""",
+        event.event_id,
+        event.event_type,
+        event.booking_id,
+        event.occurred_at,
+        event.to_json().decode(),
+    )
 
 
 class OutboxRelay:
@@ -36,6 +48,8 @@ class OutboxRelay:
         pool: asyncpg.Pool,
         publisher: ConfirmingPublisher,
         *,
+        schema: str,
+        exchange: str,
         batch_size: int = 200,
         sweep_interval: float = 1.0,
         retry_max_delay: float = 5.0,
@@ -43,6 +57,8 @@ class OutboxRelay:
     ) -> None:
         self._pool = pool
         self._publisher = publisher
+        self._schema = schema
+        self._exchange = exchange
         self._batch_size = batch_size
         self._sweep_interval = sweep_interval
         self._retry_max_delay = retry_max_delay
@@ -60,7 +76,7 @@ class OutboxRelay:
             # events) even before any consumer has ever started.
             await self._publisher.connect()
         except MessagingError as exc:
-            log.warning("outbox relay: broker unavailable at start-up: %s", exc)
+            log.warning("outbox relay %s: broker unavailable at start-up: %s", self._schema, exc)
         delay = 0.1
         while not stop.is_set():
             self._wakeup.clear()  # before reading, so a commit during the pass is not missed
@@ -68,10 +84,10 @@ class OutboxRelay:
                 published, failed = await self.relay_once()
             except MessagingError as exc:
                 published, failed = 0, 1
-                log.warning("outbox relay: broker unavailable: %s", exc)
+                log.warning("outbox relay %s: broker unavailable: %s", self._schema, exc)
             except DB_FAILURES as exc:
                 published, failed = 0, 1
-                log.warning("outbox relay: database unavailable: %r", exc)
+                log.warning("outbox relay %s: database unavailable: %r", self._schema, exc)
             if failed:
                 await self._sleep(stop, delay)
                 delay = min(delay * 2, self._retry_max_delay)
@@ -79,6 +95,9 @@ class OutboxRelay:
             delay = 0.1
             if published < self._batch_size:  # a full batch means more may be waiting
                 await self._sleep(stop, self._sweep_interval, wake_early=True)
+        # One last pass, so what was committed just before the stop leaves now.
+        with contextlib.suppress(MessagingError, *DB_FAILURES):
+            await self.relay_once()
 
     async def _sleep(self, stop: asyncio.Event, seconds: float, wake_early: bool = False) -> None:
         waiters = {asyncio.ensure_future(stop.wait())}
@@ -93,7 +112,7 @@ class OutboxRelay:
         async with acquire(self._pool, self._acquire_timeout) as conn, conn.transaction():
             rows = await conn.fetch(
                 f"""SELECT id, event_id, event_type, booking_id, occurred_at, body
-                    FROM {S}.outbox WHERE published_at IS NULL
+                    FROM "{self._schema}".outbox WHERE published_at IS NULL
                     ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
                 self._batch_size,
             )
@@ -101,7 +120,7 @@ class OutboxRelay:
                 return 0, 0
             messages = [_message(row) for row in rows]
             results = await self._publisher.publish_many(
-                messages, exchange=EVENTS_EXCHANGE, routing_key=""
+                messages, exchange=self._exchange, routing_key=""
             )
             done = [row["id"] for row, error in zip(rows, results, strict=True) if error is None]
             failures = [
@@ -111,18 +130,19 @@ class OutboxRelay:
             ]
             if done:
                 await conn.execute(
-                    f"UPDATE {S}.outbox SET published_at = now(), "
+                    f'UPDATE "{self._schema}".outbox SET published_at = now(), '
                     "publish_attempts = publish_attempts + 1 WHERE id = ANY($1::bigint[])",
                     done,
                 )
             if failures:
                 await conn.executemany(
-                    f"UPDATE {S}.outbox SET publish_attempts = publish_attempts + 1, "
+                    f'UPDATE "{self._schema}".outbox SET publish_attempts = publish_attempts + 1, '
                     "last_error = $2 WHERE id = $1",
                     failures,
                 )
                 log.warning(
-                    "outbox relay: %d of %d events not confirmed (%s); will retry",
+                    "outbox relay %s: %d of %d events not confirmed (%s); will retry",
+                    self._schema,
                     len(failures),
                     len(rows),
                     failures[0][1],

@@ -1,0 +1,82 @@
+"""The booking service's view of fulfilment, built from the events the consumers publish.
+
+Handlers are plain async functions of (event, transaction); HANDLERS maps event types to
+them for the shared consumer runtime, which runs inside the booking process.
+"""
+
+from __future__ import annotations
+
+import base64
+from uuid import UUID
+
+from services.booking.schemas import STEPS, StepProgress
+from shared.db.pool import Connection
+from shared.events import FulfilmentProgressed, VoucherIssued, VoucherVoided
+from shared.messaging.consumer import Handler, route
+
+
+async def record_progress(event: FulfilmentProgressed, tx: Connection) -> None:
+    # Reports may arrive out of order (a retry's report can overtake an earlier one): the
+    # newest by occurred_at wins. The last error stays visible after a later success.
+    await tx.execute(
+        """INSERT INTO booking.fulfilment AS f
+               (booking_id, step, status, attempts, source_event_type, last_error, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)
+           ON CONFLICT (booking_id, step) DO UPDATE SET
+               status = excluded.status,
+               attempts = excluded.attempts,
+               source_event_type = excluded.source_event_type,
+               last_error = coalesce(excluded.last_error, f.last_error),
+               updated_at = excluded.updated_at
+           WHERE f.updated_at <= excluded.updated_at""",
+        event.booking_id,
+        event.step,
+        event.status,
+        event.attempts,
+        event.source_event_type,
+        event.error,
+        event.occurred_at,
+    )
+
+
+async def store_voucher(event: VoucherIssued, tx: Connection) -> None:
+    await tx.execute(
+        """INSERT INTO booking.vouchers (booking_id, code, pdf, issued_at)
+           VALUES ($1, $2, $3, $4)
+           ON CONFLICT (booking_id) DO UPDATE SET code = excluded.code, pdf = excluded.pdf,
+               issued_at = excluded.issued_at""",
+        event.booking_id,
+        event.code,
+        base64.b64decode(event.pdf_base64),
+        event.occurred_at,
+    )
+
+
+async def void_voucher(event: VoucherVoided, tx: Connection) -> None:
+    await tx.execute(
+        """INSERT INTO booking.vouchers (booking_id, code, voided_at, issued_at)
+           VALUES ($1, $2, $3, $3)
+           ON CONFLICT (booking_id) DO UPDATE SET voided_at = excluded.voided_at""",
+        event.booking_id,
+        event.code,
+        event.occurred_at,
+    )
+
+
+HANDLERS: dict[str, Handler] = dict(
+    [
+        route(FulfilmentProgressed, record_progress),
+        route(VoucherIssued, store_voucher),
+        route(VoucherVoided, void_voucher),
+    ]
+)
+
+
+async def progress_of(conn: Connection, booking_id: UUID) -> dict[str, StepProgress]:
+    rows = await conn.fetch(
+        """SELECT step, status, attempts, updated_at, last_error, source_event_type
+           FROM booking.fulfilment WHERE booking_id = $1""",
+        booking_id,
+    )
+    found = {row["step"]: StepProgress.model_validate(dict(row)) for row in rows}
+    return {step: found.get(step, StepProgress()) for step in STEPS}
