@@ -2,6 +2,8 @@
 
 Usage: python deploy/run.py [--scale email=3 --scale voucher=2]  (or SCALE="email=3 voucher=2").
 Checks PostgreSQL and RabbitMQ first (installing or starting them when root on Debian).
+Unless SMTP_HOST is set, also runs deploy/mailcatcher.py (labelled "mail") and points every
+service at it with SMTP_HOST/SMTP_PORT, so mail sent locally is kept, never delivered.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ LINE_LIMIT = 64 * 1024
 COLOURS = ("36", "33", "32", "35", "34", "96", "93", "92", "95", "94", "91", "31")
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/booking"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+MAIL = "mail"  # the mail catcher's name and label among plan()'s (service, label) pairs
 
 
 class UsageError(Exception):
@@ -73,6 +76,17 @@ def mask(url: str) -> str:
         return url
     userinfo, _, hostport = parts.netloc.rpartition("@")
     return urlunsplit(parts._replace(netloc=f"{userinfo.split(':')[0]}:***@{hostport}"))
+
+
+def mail_ports() -> tuple[int, int]:
+    """The SMTP and web ports deploy/mailcatcher.py will listen on (it reads the same vars)."""
+    ports = []
+    for var, default in (("MAILCATCHER_SMTP_PORT", "1025"), ("MAILCATCHER_HTTP_PORT", "8025")):
+        value = os.environ.get(var) or default
+        if not (value.isascii() and value.isdigit() and 0 < int(value) < 65536):
+            raise UsageError(f"{var} must be a port number, not {value!r}")
+        ports.append(int(value))
+    return ports[0], ports[1]
 
 
 def pg_version() -> str | None:
@@ -212,9 +226,13 @@ async def pump(stream: asyncio.StreamReader, prefix: str) -> None:
 
 
 class Supervisor:
-    def __init__(self, processes: list[tuple[str, str]], colour: bool) -> None:
+    def __init__(
+        self, processes: list[tuple[str, str]], colour: bool, smtp_port: int | None = None
+    ) -> None:
         self.processes = processes
         self.colour = colour
+        self.smtp_port = smtp_port  # of the mail catcher among processes, if there is one
+        self.mail_up: asyncio.Task[None] | None = None
         self.width = max([14, *(len(label) for _, label in processes)])
         self.stopping = asyncio.Event()
         self.failed = False
@@ -245,9 +263,14 @@ class Supervisor:
         # The label doubles as REPLICA_NAME so the services' own log lines match the prefix;
         # unbuffered, so lines show up as they are written.
         env = {**os.environ, "REPLICA_NAME": label, "PYTHONUNBUFFERED": "1"}
+        command = [sys.executable, "-m", f"services.{service}"]
+        if service == MAIL:
+            command = [sys.executable, "deploy/mailcatcher.py"]
+        elif self.smtp_port is not None:
+            env |= {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(self.smtp_port)}
         pipe = asyncio.subprocess.PIPE
         return await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", f"services.{service}"),
+            *command,
             cwd=ROOT, env=env, stdout=pipe, stderr=pipe,
             # A session of its own: a terminal Ctrl-C reaches only the runner, which then
             # stops each child exactly once.
@@ -256,6 +279,11 @@ class Supervisor:
 
     async def supervise(self, service: str, label: str, colour: str) -> bool:
         """Run one process until it exits or all stop; True when it exited with code 0."""
+        if service != MAIL and self.smtp_port is not None:
+            self.mail_up = self.mail_up or asyncio.create_task(self.wait_for_mail())
+            await self.mail_up
+            if self.stopping.is_set():  # e.g. the catcher could not listen: never started
+                return True
         try:
             process = await self.spawn(service, label)
         except OSError as exc:  # stop the others rather than leave them running unwatched
@@ -282,6 +310,21 @@ class Supervisor:
             self.log(f"{label} exited with code {process.returncode} while stopping")
         return process.returncode == 0
 
+    async def wait_for_mail(self, timeout: float = 10) -> None:
+        # Services start once the catcher listens, so that their first mail is not refused.
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not self.stopping.is_set():
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", self.smtp_port)
+            except OSError:
+                if asyncio.get_running_loop().time() > deadline:
+                    self.log(f"mail is not listening after {timeout:.0f} s; starting anyway")
+                    return
+                await asyncio.sleep(0.1)
+            else:
+                writer.close()
+                return
+
     async def terminate(self, label: str, process: asyncio.subprocess.Process) -> None:
         signal_group(process, signal.SIGTERM)
         try:
@@ -299,6 +342,8 @@ def main(argv: list[str]) -> int:
     try:
         processes = plan(read_scale(argv))
         addresses = [server.address() for server in SERVERS]
+        # An SMTP_HOST of one's own means real (or other) mail delivery: leave it alone.
+        catcher = None if services_only or os.environ.get("SMTP_HOST") else mail_ports()
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -308,7 +353,11 @@ def main(argv: list[str]) -> int:
         return 0
     ensure_database()
     colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    return asyncio.run(Supervisor(processes, colour).run())
+    if catcher is None:
+        return asyncio.run(Supervisor(processes, colour).run())
+    where = os.environ.get("MAILCATCHER_DIR") or "var/mail"
+    note(f"mail is caught in {where}; read it at http://127.0.0.1:{catcher[1]}")
+    return asyncio.run(Supervisor([(MAIL, MAIL), *processes], colour, catcher[0]).run())
 
 
 if __name__ == "__main__":
