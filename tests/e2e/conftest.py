@@ -6,12 +6,34 @@ from pathlib import Path
 import pytest
 
 from tests.support.infra import TestEnv
+from tests.support.processes import free_port, start, stop, wait_port
 
 
 @pytest.fixture
-def service_env(env: TestEnv) -> dict[str, str]:
-    """Environment variables pointing a real process at this test's database and vhost."""
+def mail(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """A real local SMTP server (the project's mail catcher) on a free port: (port, mail dir)."""
+    port, folder = free_port(), tmp_path / "mail"
+    catcher = start(
+        ["deploy/mailcatcher.py"],
+        {
+            "MAILCATCHER_SMTP_PORT": str(port),
+            "MAILCATCHER_HTTP_PORT": str(free_port()),
+            "MAILCATCHER_DIR": str(folder),
+        },
+        tmp_path / "mailcatcher.log",
+    )
+    wait_port(port)
+    yield port, folder
+    stop(catcher)
+
+
+@pytest.fixture
+def service_env(env: TestEnv, mail: tuple[int, Path]) -> dict[str, str]:
+    """Environment variables pointing a real process at this test's database, vhost and
+    SMTP server."""
     return {
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(mail[0]),
         "DATABASE_URL": env.database_url,
         "AMQP_URL": env.amqp_url(),
         "RETRY_BASE_DELAY": "0.05",

@@ -22,9 +22,20 @@ async def test_the_runner_starts_all_services_with_prefixed_logs_and_ctrl_c_stop
     env: TestEnv, service_env: dict[str, str], logs: Path
 ) -> None:
     port = free_port()
+    # No SMTP_HOST: the runner starts its own mail catcher, on ports free for this test.
+    runner_env = {k: v for k, v in service_env.items() if not k.startswith("SMTP_")}
+    mail_dir = logs / "caught"
     runner = start(
         ["deploy/run.py", "--scale", "email=2"],
-        {**service_env, "PORT": str(port), "SCALE": ""},
+        {
+            **runner_env,
+            "SMTP_HOST": "",
+            "PORT": str(port),
+            "SCALE": "",
+            "MAILCATCHER_SMTP_PORT": str(free_port()),
+            "MAILCATCHER_HTTP_PORT": str(free_port()),
+            "MAILCATCHER_DIR": str(mail_dir),
+        },
         logs / "runner.log",
     )
     try:
