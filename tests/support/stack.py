@@ -4,6 +4,7 @@ lifespan, consumers through their bootstrap, each against the test's own databas
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -26,6 +27,7 @@ from services.voucher.settings import VoucherSettings
 from shared.consumer_service import ConsumerProcess
 from shared.messaging.consumer import Handler
 from tests.support.infra import TestEnv
+from tests.support.smtp import SmtpRecorder, smtp_server
 
 CONSUMERS: dict[str, tuple[Any, Any]] = {
     "email": (EmailSettings, email_bootstrap.bootstrap),
@@ -123,10 +125,21 @@ async def running_consumer(
 
 @asynccontextmanager
 async def all_consumers(
-    env: TestEnv, **overrides: Any
+    env: TestEnv, smtp: SmtpRecorder | None = None, **overrides: Any
+) -> AsyncIterator[dict[str, ConsumerProcess]]:
+    """The three consumers; email sends to ``smtp``, or to a real SMTP server of its own."""
+    async with contextlib.AsyncExitStack() as stack:
+        if smtp is None:
+            smtp = await stack.enter_async_context(smtp_server())
+        yield await stack.enter_async_context(_three_consumers(env, smtp.port, **overrides))
+
+
+@asynccontextmanager
+async def _three_consumers(
+    env: TestEnv, smtp_port: int, **overrides: Any
 ) -> AsyncIterator[dict[str, ConsumerProcess]]:
     async with (
-        running_consumer("email", env, **overrides) as email,
+        running_consumer("email", env, smtp_port=smtp_port, **overrides) as email,
         running_consumer("voucher", env, **overrides) as voucher,
         running_consumer("notification", env, **overrides) as notification,
     ):
