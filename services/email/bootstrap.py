@@ -7,19 +7,27 @@ from pathlib import Path
 
 import asyncpg
 
-from services.email.handlers import send_confirmation
+from services.email.handlers import send_cancellation, send_confirmation
 from services.email.settings import EmailSettings
+from services.email.smtp import SmtpSender
 from shared.consumer_service import ConsumerProcess, build_consumer_process
-from shared.events import BookingConfirmed
+from shared.events import BookingCancelled, BookingConfirmed
 from shared.messaging.consumer import Handler, route
 
 SERVICE = "email"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def make_handlers(settings: EmailSettings) -> dict[str, Handler]:
+def make_handlers(settings: EmailSettings, sender: SmtpSender | None = None) -> dict[str, Handler]:
+    sender = sender or SmtpSender.from_settings(settings)
     latency = settings.simulated_latency_ms / 1000
-    return dict([route(BookingConfirmed, partial(send_confirmation, simulated_latency=latency))])
+    confirm = partial(
+        send_confirmation, sender=sender, email_from=settings.email_from, simulated_latency=latency
+    )
+    cancel = partial(
+        send_cancellation, sender=sender, email_from=settings.email_from, simulated_latency=latency
+    )
+    return dict([route(BookingConfirmed, confirm), route(BookingCancelled, cancel)])
 
 
 async def bootstrap(

@@ -1,26 +1,66 @@
 """Email handlers: plain async functions of (event, transaction, named dependencies).
 
-This step records the confirmation email it would send; delivery over SMTP builds on it.
+Each builds its email (refusing, as permanent, an event that would inject headers), records
+it in ``email.emails`` and then hands it to the SMTP server, all inside the transaction that
+also records the event as processed. A failed send rolls the record back; the only window
+for a second copy of an email is a commit that fails after the server took it, and the
+copy then carries the same Message-ID.
 """
 
 from __future__ import annotations
 
 import asyncio
 
+from services.email.messages import Outgoing, cancellation_email, confirmation_email
+from services.email.smtp import SmtpSender
 from shared.db.pool import Connection
-from shared.events import BookingConfirmed
+from shared.events import BookingCancelled, BookingConfirmed
 
 
 async def send_confirmation(
-    event: BookingConfirmed, tx: Connection, *, simulated_latency: float = 0.0
+    event: BookingConfirmed,
+    tx: Connection,
+    *,
+    sender: SmtpSender,
+    email_from: str,
+    simulated_latency: float = 0.0,
+) -> None:
+    outgoing = confirmation_email(event, email_from=email_from)
+    await _record_and_send(event, outgoing, tx, sender, simulated_latency)
+
+
+async def send_cancellation(
+    event: BookingCancelled,
+    tx: Connection,
+    *,
+    sender: SmtpSender,
+    email_from: str,
+    simulated_latency: float = 0.0,
+) -> None:
+    outgoing = cancellation_email(event, email_from=email_from)
+    await _record_and_send(event, outgoing, tx, sender, simulated_latency)
+
+
+async def _record_and_send(
+    event: BookingConfirmed | BookingCancelled,
+    outgoing: Outgoing,
+    tx: Connection,
+    sender: SmtpSender,
+    simulated_latency: float,
 ) -> None:
     if simulated_latency:
         await asyncio.sleep(simulated_latency)
+    # Recorded first, so a database error surfaces before the email has gone out.
     await tx.execute(
-        "INSERT INTO email.emails (event_id, booking_id, kind, recipient, subject) "
-        "VALUES ($1, $2, 'confirmation', $3, $4)",
+        "INSERT INTO email.emails "
+        "(event_id, booking_id, kind, recipient, subject, message_id, voucher_code) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7)",
         event.event_id,
         event.booking_id,
-        event.guest_email,
-        f"Your booking at {event.hotel_name} is confirmed",
+        outgoing.kind,
+        outgoing.recipient,
+        outgoing.subject,
+        outgoing.message_id,
+        outgoing.voucher_code,
     )
+    await sender.send(outgoing.message)

@@ -1,7 +1,42 @@
+"""Configuration of the email process, read from environment variables."""
+
 from __future__ import annotations
+
+from email.headerregistry import Address
+from email.utils import parseaddr
+
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from shared.settings import ConsumerSettings
 
 
 class EmailSettings(ConsumerSettings):
     """Configuration of the email process, read from environment variables."""
+
+    # The SMTP server mail is handed to (a local mail catcher by default).
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=1025, ge=1, le=65535)
+    # Both set: AUTH LOGIN/PLAIN after EHLO (and STARTTLS, when enabled).
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    # Upgrade the connection with STARTTLS (required when on; never attempted when off).
+    smtp_starttls: bool = False
+    # Seconds allowed for each step of an SMTP session (connect, each command and reply).
+    smtp_timeout: float = Field(default=10.0, gt=0, le=300)
+    # The From header; its address is also the envelope sender.
+    email_from: str = "Hotel Booking <bookings@hotel.example>"
+
+    @field_validator("email_from")
+    @classmethod
+    def _check_from(cls, value: str) -> str:
+        name, address = parseaddr(value)
+        if not address or "@" not in address or any(c in value for c in "\r\n"):
+            raise ValueError(f"not an email address: {value!r}")
+        Address(display_name=name, addr_spec=address)  # ValueError if it cannot be a header
+        return value
+
+    @model_validator(mode="after")
+    def _credentials_in_pairs(self) -> EmailSettings:
+        if (self.smtp_username is None) != (self.smtp_password is None):
+            raise ValueError("set both SMTP_USERNAME and SMTP_PASSWORD, or neither")
+        return self

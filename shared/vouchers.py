@@ -1,0 +1,143 @@
+"""Hotel booking vouchers: a deterministic voucher code and the voucher as a PDF.
+
+Shared by the voucher service and the email service, so the email can attach a voucher
+without the voucher service being up, and both always agree on the code.
+
+The PDF is drawn with fpdf2: pure Python, small, no system libraries (no Cairo, no
+wkhtmltopdf, no headless browser), so it installs anywhere pip does and renders in a few
+milliseconds. Its built-in fonts only cover latin-1, so a value outside latin-1 (a guest
+called "李雷") is drawn with a Unicode TrueType font when one is installed (DejaVu Sans).
+Embedding a TTF costs tens of milliseconds of font subsetting, so it is only done for a
+voucher that needs it. Whatever the font cannot draw becomes "?": rendering never fails
+because of a name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Container
+from datetime import UTC
+from functools import lru_cache
+from pathlib import Path
+from uuid import UUID
+
+from fpdf import FPDF
+from fpdf.fonts import TTFFont
+
+from shared.events import BookingConfirmed
+
+# Where common distributions install DejaVu Sans; the first that exists is used.
+FONT_CANDIDATES: tuple[Path, ...] = (
+    Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),  # Debian, Ubuntu
+    Path("/usr/share/fonts/dejavu-sans-fonts/DejaVuSans.ttf"),  # Fedora, RHEL
+    Path("/usr/share/fonts/TTF/DejaVuSans.ttf"),  # Arch
+    Path("/usr/share/fonts/dejavu/DejaVuSans.ttf"),  # Alpine, older RHEL
+    Path("/usr/local/share/fonts/DejaVuSans.ttf"),  # FreeBSD, hand-installed
+)
+_CORE = "Helvetica"
+_UNICODE = "VoucherUnicode"
+_LATIN1 = range(256)
+
+
+def voucher_code(booking_id: UUID) -> str:
+    """The booking's voucher code, e.g. ``V-3F2A-9C1B-77D0``: the same on every call."""
+    digest = hashlib.sha256(f"voucher:{booking_id}".encode()).hexdigest()[:12].upper()
+    return "V-" + "-".join(digest[i : i + 4] for i in range(0, 12, 4))
+
+
+@lru_cache(maxsize=1)
+def unicode_font() -> Path | None:
+    """The Unicode TrueType font to embed, or None when none is installed."""
+    return next((path for path in FONT_CANDIDATES if path.is_file()), None)
+
+
+def _clean(text: str, drawable: Container[int]) -> str:
+    """``text`` with every character the font cannot draw (or is not printable) as "?"."""
+    return "".join(c if c.isprintable() and ord(c) in drawable else "?" for c in text)
+
+
+def _needs_unicode(text: str) -> bool:
+    return any(ord(c) > 255 for c in text)
+
+
+class _Voucher(FPDF):
+    """One A4 page; values outside latin-1 switch to the embedded Unicode font."""
+
+    def __init__(self, unicode_values: bool) -> None:
+        super().__init__(format="A4")
+        self.set_margins(20, 20, 20)
+        self.set_auto_page_break(auto=True, margin=20)
+        self.add_page()
+        self._drawable: Container[int] = _LATIN1
+        font = unicode_font() if unicode_values else None
+        if font is not None:
+            try:
+                self.add_font(_UNICODE, fname=str(font))
+            except Exception:  # an unreadable font file: fall back to "?"
+                return
+            added = self.fonts[_UNICODE.lower()]
+            if isinstance(added, TTFFont):
+                self._drawable = added.cmap
+
+    def para(self, text: str, *, size: float = 11, bold: bool = False, h: float = 7) -> None:
+        """A full-width paragraph in the core font (for text we write ourselves)."""
+        self.set_font(_CORE, "B" if bold else "", size)
+        self._rest_of_line(h, _clean(text, _LATIN1))
+
+    def field(self, label: str, value: str) -> None:
+        """A ``label: value`` row; the value wraps and may need the Unicode font."""
+        self.set_font(_CORE, "B", 11)
+        self.cell(45, 7, f"{label}:")
+        use_unicode = self._drawable is not _LATIN1 and _needs_unicode(value)
+        self.set_font(_UNICODE if use_unicode else _CORE, "", 11)
+        drawable = self._drawable if use_unicode else _LATIN1
+        self._rest_of_line(7, _clean(value, drawable))
+
+    def _rest_of_line(self, h: float, text: str) -> None:
+        """``text`` up to the right margin, wrapped only when it does not fit (faster)."""
+        if self.get_string_width(text) < self.w - self.r_margin - self.x:
+            self.cell(0, h, text, new_x="LMARGIN", new_y="NEXT")
+        else:
+            self.multi_cell(0, h, text, new_x="LMARGIN", new_y="NEXT")
+
+
+def render_voucher_pdf(event: BookingConfirmed, code: str, *, voided: bool = False) -> bytes:
+    """The voucher for ``event`` as PDF bytes; ``voided`` marks it as cancelled.
+
+    The output depends only on the arguments (its dates come from ``event.occurred_at``),
+    so the same booking always renders to the same bytes.
+    """
+    issued = event.occurred_at
+    try:
+        created = issued.astimezone(UTC) if issued.tzinfo else issued.replace(tzinfo=UTC)
+    except OverflowError:  # e.g. year 1 at UTC+1
+        created = issued.replace(tzinfo=UTC)
+    texts = (event.hotel_name, event.guest_name, event.guest_email, event.room_type)
+    pdf = _Voucher(unicode_values=any(_needs_unicode(t) for t in (*texts, event.currency)))
+    pdf.set_creation_date(created)
+    pdf.set_title(_clean(f"Hotel voucher {code}", _LATIN1))
+    pdf.set_author("Hotel booking")
+    if voided:
+        pdf.set_text_color(200, 0, 0)
+        pdf.para("VOID - booking cancelled", size=24, bold=True, h=12)
+        pdf.para("This voucher is no longer valid.")
+        pdf.set_text_color(0, 0, 0)
+        pdf.ln(4)
+    pdf.para("Hotel voucher", size=22, bold=True, h=12)
+    pdf.ln(2)
+    pdf.para("Voucher code", size=10)
+    pdf.para(code, size=26, bold=True, h=14)
+    pdf.ln(4)
+    pdf.field("Hotel", event.hotel_name)
+    pdf.field("Guest", event.guest_name)
+    pdf.field("Guest email", event.guest_email)
+    pdf.field("Room type", event.room_type)
+    pdf.field("Check-in", event.check_in.isoformat())
+    pdf.field("Check-out", event.check_out.isoformat())
+    pdf.field("Nights", str(event.nights))
+    pdf.field("Total price", f"{event.total_price:,.2f} {event.currency}")
+    pdf.field("Booking id", str(event.booking_id))
+    pdf.field("Issued", issued.date().isoformat())
+    pdf.ln(6)
+    pdf.para("Please show this voucher at check-in.", size=9)
+    return bytes(pdf.output())

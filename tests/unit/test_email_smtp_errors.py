@@ -1,0 +1,103 @@
+"""How SMTP failures map to the consumer runtime's transient and permanent errors, and the
+email service's settings."""
+
+from __future__ import annotations
+
+import aiosmtplib
+import pytest
+from pydantic import ValidationError
+
+from services.email.settings import EmailSettings
+from services.email.smtp import SmtpSender, translate_smtp_error
+from shared.errors import PermanentError, TransientError
+
+SERVER = "smtp.example:25"
+
+
+def refused(*codes: int) -> aiosmtplib.SMTPRecipientsRefused:
+    return aiosmtplib.SMTPRecipientsRefused(
+        [aiosmtplib.SMTPRecipientRefused(code, "nope", f"r{code}@example.com") for code in codes]
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (aiosmtplib.SMTPDataError(451, "4.3.0 try later"), TransientError),
+        (aiosmtplib.SMTPSenderRefused(421, "4.7.0 busy", "a@b.example"), TransientError),
+        (aiosmtplib.SMTPDataError(550, "5.1.1 no such user"), PermanentError),
+        (aiosmtplib.SMTPAuthenticationError(535, "5.7.8 bad credentials"), PermanentError),
+        (aiosmtplib.SMTPConnectResponseError(554, "5.3.2 go away"), PermanentError),
+        (aiosmtplib.SMTPResponseException(-1, "garbled reply"), TransientError),
+        (refused(450, 451), TransientError),
+        (refused(451, 550), PermanentError),
+        (refused(550), PermanentError),
+        (aiosmtplib.SMTPConnectError("Error connecting"), TransientError),
+        (aiosmtplib.SMTPServerDisconnected("lost"), TransientError),
+        (aiosmtplib.SMTPConnectTimeoutError("connect timed out"), TransientError),
+        (aiosmtplib.SMTPReadTimeoutError("read timed out"), TransientError),
+        (ConnectionRefusedError(111, "refused"), TransientError),
+        (TimeoutError(), TransientError),
+        (aiosmtplib.SMTPNotSupported("SMTPUTF8 is not supported"), PermanentError),
+        (aiosmtplib.SMTPException("STARTTLS extension not supported"), TransientError),
+    ],
+)
+def test_4xx_and_connection_failures_are_transient_and_5xx_permanent(
+    error: BaseException, expected: type[Exception]
+) -> None:
+    translated = translate_smtp_error(error, SERVER)
+    assert type(translated) is expected
+    assert SERVER in str(translated)
+
+
+def test_the_translated_error_carries_the_reply() -> None:
+    translated = translate_smtp_error(aiosmtplib.SMTPDataError(451, "4.3.0 try later"), SERVER)
+    assert str(translated) == "SMTP smtp.example:25 answered 451 4.3.0 try later"
+    assert "451 nope; 550 nope" in str(translate_smtp_error(refused(451, 550), SERVER))
+    assert "timed out: TimeoutError" in str(translate_smtp_error(TimeoutError(), SERVER))
+
+
+SMTP_VARS = ("SMTP_HOST", "SMTP_PORT", "SMTP_USERNAME", "SMTP_PASSWORD", "SMTP_STARTTLS")
+
+
+def test_the_settings_default_to_a_local_mail_catcher(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in (*SMTP_VARS, "SMTP_TIMEOUT", "EMAIL_FROM"):
+        monkeypatch.delenv(var, raising=False)
+    settings = EmailSettings()
+    assert (settings.smtp_host, settings.smtp_port) == ("127.0.0.1", 1025)
+    assert settings.smtp_starttls is False
+    assert settings.smtp_timeout == 10
+    assert settings.email_from == "Hotel Booking <bookings@hotel.example>"
+    assert settings.smtp_username is None
+    assert settings.smtp_password is None
+
+
+def test_the_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMTP_HOST", "mail.example")
+    monkeypatch.setenv("SMTP_PORT", "587")
+    monkeypatch.setenv("SMTP_USERNAME", "bookings")
+    monkeypatch.setenv("SMTP_PASSWORD", "s3cret")
+    monkeypatch.setenv("SMTP_STARTTLS", "true")
+    monkeypatch.setenv("EMAIL_FROM", "Bookings <b@hotel.example>")
+    settings = EmailSettings()
+    sender = SmtpSender.from_settings(settings)
+    assert sender.server == "mail.example:587"
+    assert settings.smtp_starttls is True
+    assert settings.email_from == "Bookings <b@hotel.example>"
+    assert "s3cret" not in repr(settings)
+    assert "s3cret" not in repr(sender)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"email_from": "no address here"},
+        {"email_from": "Bookings <b@hotel.example>\r\nBcc: x@example.com"},
+        {"smtp_port": 0},
+        {"smtp_timeout": 0},
+        {"smtp_username": "only-a-user"},
+    ],
+)
+def test_settings_that_cannot_work_are_refused_at_start(overrides: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        EmailSettings.model_validate(overrides)

@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+import io
+import re
+import time
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from pypdf import PdfReader
+
+from shared import vouchers
+from shared.events import BookingConfirmed
+from shared.vouchers import render_voucher_pdf, voucher_code
+
+DEJAVU_INSTALLED = vouchers.unicode_font() is not None
+
+
+def confirmed(**overrides: Any) -> BookingConfirmed:
+    fields: dict[str, Any] = {
+        "booking_id": UUID("6f1c2b9e-0d4a-4c51-9f0e-2b7a3c8d9e10"),
+        "occurred_at": datetime(2029, 12, 24, 9, 30, tzinfo=UTC),
+        "hotel_id": 1,
+        "hotel_name": "Hotel Aurora",
+        "room_type": "suite",
+        "check_in": date(2030, 1, 1),
+        "check_out": date(2030, 1, 3),
+        "nights": 2,
+        "total_price": Decimal("700.00"),
+        "currency": "EUR",
+        "guest_name": "Ada Lovelace",
+        "guest_email": "ada@example.com",
+    }
+    return BookingConfirmed(**(fields | overrides))
+
+
+def pdf_text(pdf: bytes) -> str:
+    reader = PdfReader(io.BytesIO(pdf))
+    return "\n".join(page.extract_text() for page in reader.pages)
+
+
+@pytest.fixture
+def without_unicode_font(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As on a fresh machine with no TrueType font installed."""
+    monkeypatch.setattr(vouchers, "unicode_font", lambda: None)
+
+
+def test_the_voucher_code_is_v_and_three_groups_of_four_uppercase_hex_digits() -> None:
+    assert re.fullmatch(r"V-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}", voucher_code(uuid4()))
+
+
+def test_the_voucher_code_is_the_same_for_the_same_booking() -> None:
+    booking_id = uuid4()
+    assert voucher_code(booking_id) == voucher_code(UUID(str(booking_id)))
+
+
+def test_the_voucher_code_is_a_known_value_so_every_service_computes_the_same() -> None:
+    # sha256("voucher:6f1c2b9e-0d4a-4c51-9f0e-2b7a3c8d9e10"), first 12 hex digits.
+    assert voucher_code(UUID("6f1c2b9e-0d4a-4c51-9f0e-2b7a3c8d9e10")) == "V-D777-4891-33F5"
+
+
+def test_different_bookings_get_different_voucher_codes() -> None:
+    codes = {voucher_code(uuid4()) for _ in range(1000)}
+    assert len(codes) == 1000
+
+
+def test_the_pdf_is_a_real_pdf_with_one_page() -> None:
+    pdf = render_voucher_pdf(confirmed(), "V-AAAA-BBBB-CCCC")
+    assert pdf.startswith(b"%PDF-")
+    assert len(PdfReader(io.BytesIO(pdf)).pages) == 1
+
+
+def test_the_pdf_shows_the_code_booking_hotel_guest_dates_and_price() -> None:
+    event = confirmed()
+    code = voucher_code(event.booking_id)
+    text = pdf_text(render_voucher_pdf(event, code))
+    assert "Hotel voucher" in text
+    for expected in (
+        code,
+        str(event.booking_id),
+        "Hotel Aurora",
+        "Ada Lovelace",
+        "ada@example.com",
+        "suite",
+        "2030-01-01",
+        "2030-01-03",
+        "700.00 EUR",
+        "2029-12-24",
+    ):
+        assert expected in text
+    assert "VOID" not in text
+
+
+def test_the_pdf_is_byte_for_byte_the_same_for_the_same_event() -> None:
+    event = confirmed()
+    assert render_voucher_pdf(event, "V-1") == render_voucher_pdf(event, "V-1")
+
+
+def test_the_pdf_records_the_event_time_as_its_creation_date() -> None:
+    reader = PdfReader(io.BytesIO(render_voucher_pdf(confirmed(), "V-1")))
+    assert reader.metadata is not None
+    assert reader.metadata.creation_date == datetime(2029, 12, 24, 9, 30, tzinfo=UTC)
+
+
+def test_a_voided_voucher_says_void_booking_cancelled() -> None:
+    event = confirmed()
+    text = pdf_text(render_voucher_pdf(event, voucher_code(event.booking_id), voided=True))
+    assert "VOID - booking cancelled" in text
+    assert voucher_code(event.booking_id) in text
+
+
+def test_a_large_total_price_is_shown_with_thousands_separators() -> None:
+    text = pdf_text(render_voucher_pdf(confirmed(total_price=Decimal("12345.5")), "V-1"))
+    assert "12,345.50 EUR" in text
+
+
+@pytest.mark.skipif(not DEJAVU_INSTALLED, reason="no Unicode TrueType font installed")
+def test_a_guest_name_with_non_latin_characters_is_drawn_with_the_unicode_font() -> None:
+    event = confirmed(guest_name="Zoë Ødegård Ελένη Жанна", hotel_name="Hôtel Ŝtrand")
+    text = pdf_text(render_voucher_pdf(event, "V-1"))
+    assert "Zoë Ødegård Ελένη Жанна" in text
+    assert "Hôtel Ŝtrand" in text
+
+
+@pytest.mark.parametrize(
+    "guest_name",
+    ["李雷", "Zoë 😀 Ødegård", "\u202eevil\u202c", "tab\tand\nnewline\x00", "\ud800", "x" * 2000],
+)
+def test_any_guest_name_renders_without_error(guest_name: str) -> None:
+    text = pdf_text(render_voucher_pdf(confirmed(guest_name=guest_name), "V-1"))
+    assert "V-1" in text
+
+
+def test_without_a_unicode_font_non_latin1_characters_become_question_marks(
+    without_unicode_font: None,
+) -> None:
+    event = confirmed(guest_name="Zoë 李雷 😀")
+    text = pdf_text(render_voucher_pdf(event, "V-1"))
+    assert "Zoë ?? ?" in text
+
+
+def test_a_naive_event_time_is_taken_as_utc() -> None:
+    event = confirmed(occurred_at=datetime(2029, 12, 24, 9, 30))
+    text = pdf_text(render_voucher_pdf(event, "V-1"))
+    assert "2029-12-24" in text
+
+
+def test_a_latin1_voucher_renders_in_a_few_milliseconds() -> None:
+    event = confirmed()
+    render_voucher_pdf(event, "V-1")
+    started = time.perf_counter()
+    for _ in range(20):
+        render_voucher_pdf(event, "V-1")
+    assert (time.perf_counter() - started) / 20 < 0.05
+
+
+def test_an_unreadable_font_file_falls_back_to_question_marks(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.ttf"
+    broken.write_bytes(b"not a font")
+    monkeypatch.setattr(vouchers, "unicode_font", lambda: broken)
+    text = pdf_text(render_voucher_pdf(confirmed(guest_name="Zoë 李雷"), "V-1"))
+    assert "Zoë ??" in text
