@@ -1,4 +1,5 @@
-"""`python -m services.notification`: run one notification consumer until SIGTERM or SIGINT."""
+"""`python -m services.notification`: run one notification consumer, with its feed server,
+until SIGTERM or SIGINT."""
 
 from services.notification.bootstrap import SERVICE, bootstrap
 from services.notification.settings import NotificationSettings

@@ -2,24 +2,54 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from functools import partial
 from pathlib import Path
 
 import asyncpg
+import httpx
 
-from services.notification.handlers import notify_confirmed
+from services.notification.delivery import Deliverer
+from services.notification.feed import create_feed_app
+from services.notification.feed_hub import FeedHub
+from services.notification.handlers import notify
+from services.notification.http_server import FeedServer, bind
+from services.notification.process import NotificationProcess
 from services.notification.settings import NotificationSettings
-from shared.consumer_service import ConsumerProcess, build_consumer_process
-from shared.events import BookingConfirmed
+from shared.consumer_service import build_consumer_process
+from shared.events import BookingCancelled, BookingConfirmed
 from shared.messaging.consumer import Handler, route
+from shared.startup import connect_database
 
 SERVICE = "notification"
 MIGRATIONS = Path(__file__).parent / "migrations"
+RECORDS_POOL_SIZE = 4
+FEED_POOL_SIZE = 4
+USER_AGENT = "hotel-booking-notification/1"
+
+log = logging.getLogger(__name__)
 
 
-def make_handlers(settings: NotificationSettings) -> dict[str, Handler]:
-    latency = settings.simulated_latency_ms / 1000
-    return dict([route(BookingConfirmed, partial(notify_confirmed, simulated_latency=latency))])
+def make_handlers(settings: NotificationSettings, deliverer: Deliverer) -> dict[str, Handler]:
+    handler = partial(
+        notify, deliverer=deliverer, simulated_latency=settings.simulated_latency_ms / 1000
+    )
+    return dict([route(BookingConfirmed, handler), route(BookingCancelled, handler)])
+
+
+def make_deliverer(
+    settings: NotificationSettings, client: httpx.AsyncClient, records: asyncpg.Pool
+) -> Deliverer:
+    return Deliverer(
+        client,
+        records,
+        secret=settings.notification_webhook_secret.get_secret_value(),
+        webhook_urls=settings.webhook_urls,
+        ntfy_url=settings.ntfy_url,
+        timeout=settings.notification_timeout,
+        acquire_timeout=settings.db_acquire_timeout,
+    )
 
 
 async def bootstrap(
@@ -27,7 +57,50 @@ async def bootstrap(
     *,
     handlers: dict[str, Handler] | None = None,
     pool: asyncpg.Pool | None = None,
-) -> ConsumerProcess:
-    return await build_consumer_process(
-        SERVICE, settings, handlers or make_handlers(settings), MIGRATIONS, pool
+) -> NotificationProcess:
+    # Bound first: a port in use is a start-up error before anything else is built.
+    sock = bind(settings.notification_http_host, settings.notification_http_port)
+    async with contextlib.AsyncExitStack() as undo:  # closes what was built if a step fails
+        undo.callback(sock.close)
+        http = httpx.AsyncClient(
+            timeout=settings.notification_timeout,
+            follow_redirects=False,
+            headers={"User-Agent": USER_AGENT},
+        )
+        undo.push_async_callback(http.aclose)
+        records_pool = await connect_database(settings, max_size=RECORDS_POOL_SIZE)
+        undo.push_async_callback(records_pool.close)
+        feed_pool = await connect_database(settings, max_size=FEED_POOL_SIZE)
+        undo.push_async_callback(feed_pool.close)
+        if handlers is None:
+            handlers = make_handlers(settings, make_deliverer(settings, http, records_pool))
+        base = await build_consumer_process(SERVICE, settings, handlers, MIGRATIONS, pool)
+        undo.push_async_callback(base.close)
+        hub = FeedHub(settings.database_url, connect_timeout=settings.db_acquire_timeout)
+        app = create_feed_app(hub, feed_pool, heartbeat=settings.notification_feed_heartbeat)
+        process = NotificationProcess.extend(
+            base,
+            feed=FeedServer(app, sock, hub),
+            http=http,
+            records_pool=records_pool,
+            feed_pool=feed_pool,
+        )
+        undo.pop_all()
+    _log_configuration(settings)
+    return process
+
+
+def _log_configuration(settings: NotificationSettings) -> None:
+    # httpx logs every request URL at INFO, and an ntfy URL holds the booking's secret topic.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    targets = len(settings.webhook_urls) + (1 if settings.ntfy_url else 0)
+    log.info(
+        "delivering to %d webhook(s)%s",
+        len(settings.webhook_urls),
+        " and ntfy" if settings.ntfy_url else "",
     )
+    if targets and settings.uses_default_secret:
+        log.warning(
+            "NOTIFICATION_WEBHOOK_SECRET is the default: set a secret of your own before "
+            "anyone relies on the signatures or the push topics"
+        )

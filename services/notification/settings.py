@@ -1,7 +1,70 @@
+"""Configuration of the notification process, read from environment variables."""
+
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+
 from shared.settings import ConsumerSettings
+
+DEFAULT_WEBHOOK_SECRET = "change-me-in-production"
+
+
+def check_http_url(url: str) -> str:
+    """``url`` if it is an absolute http(s) URL with a host, else ValueError."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    return url
 
 
 class NotificationSettings(ConsumerSettings):
     """Configuration of the notification process, read from environment variables."""
+
+    # Comma-separated webhook URLs (empty: none); see ``webhook_urls`` for the parsed list.
+    notification_webhook_urls: str = ""
+    # Signs webhook bodies (X-Signature) and derives the push topics of bookings.
+    notification_webhook_secret: SecretStr = SecretStr(DEFAULT_WEBHOOK_SECRET)
+    # Overall time limit of one HTTP delivery (connect, send, answer).
+    notification_timeout: float = Field(default=5.0, gt=0, le=300)
+    # Base URL of an ntfy-compatible server (empty: no push), e.g. https://ntfy.sh
+    ntfy_url: str | None = None
+    # The booking feed (SSE + history); port 0 picks a free port and logs it.
+    notification_http_host: str = "127.0.0.1"
+    notification_http_port: int = Field(default=8002, ge=0, le=65535)
+    # Seconds between comment heartbeats on an idle SSE feed.
+    notification_feed_heartbeat: float = Field(default=15.0, gt=0)
+
+    @field_validator("notification_webhook_urls", mode="before")
+    @classmethod
+    def _normalise_urls(cls, value: object) -> object:
+        if isinstance(value, list | tuple):
+            value = ",".join(str(item) for item in value)
+        if not isinstance(value, str):
+            return value
+        urls = [check_http_url(url.strip()) for url in value.split(",") if url.strip()]
+        return ",".join(dict.fromkeys(urls))  # each URL once, in order
+
+    @field_validator("notification_webhook_secret")
+    @classmethod
+    def _non_empty_secret(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value():
+            raise ValueError("the webhook secret must not be empty")
+        return value
+
+    @field_validator("ntfy_url", mode="before")
+    @classmethod
+    def _normalise_ntfy_url(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip().rstrip("/")
+            return check_http_url(value) if value else None
+        return value
+
+    @property
+    def webhook_urls(self) -> tuple[str, ...]:
+        return tuple(url for url in self.notification_webhook_urls.split(",") if url)
+
+    @property
+    def uses_default_secret(self) -> bool:
+        return self.notification_webhook_secret.get_secret_value() == DEFAULT_WEBHOOK_SECRET
