@@ -7,10 +7,10 @@ from pathlib import Path
 
 import asyncpg
 
-from services.voucher.handlers import issue_voucher
+from services.voucher.handlers import issue_voucher, void_voucher
 from services.voucher.settings import VoucherSettings
 from shared.consumer_service import ConsumerProcess, build_consumer_process
-from shared.events import BookingConfirmed
+from shared.events import BookingCancelled, BookingConfirmed
 from shared.messaging.consumer import Handler, route
 
 SERVICE = "voucher"
@@ -19,7 +19,12 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def make_handlers(settings: VoucherSettings) -> dict[str, Handler]:
     latency = settings.simulated_latency_ms / 1000
-    return dict([route(BookingConfirmed, partial(issue_voucher, simulated_latency=latency))])
+    return dict(
+        [
+            route(BookingConfirmed, partial(issue_voucher, simulated_latency=latency)),
+            route(BookingCancelled, void_voucher),
+        ]
+    )
 
 
 async def bootstrap(

@@ -1,31 +1,57 @@
 """Voucher handlers: plain async functions of (event, transaction, named dependencies).
 
-This step issues the voucher record and its code; rendering the PDF builds on it.
+On BookingConfirmed the voucher is rendered as a PDF, kept in ``voucher.vouchers`` and sent
+to the booking service as ``VoucherIssued`` (through this service's outbox, in the same
+transaction). On BookingCancelled it is voided and ``VoucherVoided`` tells the booking
+service. A cancellation that overtakes its confirmation (the confirmation was retrying)
+leaves a voided record behind, so the late confirmation issues nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import base64
 
 from shared.db.pool import Connection
-from shared.events import BookingConfirmed
-
-
-def voucher_code(event: BookingConfirmed) -> str:
-    """Derived from the booking id, so every service that knows the booking agrees on it."""
-    digest = hashlib.sha256(f"voucher:{event.booking_id}".encode()).hexdigest().upper()
-    return f"V-{digest[:4]}-{digest[4:8]}-{digest[8:12]}"
+from shared.events import BookingCancelled, BookingConfirmed, Event, VoucherIssued, VoucherVoided
+from shared.vouchers import render_voucher_pdf, voucher_code
 
 
 async def issue_voucher(
     event: BookingConfirmed, tx: Connection, *, simulated_latency: float = 0.0
-) -> None:
+) -> list[Event]:
     if simulated_latency:
         await asyncio.sleep(simulated_latency)
-    await tx.execute(
-        "INSERT INTO voucher.vouchers (booking_id, event_id, code) VALUES ($1, $2, $3)",
+    code = voucher_code(event.booking_id)
+    # Rendering takes a few milliseconds of CPU: off the event loop, so other messages in
+    # hand keep moving meanwhile.
+    pdf = await asyncio.to_thread(render_voucher_pdf, event, code)
+    issued = await tx.fetchval(
+        """INSERT INTO voucher.vouchers (booking_id, event_id, code, pdf)
+           VALUES ($1, $2, $3, $4) ON CONFLICT (booking_id) DO NOTHING RETURNING true""",
         event.booking_id,
         event.event_id,
-        voucher_code(event),
+        code,
+        pdf,
     )
+    if not issued:  # already voided by a cancellation that came first
+        return []
+    return [
+        VoucherIssued(
+            booking_id=event.booking_id,
+            code=code,
+            pdf_base64=base64.b64encode(pdf).decode(),
+        )
+    ]
+
+
+async def void_voucher(event: BookingCancelled, tx: Connection) -> list[Event]:
+    code = voucher_code(event.booking_id)
+    await tx.execute(
+        """INSERT INTO voucher.vouchers (booking_id, code, status, voided_at)
+           VALUES ($1, $2, 'voided', now())
+           ON CONFLICT (booking_id) DO UPDATE SET status = 'voided', voided_at = now()""",
+        event.booking_id,
+        code,
+    )
+    return [VoucherVoided(booking_id=event.booking_id, code=code)]
