@@ -57,6 +57,7 @@ class ConsumerProcess:
 def consumer_config(
     service: str, settings: ConsumingSettings, *, report_progress: bool = True
 ) -> ConsumerConfig:
+    latency_ms = settings.simulated_latency_ms if isinstance(settings, ConsumerSettings) else 0
     return ConsumerConfig(
         service=service,
         amqp_url=settings.amqp_url,
@@ -70,6 +71,7 @@ def consumer_config(
         shutdown_grace=settings.shutdown_grace,
         db_acquire_timeout=settings.db_acquire_timeout,
         report_progress=report_progress,
+        simulated_work=latency_ms / 1000,
     )
 
 

@@ -4,7 +4,9 @@ machine with PostgreSQL and RabbitMQ on 127.0.0.1."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Any
+
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/booking"
@@ -12,7 +14,7 @@ DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 
 class CommonSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
     database_url: str = DEFAULT_DATABASE_URL
     amqp_url: str = DEFAULT_AMQP_URL
@@ -39,5 +41,14 @@ class ConsumingSettings(CommonSettings):
 class ConsumerSettings(ConsumingSettings):
     """Settings of a consumer service (notification, email, voucher)."""
 
-    # Simulated work per message in milliseconds (0 = none), for benchmarks and tests.
+    # Simulated work per message in milliseconds (0 = none), for benchmarks and tests. Each
+    # service also reads <SERVICE>_SIMULATED_LATENCY_MS, so one environment can give every
+    # step its own latency (the seed profile: voucher 1000, email 500, notification 1000).
     simulated_latency_ms: int = Field(default=0, ge=0)
+
+
+def simulated_latency(service: str) -> Any:
+    """The ``simulated_latency_ms`` field of one service: ``<SERVICE>_SIMULATED_LATENCY_MS``
+    first, then the shared ``SIMULATED_LATENCY_MS``."""
+    names = AliasChoices(f"{service}_simulated_latency_ms", "simulated_latency_ms")
+    return Field(default=0, ge=0, validation_alias=names)

@@ -20,13 +20,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def make_handlers(settings: EmailSettings, sender: SmtpSender | None = None) -> dict[str, Handler]:
     sender = sender or SmtpSender.from_settings(settings)
-    latency = settings.simulated_latency_ms / 1000
-    confirm = partial(
-        send_confirmation, sender=sender, email_from=settings.email_from, simulated_latency=latency
-    )
-    cancel = partial(
-        send_cancellation, sender=sender, email_from=settings.email_from, simulated_latency=latency
-    )
+    confirm = partial(send_confirmation, sender=sender, email_from=settings.email_from)
+    cancel = partial(send_cancellation, sender=sender, email_from=settings.email_from)
     return dict([route(BookingConfirmed, confirm), route(BookingCancelled, cancel)])
 
 

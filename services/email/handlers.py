@@ -9,8 +9,6 @@ copy then carries the same Message-ID.
 
 from __future__ import annotations
 
-import asyncio
-
 from services.email.messages import Outgoing, cancellation_email, confirmation_email
 from services.email.smtp import SmtpSender
 from shared.db.pool import Connection
@@ -23,10 +21,9 @@ async def send_confirmation(
     *,
     sender: SmtpSender,
     email_from: str,
-    simulated_latency: float = 0.0,
 ) -> None:
     outgoing = confirmation_email(event, email_from=email_from)
-    await _record_and_send(event, outgoing, tx, sender, simulated_latency)
+    await _record_and_send(event, outgoing, tx, sender)
 
 
 async def send_cancellation(
@@ -35,10 +32,9 @@ async def send_cancellation(
     *,
     sender: SmtpSender,
     email_from: str,
-    simulated_latency: float = 0.0,
 ) -> None:
     outgoing = cancellation_email(event, email_from=email_from)
-    await _record_and_send(event, outgoing, tx, sender, simulated_latency)
+    await _record_and_send(event, outgoing, tx, sender)
 
 
 async def _record_and_send(
@@ -46,10 +42,7 @@ async def _record_and_send(
     outgoing: Outgoing,
     tx: Connection,
     sender: SmtpSender,
-    simulated_latency: float,
 ) -> None:
-    if simulated_latency:
-        await asyncio.sleep(simulated_latency)
     # Recorded first, so a database error surfaces before the email has gone out.
     await tx.execute(
         "INSERT INTO email.emails "

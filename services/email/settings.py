@@ -7,11 +7,13 @@ from email.utils import parseaddr
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from shared.settings import ConsumerSettings
+from shared.settings import ConsumerSettings, simulated_latency
 
 
 class EmailSettings(ConsumerSettings):
     """Configuration of the email process, read from environment variables."""
+
+    simulated_latency_ms: int = simulated_latency("email")
 
     # The SMTP server mail is handed to (a local mail catcher by default).
     smtp_host: str = "127.0.0.1"

@@ -32,9 +32,7 @@ log = logging.getLogger(__name__)
 
 
 def make_handlers(settings: NotificationSettings, deliverer: Deliverer) -> dict[str, Handler]:
-    handler = partial(
-        notify, deliverer=deliverer, simulated_latency=settings.simulated_latency_ms / 1000
-    )
+    handler = partial(notify, deliverer=deliverer)
     return dict([route(BookingConfirmed, handler), route(BookingCancelled, handler)])
 
 

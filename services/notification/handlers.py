@@ -7,8 +7,6 @@ feed's listeners at commit (never, if the transaction rolls back).
 
 from __future__ import annotations
 
-import asyncio
-
 from services.notification.delivery import Deliverer
 from services.notification.feed_hub import FEED_CHANNEL
 from services.notification.messages import BookingEvent, Notice, notice_for
@@ -20,10 +18,7 @@ async def notify(
     tx: Connection,
     *,
     deliverer: Deliverer,
-    simulated_latency: float = 0.0,
 ) -> None:
-    if simulated_latency:
-        await asyncio.sleep(simulated_latency)
     notice = notice_for(event)
     await deliverer.deliver(event, notice, tx)
     await add_to_feed(tx, event, notice)

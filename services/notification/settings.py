@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
-from shared.settings import ConsumerSettings
+from shared.settings import ConsumerSettings, simulated_latency
 
 DEFAULT_WEBHOOK_SECRET = "change-me-in-production"
 
@@ -21,6 +21,8 @@ def check_http_url(url: str) -> str:
 
 class NotificationSettings(ConsumerSettings):
     """Configuration of the notification process, read from environment variables."""
+
+    simulated_latency_ms: int = simulated_latency("notification")
 
     # Comma-separated webhook URLs (empty: none); see ``webhook_urls`` for the parsed list.
     notification_webhook_urls: str = ""

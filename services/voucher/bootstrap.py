@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 
 import asyncpg
@@ -18,10 +17,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def make_handlers(settings: VoucherSettings) -> dict[str, Handler]:
-    latency = settings.simulated_latency_ms / 1000
     return dict(
         [
-            route(BookingConfirmed, partial(issue_voucher, simulated_latency=latency)),
+            route(BookingConfirmed, issue_voucher),
             route(BookingCancelled, void_voucher),
         ]
     )

@@ -17,11 +17,7 @@ from shared.events import BookingCancelled, BookingConfirmed, Event, VoucherIssu
 from shared.vouchers import render_voucher_pdf, voucher_code
 
 
-async def issue_voucher(
-    event: BookingConfirmed, tx: Connection, *, simulated_latency: float = 0.0
-) -> list[Event]:
-    if simulated_latency:
-        await asyncio.sleep(simulated_latency)
+async def issue_voucher(event: BookingConfirmed, tx: Connection) -> list[Event]:
     code = voucher_code(event.booking_id)
     # Rendering takes a few milliseconds of CPU: off the event loop, so other messages in
     # hand keep moving meanwhile.

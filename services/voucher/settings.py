@@ -1,7 +1,9 @@
 from __future__ import annotations
 
-from shared.settings import ConsumerSettings
+from shared.settings import ConsumerSettings, simulated_latency
 
 
 class VoucherSettings(ConsumerSettings):
     """Configuration of the voucher process, read from environment variables."""
+
+    simulated_latency_ms: int = simulated_latency("voucher")

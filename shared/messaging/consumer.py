@@ -84,6 +84,10 @@ class ConsumerConfig:
     # Send FulfilmentProgressed reports for booking events (off for the booking service's
     # own consumer of those reports).
     report_progress: bool = True
+    # Seconds of simulated work per delivery (benchmarks, the seed latency profile). Spent
+    # before the transaction opens, like a step's own slow work (rendering, remote calls),
+    # so a slow step holds a message, not one of PostgreSQL's connections.
+    simulated_work: float = 0.0
 
 
 async def _first_of(*events: asyncio.Event) -> None:
@@ -213,6 +217,8 @@ class Consumer:
             self.stats["ignored"] += 1
             return
         try:
+            if self.config.simulated_work:
+                await asyncio.sleep(self.config.simulated_work)
             await self._handle_once(event, attempts)
         except (PermanentError, InvalidMessage) as exc:
             await self._report(event, "failed", attempts, exc)
