@@ -3,8 +3,6 @@ retries with backoff, idempotency."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
-from decimal import Decimal
 from uuid import uuid4
 
 import aio_pika
@@ -16,28 +14,11 @@ from shared.messaging.consumer import Handler, route
 from shared.messaging.envelope import event_message
 from shared.messaging.topology import EVENTS_EXCHANGE, consumer_topology
 from tests.support.amqp import publish_raw, queue_depth, take
+from tests.support.events import confirmed
 from tests.support.infra import TestEnv
 from tests.support.stack import all_consumers, effects, equals, running_consumer, wait_until
 
 EMAIL = consumer_topology("email")
-
-
-def confirmed(**overrides: object) -> BookingConfirmed:
-    fields: dict[str, object] = {
-        "booking_id": uuid4(),
-        "hotel_id": 1,
-        "hotel_name": "Hotel Aurora",
-        "room_type": "standard",
-        "check_in": date.today() + timedelta(days=10),
-        "check_out": date.today() + timedelta(days=12),
-        "nights": 2,
-        "total_price": Decimal("240.00"),
-        "currency": "EUR",
-        "guest_name": "Ada Lovelace",
-        "guest_email": "ada@example.com",
-    }
-    fields.update(overrides)
-    return BookingConfirmed.model_validate(fields)
 
 
 def failing(times: int, error: Exception, calls: list[str]) -> dict[str, Handler]:

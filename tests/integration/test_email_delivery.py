@@ -4,46 +4,22 @@ SMTP server (aiosmtpd) on a free port."""
 from __future__ import annotations
 
 import io
-from datetime import date, timedelta
-from decimal import Decimal
 from email.message import EmailMessage
-from typing import Any
-from uuid import uuid4
 
 from pypdf import PdfReader
 
-from shared.events import BookingCancelled, BookingConfirmed
+from shared.events import BookingCancelled
 from shared.messaging.envelope import event_message
 from shared.messaging.topology import EVENTS_EXCHANGE, consumer_topology
 from shared.vouchers import voucher_code
 from tests.support.amqp import publish_raw, queue_depth, take
+from tests.support.events import booking_facts, confirmed
 from tests.support.infra import TestEnv
 from tests.support.processes import free_port
 from tests.support.smtp import smtp_server
 from tests.support.stack import effects, equals, fetchval, running_consumer, wait_until
 
 EMAIL = consumer_topology("email")
-
-
-def booking_facts(**overrides: Any) -> dict[str, Any]:
-    fields: dict[str, Any] = {
-        "booking_id": uuid4(),
-        "hotel_id": 1,
-        "hotel_name": "Hotel Aurora",
-        "room_type": "standard",
-        "check_in": date.today() + timedelta(days=10),
-        "check_out": date.today() + timedelta(days=12),
-        "nights": 2,
-        "total_price": Decimal("240.00"),
-        "currency": "EUR",
-        "guest_name": "Ada Lovelace",
-        "guest_email": "ada@example.com",
-    }
-    return fields | overrides
-
-
-def confirmed(**overrides: Any) -> BookingConfirmed:
-    return BookingConfirmed.model_validate(booking_facts(**overrides))
 
 
 def text_of(message: EmailMessage, subtype: str) -> str:

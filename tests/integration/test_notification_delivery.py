@@ -10,10 +10,7 @@ import hashlib
 import hmac
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import date, timedelta
-from decimal import Decimal
 from typing import Any
-from uuid import uuid4
 
 import pytest
 
@@ -21,6 +18,7 @@ from services.notification.signing import verify_signature
 from shared.events import BookingCancelled, BookingConfirmed
 from shared.messaging.envelope import event_message
 from shared.messaging.topology import EVENTS_EXCHANGE, consumer_topology
+from tests.support import events
 from tests.support.amqp import publish_raw, queue_depth, take
 from tests.support.infra import TestEnv
 from tests.support.stack import effects, equals, fetchval, running_consumer, wait_until
@@ -118,23 +116,9 @@ async def recorder() -> AsyncIterator[Recorder]:
 
 
 def booking_event(
-    kind: type[BookingConfirmed] | type[BookingCancelled] = BookingConfirmed, **overrides: object
+    kind: type[BookingConfirmed] | type[BookingCancelled] = BookingConfirmed, **overrides: Any
 ) -> BookingConfirmed | BookingCancelled:
-    fields: dict[str, object] = {
-        "booking_id": uuid4(),
-        "hotel_id": 1,
-        "hotel_name": "Hotel Aurora",
-        "room_type": "standard",
-        "check_in": date.today() + timedelta(days=10),
-        "check_out": date.today() + timedelta(days=12),
-        "nights": 2,
-        "total_price": Decimal("240.00"),
-        "currency": "EUR",
-        "guest_name": "Ada Lovelace",
-        "guest_email": "ada@example.com",
-    }
-    fields.update(overrides)
-    return kind.model_validate(fields)
+    return events.booking_event(kind, **overrides)
 
 
 def notifying(env: TestEnv, **overrides: Any) -> contextlib.AbstractAsyncContextManager[Any]:
