@@ -30,7 +30,7 @@ from shared.db.pool import UNAVAILABLE_ERRORS
 from shared.errors import DatabaseUnavailable
 from shared.messaging.consumer import Consumer
 from shared.messaging.publisher import ConfirmingPublisher
-from shared.messaging.topology import EVENTS_EXCHANGE, declare_all
+from shared.messaging.topology import EVENTS_EXCHANGE, declare_service
 from shared.outbox import OutboxRelay
 from shared.startup import connect_database
 
@@ -58,7 +58,7 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
             name="booking-publisher",
             connect_timeout=settings.amqp_connect_timeout,
             publish_timeout=settings.amqp_publish_timeout,
-            declare=declare_all,
+            declare=lambda channel: declare_service(channel, "booking"),
         )
         relay = OutboxRelay(
             db,
