@@ -229,15 +229,9 @@ async def _missing(channel: AbstractChannel, kind: Literal["exchange", "queue"],
     return False
 
 
-async def declare_exchange(
-    channel: AbstractChannel, name: str = EVENTS_EXCHANGE
-) -> aio_pika.abc.AbstractExchange:
-    return await channel.declare_exchange(name, aio_pika.ExchangeType.FANOUT, durable=True)
-
-
 async def _ensure_fanout(channel: AbstractChannel, name: str) -> None:
     if await _missing(channel, "exchange", name):
-        await declare_exchange(channel, name)
+        await channel.declare_exchange(name, aio_pika.ExchangeType.FANOUT, durable=True)
 
 
 async def declare_consumer(channel: AbstractChannel, names: ConsumerTopology) -> None:

@@ -18,7 +18,7 @@ from shared.messaging.definitions import (
     password_variable,
     permissions,
 )
-from shared.messaging.topology import whole
+from shared.messaging.topology import owned_by, whole
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "deploy" / "rabbitmq" / "definitions.json"
@@ -73,3 +73,13 @@ def test_no_service_may_configure_another_services_names() -> None:
             assert not re.search(granted[user].configure, f"{other}.dlq"), (user, other)
             assert not re.search(granted[user].read, f"{other}.booking-events"), (user, other)
     assert granted["operator"].configure == "^$"
+
+
+def test_every_name_has_exactly_one_owner() -> None:
+    owners: dict[str, list[str]] = {}
+    for service in ("booking", "notification", "email", "voucher"):
+        topology = owned_by(service)
+        for name in [e.name for e in topology.exchanges] + [q.name for q in topology.queues]:
+            owners.setdefault(name, []).append(service)
+    assert {name: found for name, found in owners.items() if len(found) > 1} == {}
+    assert set(owners) == {e.name for e in whole().exchanges} | {q.name for q in whole().queues}
