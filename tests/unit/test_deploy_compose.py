@@ -102,6 +102,10 @@ def test_every_app_service_runs_its_module_from_the_one_image_with_the_env_file(
         for env_file in service["env_file"]:
             assert (DEPLOY / env_file).is_file(), env_file
     assert len(images) == 1
+    for name in APP_SERVICES:
+        service = services()[name]
+        assert service["read_only"] is True
+        assert service["cap_drop"] == ["ALL"]
 
 
 def test_no_guest_each_service_connects_as_its_own_user_with_only_its_own_secret() -> None:
