@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SCALE ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv services run test test-unit test-integration test-e2e lint typecheck format clean
+.PHONY: venv services chromium run test test-unit test-integration test-e2e lint typecheck format clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,17 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 # PostgreSQL and RabbitMQ reachable (installed and started from Debian's packages when root).
-services: venv
+services: venv chromium
 	$(PY) deploy/run.py --ensure-services
+
+# Debian's Chromium for the docs UI test (tests/e2e/test_docs_ui.py), installed when root on
+# Debian. Playwright drives it; `playwright install` is never used. Without it the test skips,
+# or fails when CI=true.
+chromium:
+	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || [ ! -f /etc/debian_version ] || \
+	  { DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+	@command -v chromium >/dev/null || echo "note: chromium is not installed; the docs UI test will skip"
 
 run: venv
 	SCALE="$(SCALE)" $(PY) deploy/run.py

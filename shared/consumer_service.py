@@ -22,7 +22,7 @@ from shared.logging_setup import configure_logging
 from shared.messaging.consumer import Consumer, ConsumerConfig, Handler
 from shared.messaging.publisher import ConfirmingPublisher
 from shared.messaging.retry import RetryPolicy
-from shared.messaging.topology import FULFILMENT_EXCHANGE, declare_all
+from shared.messaging.topology import PUBLISHES_TO, declare_service
 from shared.outbox import OutboxRelay
 from shared.settings import ConsumerSettings, ConsumingSettings
 from shared.startup import connect_database
@@ -93,13 +93,13 @@ async def build_consumer_process(
         name=f"{service}-publisher",
         connect_timeout=settings.amqp_connect_timeout,
         publish_timeout=settings.amqp_publish_timeout,
-        declare=declare_all,
+        declare=lambda channel: declare_service(channel, service),
     )
     relay = OutboxRelay(
         pool,
         publisher,
         schema=service,
-        exchange=FULFILMENT_EXCHANGE,
+        exchange=PUBLISHES_TO[service],
         acquire_timeout=settings.db_acquire_timeout,
     )
     consumer = Consumer(

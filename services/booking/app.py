@@ -7,12 +7,13 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from services.booking.api import bookings, hotels
+from services.booking.api import bookings, docs, events, hotels
 from services.booking.errors import (
     BookingServiceError,
     IdempotencyKeyReused,
@@ -23,6 +24,7 @@ from services.booking.errors import (
 )
 from services.booking.fulfilment import HANDLERS
 from services.booking.middleware import BodySizeLimit
+from services.booking.schemas import today
 from services.booking.settings import BookingSettings
 from shared.consumer_service import consumer_config
 from shared.db.migrate import CONSUMER_MIGRATIONS, migrate
@@ -30,7 +32,7 @@ from shared.db.pool import UNAVAILABLE_ERRORS
 from shared.errors import DatabaseUnavailable
 from shared.messaging.consumer import Consumer
 from shared.messaging.publisher import ConfirmingPublisher
-from shared.messaging.topology import EVENTS_EXCHANGE, declare_all
+from shared.messaging.topology import EVENTS_EXCHANGE, declare_service
 from shared.outbox import OutboxRelay
 from shared.startup import connect_database
 
@@ -58,7 +60,7 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
             name="booking-publisher",
             connect_timeout=settings.amqp_connect_timeout,
             publish_timeout=settings.amqp_publish_timeout,
-            declare=declare_all,
+            declare=lambda channel: declare_service(channel, "booking"),
         )
         relay = OutboxRelay(
             db,
@@ -97,12 +99,29 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
         version="1.0.0",
         summary="Book a room synchronously; fulfilment happens in independent consumers.",
         lifespan=lifespan,
+        docs_url=None,  # served by api/docs.py, without a CDN
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(hotels.router)
     app.include_router(bookings.router)
+    app.include_router(events.router)
+    app.include_router(docs.router)
+    _refresh_openapi_daily(app)
     _add_error_handlers(app)
     return app
+
+
+def _refresh_openapi_daily(app: FastAPI) -> None:
+    """FastAPI builds the OpenAPI document once; its examples carry dates relative to today
+    (so "Try it out" books a future stay), so the document is rebuilt when the day changes."""
+    build, built_on = app.openapi, [today()]
+
+    def openapi() -> dict[str, Any]:
+        if built_on[0] != today():
+            app.openapi_schema, built_on[0] = None, today()
+        return build()
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _add_error_handlers(app: FastAPI) -> None:

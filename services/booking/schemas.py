@@ -18,8 +18,9 @@ def today() -> date:
     return datetime.now(UTC).date()
 
 
-def _example_booking() -> dict[str, Any]:
-    # Relative dates keep the example in /docs valid on any day it is read.
+def example_booking() -> dict[str, Any]:
+    """A valid request: a seeded hotel and room type, 30 days ahead (app.py regenerates the
+    OpenAPI document each day, so the example in /docs is valid on any day it is read)."""
     check_in = today() + timedelta(days=30)
     return {
         "hotel_id": 1,
@@ -32,7 +33,7 @@ def _example_booking() -> dict[str, Any]:
 
 
 def _add_example(schema: dict[str, Any]) -> None:
-    schema["examples"] = [_example_booking()]
+    schema["examples"] = [example_booking()]
 
 
 def reject_control_characters(value: str) -> str:

@@ -305,7 +305,9 @@ class Consumer:
         )
         new_headers = self._failure_headers(headers, error, attempts, None)
         copy = copy_message(message, new_headers, expiration=delay)
-        if await self._park(message, copy, "", self.names.retry_queue(attempts)):
+        if await self._park(
+            message, copy, self.names.retry_exchange, self.names.retry_queue(attempts)
+        ):
             self.stats["retried"] += 1
 
     async def _dead_letter(

@@ -11,23 +11,33 @@
           │ x-dead-letter-exchange (delivery limit exceeded)
           ▼
     <service>.dlx (direct) ──► <service>.dlq           parked messages, with reason headers
-    <service>.retry.<n> ──(per-message TTL expires)──► default exchange ──► <service>.booking-events
+    <service>.retry (direct) ──► <service>.retry.<n> ──(per-message TTL expires)──┐
+          ▲                                                                     │
+          └──────── dead-lettered with the work queue's name as routing key ────┘──► work queue
 
-Retry wait queues dead-letter through the default exchange with the consumer's own queue
-as routing key, so a retried message returns to that consumer only, never to the fanout.
-Declaration is idempotent: whichever process starts first creates everything.
+A retried message returns to its consumer's own queue through the service's own retry
+exchange, never to the fanout and never through the default exchange (so no service needs
+permission to publish to every queue of the vhost).
+
+The topology is data (:func:`owned_by`, :func:`whole`): the declaring code below and the
+broker definitions (deploy/rabbitmq/make_definitions.py) are both built from it. Each service
+declares what it owns; what it relies on but does not own it declares only when missing
+(on a developer's broker, as guest); in production the broker's definitions create it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import aio_pika
+import aiormq
 from aio_pika.abc import AbstractChannel
 
 EVENTS_EXCHANGE = "booking.events"
 FULFILMENT_EXCHANGE = "fulfilment.events"
+# The broker's name for the default exchange "" in permissions.
+DEFAULT_EXCHANGE = "amq.default"
 # The services that consume booking events, each on its own queue.
 CONSUMER_SERVICES = ("notification", "email", "voucher")
 # Attempt n waits in retry queue min(n, RETRY_LEVELS). One queue per level keeps delays in a
@@ -58,6 +68,10 @@ class ConsumerTopology:
     def dead_letter_queue(self) -> str:
         return f"{self.service}.dlq"
 
+    @property
+    def retry_exchange(self) -> str:
+        return f"{self.service}.retry"
+
     def retry_queue(self, attempt: int) -> str:
         return f"{self.service}.retry.{min(max(attempt, 1), RETRY_LEVELS)}"
 
@@ -71,6 +85,11 @@ class ConsumerTopology:
 CONSUMERS = {
     **{service: ConsumerTopology(service) for service in CONSUMER_SERVICES},
     "booking": ConsumerTopology("booking", FULFILMENT_EXCHANGE),
+}
+# The exchange each service's outbox relay publishes to.
+PUBLISHES_TO = {
+    "booking": EVENTS_EXCHANGE,
+    **dict.fromkeys(CONSUMER_SERVICES, FULFILMENT_EXCHANGE),
 }
 
 
@@ -88,6 +107,42 @@ def resolve_dead_letter_queue(name: str) -> str:
     raise ValueError(f"no dead-letter queue called {name!r}; use one of {sorted(CONSUMERS)}")
 
 
+@dataclass(frozen=True)
+class Exchange:
+    name: str
+    type: Literal["fanout", "direct"]
+
+
+@dataclass(frozen=True)
+class Queue:
+    name: str
+    arguments: dict[str, Any] = field(hash=False)
+
+
+@dataclass(frozen=True)
+class Binding:
+    exchange: str
+    queue: str
+    routing_key: str = ""
+
+
+@dataclass(frozen=True)
+class Topology:
+    exchanges: tuple[Exchange, ...] = ()
+    queues: tuple[Queue, ...] = ()
+    bindings: tuple[Binding, ...] = ()
+
+    def __add__(self, other: Topology) -> Topology:
+        def merged(a: tuple[Any, ...], b: tuple[Any, ...]) -> tuple[Any, ...]:
+            return (*a, *(item for item in b if item not in a))
+
+        return Topology(
+            merged(self.exchanges, other.exchanges),
+            merged(self.queues, other.queues),
+            merged(self.bindings, other.bindings),
+        )
+
+
 def _quorum(**extra: Any) -> dict[str, Any]:
     # at-least-once dead-lettering needs reject-publish overflow; it keeps a message in the
     # source queue until the dead-letter target has confirmed it.
@@ -99,25 +154,11 @@ def _quorum(**extra: Any) -> dict[str, Any]:
     }
 
 
-async def declare_exchange(
-    channel: AbstractChannel, name: str = EVENTS_EXCHANGE
-) -> aio_pika.abc.AbstractExchange:
-    return await channel.declare_exchange(name, aio_pika.ExchangeType.FANOUT, durable=True)
-
-
-async def declare_consumer(channel: AbstractChannel, names: ConsumerTopology) -> None:
-    exchange = await declare_exchange(channel, names.source_exchange)
-    dlx = await channel.declare_exchange(
-        names.dead_letter_exchange, aio_pika.ExchangeType.DIRECT, durable=True
-    )
-    dlq = await channel.declare_queue(
-        names.dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"}
-    )
-    await dlq.bind(dlx, routing_key=names.queue)
-    work = await channel.declare_queue(
+def consumer_entities(names: ConsumerTopology) -> Topology:
+    """A consuming service's own queues and exchanges (not the fanout it reads from)."""
+    work = Queue(
         names.queue,
-        durable=True,
-        arguments=_quorum(
+        _quorum(
             **{
                 "x-dead-letter-exchange": names.dead_letter_exchange,
                 "x-dead-letter-routing-key": names.queue,
@@ -125,19 +166,95 @@ async def declare_consumer(channel: AbstractChannel, names: ConsumerTopology) ->
             }
         ),
     )
-    await work.bind(exchange)
-    for retry_queue in names.retry_queues:
-        await channel.declare_queue(
-            retry_queue,
-            durable=True,
-            arguments=_quorum(
-                **{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": names.queue}
-            ),
-        )
+    retry_args = {"x-dead-letter-exchange": names.retry_exchange}
+    retries = [
+        Queue(q, _quorum(**retry_args, **{"x-dead-letter-routing-key": names.queue}))
+        for q in names.retry_queues
+    ]
+    return Topology(
+        exchanges=(
+            Exchange(names.dead_letter_exchange, "direct"),
+            Exchange(names.retry_exchange, "direct"),
+        ),
+        queues=(Queue(names.dead_letter_queue, {"x-queue-type": "quorum"}), work, *retries),
+        bindings=(
+            Binding(names.dead_letter_exchange, names.dead_letter_queue, names.queue),
+            Binding(names.source_exchange, names.queue),
+            Binding(names.retry_exchange, names.queue, names.queue),
+            *(Binding(names.retry_exchange, q.name, q.name) for q in retries),
+        ),
+    )
+
+
+def owned_by(service: str) -> Topology:
+    """What ``service`` creates and may delete: the booking service owns both fanouts."""
+    owned = consumer_entities(consumer_topology(service))
+    if service == "booking":
+        fanouts = (Exchange(EVENTS_EXCHANGE, "fanout"), Exchange(FULFILMENT_EXCHANGE, "fanout"))
+        owned = Topology(exchanges=fanouts) + owned
+    return owned
+
+
+def whole() -> Topology:
+    topology = owned_by("booking")
+    for service in CONSUMER_SERVICES:
+        topology += owned_by(service)
+    return topology
+
+
+async def apply(channel: AbstractChannel, topology: Topology) -> None:
+    """Declare (idempotently) every exchange, queue and binding of ``topology``."""
+    for exchange in topology.exchanges:
+        await channel.declare_exchange(exchange.name, exchange.type, durable=True)
+    for queue in topology.queues:
+        await channel.declare_queue(queue.name, durable=True, arguments=queue.arguments)
+    for binding in topology.bindings:
+        declared = await channel.get_queue(binding.queue, ensure=False)
+        await declared.bind(binding.exchange, routing_key=binding.routing_key)
+
+
+async def _missing(channel: AbstractChannel, kind: Literal["exchange", "queue"], name: str) -> bool:
+    """Probe with a passive declare (no permission needed) on a throwaway channel, since a
+    failed passive declare closes its channel."""
+    underlay = await channel.get_underlay_channel()
+    probe = await underlay.connection.channel()
+    try:
+        if kind == "queue":
+            await probe.queue_declare(name, passive=True)
+        else:
+            await probe.exchange_declare(name, passive=True)
+    except aiormq.exceptions.ChannelNotFoundEntity:
+        return True
+    await probe.close()
+    return False
+
+
+async def _ensure_fanout(channel: AbstractChannel, name: str) -> None:
+    if await _missing(channel, "exchange", name):
+        await channel.declare_exchange(name, aio_pika.ExchangeType.FANOUT, durable=True)
+
+
+async def declare_consumer(channel: AbstractChannel, names: ConsumerTopology) -> None:
+    """What a consumer declares before consuming: its own entities, and its source fanout
+    when that does not exist yet."""
+    await _ensure_fanout(channel, names.source_exchange)
+    await apply(channel, consumer_entities(names))
+
+
+async def declare_service(channel: AbstractChannel, service: str) -> None:
+    """What a service's publisher declares: what it owns, and what it relies on only when
+    missing. The booking service makes sure every consumer's queue exists, so an event
+    published before a consumer ever started waits for it."""
+    if service == "booking":
+        await apply(channel, owned_by("booking"))
+        for name in CONSUMER_SERVICES:
+            if await _missing(channel, "queue", consumer_topology(name).queue):
+                await declare_consumer(channel, consumer_topology(name))
+        return
+    await _ensure_fanout(channel, PUBLISHES_TO[service])
+    await declare_consumer(channel, consumer_topology(service))
 
 
 async def declare_all(channel: AbstractChannel) -> None:
-    """Declare both exchanges and every consumer's queues (used by the publishers too, so an
-    event published before its consumer ever started is still queued for it)."""
-    for names in CONSUMERS.values():
-        await declare_consumer(channel, names)
+    """Declare the whole topology (for tools and tests running with full permissions)."""
+    await apply(channel, whole())

@@ -6,9 +6,11 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response
 
+from services.booking.api import examples
+from services.booking.api.examples import NOT_FOUND, UNAVAILABLE, error, ok, validation_error
 from services.booking.bookings import cancel_booking, get_booking, get_voucher, place_booking
 from services.booking.deps import IdempotencyKeyHeader, PoolDep, RelayDep, SettingsDep
-from services.booking.schemas import Booking, BookingRequest, ErrorBody
+from services.booking.schemas import Booking, BookingRequest
 
 router = APIRouter(tags=["bookings"])
 
@@ -23,10 +25,18 @@ router = APIRouter(tags=["bookings"])
         "and notifications happen afterwards, in their own services."
     ),
     responses={
-        409: {"model": ErrorBody, "description": "No room of that type free every night"},
-        413: {"model": ErrorBody, "description": "Body over 16 KiB"},
-        422: {"description": "Invalid request, unknown hotel/room type, or reused key"},
-        503: {"model": ErrorBody, "description": "Database unavailable; try again"},
+        201: ok(examples.booking(), "Booked; Location names the new booking"),
+        409: error(
+            "No room of that type free every night",
+            "no standard room is free at hotel 1 for the whole stay 2027-03-01 to 2027-03-04",
+        ),
+        413: error("Body over 16 KiB", "request body larger than 16384 bytes"),
+        422: validation_error(
+            "Value error, check_out must be after check_in (also: unknown hotel or room "
+            "type, Idempotency-Key reused with another body)",
+            "body",
+        ),
+        503: UNAVAILABLE,
     },
 )
 async def create_booking(
@@ -51,7 +61,12 @@ async def create_booking(
 @router.get(
     "/bookings/{booking_id}",
     summary="Get a booking with its fulfilment status",
-    responses={404: {"model": ErrorBody}},
+    responses={
+        200: ok(examples.booking()),
+        404: NOT_FOUND,
+        422: validation_error("Input should be a valid UUID", "path", "booking_id"),
+        503: UNAVAILABLE,
+    },
 )
 async def read_booking(booking_id: UUID, pool: PoolDep, settings: SettingsDep) -> Booking:
     return await get_booking(pool, booking_id, settings.db_acquire_timeout)
@@ -64,7 +79,12 @@ async def read_booking(booking_id: UUID, pool: PoolDep, settings: SettingsDep) -
         "Returns the nights to the inventory and sends BookingCancelled to the consumers. "
         "Cancelling again changes nothing and returns the booking."
     ),
-    responses={404: {"model": ErrorBody}},
+    responses={
+        200: ok({**examples.booking(), "status": "cancelled"}, "Cancelled"),
+        404: NOT_FOUND,
+        422: validation_error("Input should be a valid UUID", "path", "booking_id"),
+        503: UNAVAILABLE,
+    },
 )
 async def cancel(
     booking_id: UUID, pool: PoolDep, relay: RelayDep, settings: SettingsDep
@@ -79,9 +99,20 @@ async def cancel(
     summary="Download the booking's PDF voucher",
     response_class=Response,
     responses={
-        200: {"content": {"application/pdf": {}}, "description": "The voucher"},
-        404: {"model": ErrorBody, "description": "No such booking, or voucher not issued yet"},
-        410: {"model": ErrorBody, "description": "Voided: the booking was cancelled"},
+        200: {
+            "content": {"application/pdf": {"example": "%PDF-1.3 ... (the voucher, binary)"}},
+            "description": "The voucher",
+        },
+        404: error(
+            "No such booking, or voucher not issued yet",
+            f"the voucher for booking {examples.BOOKING_ID} is not issued yet",
+        ),
+        410: error(
+            "Voided: the booking was cancelled",
+            "voucher HB-7Q2K9 was voided at 2027-02-01T10:00:00+00:00: the booking was cancelled",
+        ),
+        422: validation_error("Input should be a valid UUID", "path", "booking_id"),
+        503: UNAVAILABLE,
     },
 )
 async def voucher(booking_id: UUID, pool: PoolDep, settings: SettingsDep) -> Response:

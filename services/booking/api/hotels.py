@@ -10,11 +10,12 @@ from itertools import groupby
 from fastapi import APIRouter, HTTPException
 
 from services.booking import repository as repo
+from services.booking.api import examples
+from services.booking.api.examples import UNAVAILABLE, error, ok, validation_error
 from services.booking.deps import PoolDep, SettingsDep
 from services.booking.errors import NotFound
 from services.booking.schemas import (
     Availability,
-    ErrorBody,
     Hotel,
     NightAvailability,
     RoomTypeAvailability,
@@ -25,7 +26,11 @@ router = APIRouter(tags=["hotels"])
 MAX_AVAILABILITY_DAYS = 366
 
 
-@router.get("/hotels", summary="List hotels with their room types and prices")
+@router.get(
+    "/hotels",
+    summary="List hotels with their room types and prices",
+    responses={200: ok(examples.hotels()), 503: UNAVAILABLE},
+)
 async def list_hotels(pool: PoolDep, settings: SettingsDep) -> list[Hotel]:
     async with acquire(pool, settings.db_acquire_timeout) as conn:
         rows = await repo.list_hotels(conn)
@@ -38,7 +43,12 @@ async def list_hotels(pool: PoolDep, settings: SettingsDep) -> list[Hotel]:
 @router.get(
     "/hotels/{hotel_id}/availability",
     summary="Free rooms of each type for every night of a stay",
-    responses={404: {"model": ErrorBody}, 422: {"description": "Bad dates"}},
+    responses={
+        200: ok(examples.availability()),
+        404: error("No such hotel", "hotel 99 not found"),
+        422: validation_error("check_out must be after check_in", "query", "check_out"),
+        503: UNAVAILABLE,
+    },
 )
 async def availability(
     hotel_id: int, check_in: date, check_out: date, pool: PoolDep, settings: SettingsDep

@@ -1,0 +1,96 @@
+"""Response examples for the docs UI (/docs): every endpoint shows what each status returns.
+
+Dates are relative to today (see ``schemas.example_booking``), so that the examples, like the
+request body "Try it out" sends, are valid whenever the docs are read.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from services.booking.schemas import ErrorBody, example_booking, today
+
+BOOKING_ID = "3f2b8c1e-5d4a-4e6f-9a7b-1c2d3e4f5a6b"
+
+
+def booking() -> dict[str, Any]:
+    stay = example_booking()
+    step = {"status": "done", "attempts": 1, "updated_at": f"{today()}T09:30:01Z"}
+    return {
+        "id": BOOKING_ID,
+        "status": "confirmed",
+        **stay,
+        "nights": 3,
+        "total_price": "360.00",
+        "currency": "EUR",
+        "created_at": f"{today()}T09:30:00Z",
+        "fulfilment": {
+            name: {**step, "last_error": None, "source_event_type": "BookingConfirmed"}
+            for name in ("voucher", "email", "notification")
+        },
+    }
+
+
+def hotels() -> list[dict[str, Any]]:
+    return [
+        {
+            "id": 1,
+            "name": "Hotel Aurora",
+            "city": "Lisbon",
+            "currency": "EUR",
+            "room_types": [
+                {
+                    "code": "standard",
+                    "name": "Standard double",
+                    "price_per_night": "120.00",
+                    "total_rooms": 20,
+                }
+            ],
+        }
+    ]
+
+
+def availability() -> dict[str, Any]:
+    check_in = today() + timedelta(days=30)
+    nights = [
+        {"night": (check_in + timedelta(days=n)).isoformat(), "free": 20 - n} for n in range(2)
+    ]
+    return {
+        "hotel_id": 1,
+        "check_in": check_in.isoformat(),
+        "check_out": (check_in + timedelta(days=2)).isoformat(),
+        "room_types": [
+            {
+                "code": "standard",
+                "name": "Standard double",
+                "total_rooms": 20,
+                "price_per_night": "120.00",
+                "free_every_night": 19,
+                "nights": nights,
+            }
+        ],
+    }
+
+
+def ok(example: Any, description: str = "Success") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"example": example}}}
+
+
+def error(description: str, detail: str) -> dict[str, Any]:
+    return {
+        "model": ErrorBody,
+        "description": description,
+        "content": {"application/json": {"example": {"detail": detail}}},
+    }
+
+
+def validation_error(message: str, *location: str | int) -> dict[str, Any]:
+    body = {"detail": [{"type": "value_error", "loc": list(location), "msg": message}]}
+    return {"description": "Invalid request", "content": {"application/json": {"example": body}}}
+
+
+NOT_FOUND = error("No such booking", f"booking {BOOKING_ID} not found")
+UNAVAILABLE = error(
+    "Database unavailable; try again", "the database is unavailable; try again shortly"
+)

@@ -1,0 +1,119 @@
+"""The docs UI works for a person: in a real headless Chromium (Debian's package, driven by
+Playwright), /docs books a room with the example body exactly as "Try it out" shows it, then
+reads the booking back. Screenshots are kept in tests/artifacts/."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Locator, Page, sync_playwright
+
+from tests.support.infra import TestEnv
+from tests.support.processes import free_port, start_service, stop, wait_http
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+# No sandbox (root in a container), and nothing that phones home.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).is_file():
+        message = (
+            f"no Chromium at {CHROMIUM}: install Debian's package (apt-get install chromium, "
+            "which `make services` does as root) or set CHROMIUM_PATH"
+        )
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    with sync_playwright() as playwright:
+        # Debian's Chromium, never one downloaded by `playwright install`.
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def api(env: TestEnv, logs: Path) -> Iterator[str]:
+    """The booking API as a real uvicorn process on a free port, against the test's own
+    database and vhost."""
+    port = free_port()
+    process = start_service(
+        "booking",
+        {
+            "DATABASE_URL": env.database_url,
+            "AMQP_URL": env.amqp_url(),
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+        },
+        logs,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{base}/openapi.json", timeout=60)
+        yield base
+    finally:
+        stop(process)
+
+
+def operation(page: Page, operation_id: str) -> Locator:
+    """Expand one operation of the Swagger UI and press its "Try it out"."""
+    block = page.locator(f"#operations-bookings-{operation_id}")
+    block.locator(".opblock-summary").click()
+    block.locator("button.try-out__btn").click()
+    return block
+
+
+def execute(block: Locator, status: int) -> dict[str, object]:
+    block.locator("button.execute").click()
+    live = block.locator(".live-responses-table .response")
+    live.locator(".response-col_status").filter(has_text=str(status)).wait_for(timeout=20_000)
+    body = live.locator(".response-col_description pre").first.inner_text()
+    parsed: dict[str, object] = json.loads(body)
+    return parsed
+
+
+def shoot(page: Page, block: Locator, name: str) -> None:
+    """The operation from its title down to the live response."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    block.evaluate("element => element.scrollIntoView()")
+    page.screenshot(path=ARTIFACTS / name)
+
+
+def test_a_person_books_a_room_from_the_docs_with_the_example_as_shown(
+    api: str, browser: Browser
+) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 2000})
+    page.goto(f"{api}/docs")
+
+    create = operation(page, "create_booking_bookings_post")
+    shown = json.loads(create.locator("textarea.body-param__text").input_value())
+    assert shown["hotel_id"] == 1  # a seeded hotel, and a stay in the future
+    assert date.fromisoformat(shown["check_in"]) > date.today()
+    booking = execute(create, 201)  # the example exactly as shown, untouched
+    assert booking["status"] == "confirmed"
+    assert booking["check_in"] == shown["check_in"]
+    shoot(page, create, "docs-post-bookings-201.png")
+
+    read = operation(page, "read_booking_bookings__booking_id__get")
+    read.locator("input[placeholder='booking_id']").fill(str(booking["id"]))
+    again = execute(read, 200)
+    assert again["id"] == booking["id"]
+    shoot(page, read, "docs-get-booking-200.png")

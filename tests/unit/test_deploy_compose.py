@@ -1,0 +1,164 @@
+"""deploy/compose.yaml and deploy/Dockerfile, checked without a Docker engine: the Compose
+Specification's own JSON schema, then the structure that lets it run and scale."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+COMPOSE_FILE = DEPLOY / "compose.yaml"
+SCHEMA = ROOT / "tests" / "data" / "compose-spec.json"
+APP_SERVICES = ("booking", "notification", "email", "voucher")
+CONSUMERS = ("notification", "email", "voucher")
+
+
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text())
+    return loaded
+
+
+def services() -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = compose()["services"]
+    return found
+
+
+def test_the_compose_file_is_valid_against_the_compose_specification() -> None:
+    schema = json.loads(SCHEMA.read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    errors = [e.message for e in jsonschema.Draft7Validator(schema).iter_errors(compose())]
+    assert errors == []
+
+
+def test_the_schema_check_catches_a_misspelt_key() -> None:
+    broken = compose()
+    broken["services"]["email"]["depends_on"]["postgres"]["conditon"] = "service_healthy"
+    schema = json.loads(SCHEMA.read_text())
+    assert not jsonschema.Draft7Validator(schema).is_valid(broken)
+
+
+def test_it_runs_rabbitmq_with_management_postgres_mailpit_and_the_four_services() -> None:
+    found = services()
+    assert set(found) == {"rabbitmq", "postgres", "mailpit", *APP_SERVICES}
+    assert found["rabbitmq"]["image"].startswith("rabbitmq:3.13-management")
+    assert found["postgres"]["image"].startswith("postgres:")
+    assert found["mailpit"]["image"].startswith("axllent/mailpit:")
+
+
+def test_every_service_has_a_health_check_and_waits_for_healthy_dependencies() -> None:
+    for name, service in services().items():
+        assert service["healthcheck"]["test"], name
+        for dependency, rule in service.get("depends_on", {}).items():
+            assert rule == {"condition": "service_healthy"}, f"{name} -> {dependency}"
+    for name in APP_SERVICES:
+        mail = {"mailpit"} if name == "email" else set()
+        assert set(services()[name]["depends_on"]) == {"postgres", "rabbitmq", *mail}, name
+
+
+def test_consumers_can_scale_no_container_name_and_no_host_port() -> None:
+    for name in CONSUMERS:
+        service = services()[name]
+        assert "container_name" not in service, name
+        assert "ports" not in service, name
+    for name, service in services().items():
+        # A published port is for a person on this machine only.
+        assert all(str(port).startswith("127.0.0.1:") for port in service.get("ports", [])), name
+
+
+def test_health_checks_ask_each_service_on_the_port_it_listens_on() -> None:
+    for name in APP_SERVICES:
+        service = services()[name]
+        port = service["environment"]["PORT" if name == "booking" else "HTTP_PORT"]
+        assert service["environment"].get("HOST", service["environment"].get("HTTP_HOST")) == (
+            "0.0.0.0"
+        )
+        assert f"http://127.0.0.1:{port}/health/ready" in service["healthcheck"]["test"][-1]
+
+
+def test_state_lives_in_named_volumes() -> None:
+    declared = set(compose()["volumes"])
+    assert declared == {"postgres-data", "rabbitmq-data", "mailpit-data"}
+    for name in ("postgres", "rabbitmq", "mailpit"):
+        sources = {volume.split(":")[0] for volume in services()[name]["volumes"]}
+        assert sources & declared, name
+
+
+def test_every_app_service_runs_its_module_from_the_one_image_with_the_env_file() -> None:
+    images = set()
+    for name in APP_SERVICES:
+        service = services()[name]
+        assert service["command"] == ["python", "-m", f"services.{name}"]
+        assert service["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile"}
+        images.add(service["image"])
+        for env_file in service["env_file"]:
+            assert (DEPLOY / env_file).is_file(), env_file
+    assert len(images) == 1
+    for name in APP_SERVICES:
+        service = services()[name]
+        assert service["read_only"] is True
+        assert service["cap_drop"] == ["ALL"]
+
+
+def test_no_guest_each_service_connects_as_its_own_user_with_only_its_own_secret() -> None:
+    for name in APP_SERVICES:
+        environment = services()[name]["environment"]
+        assert environment["AMQP_URL"].startswith(f"amqp://{name}:"), name
+        secrets = set(re.findall(r"RABBITMQ_(\w+?)_PASSWORD", json.dumps(environment)))
+        assert secrets == {name.upper()}, name
+
+
+def test_the_env_example_defines_every_variable_the_compose_file_uses() -> None:
+    used = set(re.findall(r"\$\{(\w+)", COMPOSE_FILE.read_text()))
+    example = (DEPLOY / ".env.example").read_text()
+    defined = set(re.findall(r"^(\w+)=", example, flags=re.MULTILINE))
+    assert used <= defined, used - defined
+
+
+def test_every_file_the_dockerfile_copies_exists_and_it_runs_as_a_user() -> None:
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11-slim", dockerfile, flags=re.MULTILINE)
+    copies = re.findall(r"^COPY\s+(.+?)\s+\S+$", dockerfile, flags=re.MULTILINE)
+    assert copies
+    for sources in copies:
+        for source in sources.split():
+            assert (ROOT / source).exists(), source
+    users = re.findall(r"^USER\s+(\S+)", dockerfile, flags=re.MULTILINE)
+    assert users
+    assert users[-1] not in ("root", "0")
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".venv", ".git", "deploy/.env"} <= set(ignored)
+
+
+def test_the_rabbitmq_definitions_and_config_are_mounted() -> None:
+    volumes = services()["rabbitmq"]["volumes"]
+    mount = "${RABBITMQ_DEFINITIONS:-./rabbitmq/definitions.json}:/etc/rabbitmq/definitions.json"
+    assert any(v.startswith(mount) for v in volumes)
+    assert any(v.startswith("./rabbitmq/rabbitmq.conf:/etc/rabbitmq/conf.d/") for v in volumes)
+    config = (DEPLOY / "rabbitmq" / "rabbitmq.conf").read_text()
+    assert "definitions.local.path = /etc/rabbitmq/definitions.json" in config
+
+
+def test_docker_compose_accepts_the_file_when_the_plugin_is_installed(tmp_path: Path) -> None:
+    docker = shutil.which("docker")
+    if docker is None or subprocess.run([docker, "compose", "version"], capture_output=True,
+                                        check=False).returncode != 0:  # fmt: skip
+        pytest.skip("the docker compose plugin is not installed (the schema test still ran)")
+    env_file = tmp_path / ".env"
+    env_file.write_text((DEPLOY / ".env.example").read_text())
+    result = subprocess.run(
+        [docker, "compose", "-f", str(COMPOSE_FILE), "--env-file", str(env_file), "config", "-q"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr

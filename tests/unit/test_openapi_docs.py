@@ -1,0 +1,70 @@
+"""The OpenAPI document behind /docs: the POST /bookings example is valid as shown (a seeded
+hotel and room type, a future stay), and every endpoint has a summary and response examples."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from services.booking.app import create_app
+from services.booking.schemas import BookingRequest
+from services.booking.settings import BookingSettings
+
+SEED = Path(__file__).resolve().parents[2] / "services/booking/migrations/002_demo_hotels.sql"
+
+
+@pytest.fixture
+def openapi() -> dict[str, Any]:
+    document: dict[str, Any] = create_app(BookingSettings()).openapi()  # connects to nothing
+    return document
+
+
+def operations(openapi: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (f"{method.upper()} {path}", operation)
+        for path, item in openapi["paths"].items()
+        for method, operation in item.items()
+    ]
+
+
+def test_the_post_bookings_example_books_a_seeded_room_in_the_future(
+    openapi: dict[str, Any],
+) -> None:
+    body = openapi["paths"]["/bookings"]["post"]["requestBody"]["content"]["application/json"]
+    schema = openapi["components"]["schemas"][body["schema"]["$ref"].rsplit("/", 1)[1]]
+    [example] = schema["examples"]
+    request = BookingRequest.model_validate(example)  # raises if the dates are in the past
+    assert request.check_in > date.today()
+    seeded = re.findall(r"\((\d+), '(\w+)', '[^']+', [\d.]+, (\d+)\)", SEED.read_text())
+    assert (str(request.hotel_id), request.room_type) in {(h, code) for h, code, _ in seeded}
+
+
+def test_every_endpoint_has_a_summary_and_an_example_for_every_json_response(
+    openapi: dict[str, Any],
+) -> None:
+    assert "/asyncapi.json" in openapi["paths"]
+    assert len(operations(openapi)) >= 7
+    for name, operation in operations(openapi):
+        assert operation.get("summary"), name
+        assert any(code.startswith("2") for code in operation["responses"]), name
+        for code, response in operation["responses"].items():
+            for media_type, content in response.get("content", {}).items():
+                assert "example" in content or "examples" in content, (name, code, media_type)
+
+
+async def test_the_docs_page_loads_swagger_ui_from_this_process_not_a_cdn() -> None:
+    transport = httpx.ASGITransport(app=create_app(BookingSettings()))
+    async with httpx.AsyncClient(transport=transport, base_url="http://docs.test") as client:
+        page = await client.get("/docs")
+        assert page.status_code == 200
+        scripts = re.findall(r'src="([^"]+)"', page.text)
+        assert scripts == ["http://docs.test/docs/assets/swagger-ui-bundle.js"]
+        bundle = await client.get(scripts[0])
+        assert bundle.status_code == 200
+        assert "SwaggerUIBundle" in bundle.text
+        assert (await client.get("/docs/assets/..%2Fmain.py")).status_code == 404
