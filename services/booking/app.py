@@ -22,15 +22,18 @@ from services.booking.errors import (
     VoucherVoided,
 )
 from services.booking.fulfilment import HANDLERS
-from services.booking.middleware import BodySizeLimit
+from services.booking.middleware import BodySizeLimit, TracingMiddleware
 from services.booking.settings import BookingSettings
 from shared.consumer_service import consumer_config
 from shared.db.migrate import CONSUMER_MIGRATIONS, migrate
 from shared.db.pool import UNAVAILABLE_ERRORS
 from shared.errors import DatabaseUnavailable
+from shared.http.ops import ops_routes
 from shared.messaging.consumer import Consumer
 from shared.messaging.publisher import ConfirmingPublisher
 from shared.messaging.topology import EVENTS_EXCHANGE, declare_all
+from shared.observability.health import Ops, database_check
+from shared.observability.metrics import Metrics, OutboxProbe
 from shared.outbox import OutboxRelay
 from shared.startup import connect_database
 
@@ -53,6 +56,7 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = pool or await connect_database(settings)
         await migrate(db, "booking", [CONSUMER_MIGRATIONS, MIGRATIONS])
+        metrics = Metrics()
         publisher = ConfirmingPublisher(
             settings.amqp_url,
             name="booking-publisher",
@@ -69,14 +73,15 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
             sweep_interval=settings.outbox_sweep_interval,
             retry_max_delay=settings.outbox_retry_max_delay,
             acquire_timeout=settings.db_acquire_timeout,
+            metrics=metrics,
         )
         # The consumer of the fulfilment reports: shares the publishing connection (for its
         # retries and dead letters) but consumes on a connection of its own.
-        reports = Consumer(
-            consumer_config("booking", settings, report_progress=False), HANDLERS, db, publisher
-        )
+        config = consumer_config("booking", settings, report_progress=False)
+        reports = Consumer(config, HANDLERS, db, publisher, metrics=metrics)
         app.state.pool, app.state.relay, app.state.settings = db, relay, settings
         app.state.reports = reports
+        app.state.ops = _ops(db, metrics, settings.health_check_timeout)
         stop = asyncio.Event()
         tasks = [asyncio.create_task(reports.run(stop))]
         if settings.relay_enabled:
@@ -99,10 +104,19 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
         lifespan=lifespan,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(TracingMiddleware)  # outermost: a refused body is traced too
     app.include_router(hotels.router)
     app.include_router(bookings.router)
+    app.router.routes.extend(ops_routes())  # /health/live, /health/ready, /metrics
     _add_error_handlers(app)
     return app
+
+
+def _ops(pool: asyncpg.Pool, metrics: Metrics, timeout: float) -> Ops:
+    """Ready means the database answers: with the broker down, bookings are still taken
+    (the outbox holds their events), so the broker is not a readiness condition here."""
+    metrics.on_scrape(OutboxProbe(pool, "booking", timeout=timeout))
+    return Ops("booking", metrics, {"database": database_check(pool, timeout)}, timeout=timeout)
 
 
 def _add_error_handlers(app: FastAPI) -> None:

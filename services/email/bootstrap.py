@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from functools import partial
 from pathlib import Path
 
@@ -20,12 +22,18 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def make_handlers(settings: EmailSettings, sender: SmtpSender | None = None) -> dict[str, Handler]:
     sender = sender or SmtpSender.from_settings(settings)
+    # Recorded with each email, so the spread of work over replicas can be seen.
+    sent_by = f"{socket.gethostname()}:{os.getpid()}"
     latency = settings.simulated_latency_ms / 1000
-    confirm = partial(
-        send_confirmation, sender=sender, email_from=settings.email_from, simulated_latency=latency
-    )
-    cancel = partial(
-        send_cancellation, sender=sender, email_from=settings.email_from, simulated_latency=latency
+    confirm, cancel = (
+        partial(
+            send,
+            sender=sender,
+            email_from=settings.email_from,
+            sent_by=sent_by,
+            simulated_latency=latency,
+        )
+        for send in (send_confirmation, send_cancellation)
     )
     return dict([route(BookingConfirmed, confirm), route(BookingCancelled, cancel)])
 

@@ -23,10 +23,11 @@ async def send_confirmation(
     *,
     sender: SmtpSender,
     email_from: str,
+    sent_by: str | None = None,
     simulated_latency: float = 0.0,
 ) -> None:
     outgoing = confirmation_email(event, email_from=email_from)
-    await _record_and_send(event, outgoing, tx, sender, simulated_latency)
+    await _record_and_send(event, outgoing, tx, sender, sent_by, simulated_latency)
 
 
 async def send_cancellation(
@@ -35,10 +36,11 @@ async def send_cancellation(
     *,
     sender: SmtpSender,
     email_from: str,
+    sent_by: str | None = None,
     simulated_latency: float = 0.0,
 ) -> None:
     outgoing = cancellation_email(event, email_from=email_from)
-    await _record_and_send(event, outgoing, tx, sender, simulated_latency)
+    await _record_and_send(event, outgoing, tx, sender, sent_by, simulated_latency)
 
 
 async def _record_and_send(
@@ -46,6 +48,7 @@ async def _record_and_send(
     outgoing: Outgoing,
     tx: Connection,
     sender: SmtpSender,
+    sent_by: str | None,
     simulated_latency: float,
 ) -> None:
     if simulated_latency:
@@ -53,8 +56,8 @@ async def _record_and_send(
     # Recorded first, so a database error surfaces before the email has gone out.
     await tx.execute(
         "INSERT INTO email.emails "
-        "(event_id, booking_id, kind, recipient, subject, message_id, voucher_code) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "(event_id, booking_id, kind, recipient, subject, message_id, voucher_code, sent_by) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         event.event_id,
         event.booking_id,
         outgoing.kind,
@@ -62,5 +65,6 @@ async def _record_and_send(
         outgoing.subject,
         outgoing.message_id,
         outgoing.voucher_code,
+        sent_by,
     )
     await sender.send(outgoing.message)
