@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from fastapi import FastAPI, Request
@@ -22,7 +23,7 @@ from services.booking.errors import (
     VoucherVoided,
 )
 from services.booking.fulfilment import HANDLERS
-from services.booking.middleware import BodySizeLimit, TracingMiddleware
+from services.booking.middleware import BodySizeLimit
 from services.booking.settings import BookingSettings
 from shared.consumer_service import consumer_config
 from shared.db.migrate import CONSUMER_MIGRATIONS, migrate
@@ -102,14 +103,22 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
         version="1.0.0",
         summary="Book a room synchronously; fulfilment happens in independent consumers.",
         lifespan=lifespan,
+        # FastAPI's own OpenTelemetry server span per request (recorded when a tracer
+        # provider is installed, see shared/observability/tracing.py). Health probes and
+        # scrapes are left out: every few seconds, they would drown the traces.
+        telemetry={"exclude": _is_ops_request},
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(TracingMiddleware)  # outermost: a refused body is traced too
     app.include_router(hotels.router)
     app.include_router(bookings.router)
     app.router.routes.extend(ops_routes())  # /health/live, /health/ready, /metrics
     _add_error_handlers(app)
     return app
+
+
+def _is_ops_request(scope: MutableMapping[str, Any]) -> bool:
+    path: str = scope.get("path", "")
+    return path.startswith(("/health/", "/metrics"))
 
 
 def _ops(pool: asyncpg.Pool, metrics: Metrics, timeout: float) -> Ops:
