@@ -9,6 +9,7 @@ import asyncio
 import email
 import email.policy
 import json
+import socket
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -113,3 +114,15 @@ async def test_three_email_processes_send_every_email_exactly_once_and_share_the
         assert all(line["service"] == "email" and line["replica"] == f"email-{n}" for line in sent)
         assert all(line["booking_id"] == line["correlation_id"] for line in sent)
         assert all(line["booking_id"] in booking_ids and line["event_id"] for line in sent)
+
+
+def test_a_replica_given_a_port_in_use_exits_with_one_clear_line(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        process = start(["-m", "services.email"], {"HTTP_PORT": str(port)}, tmp_path / "e.log")
+        assert process.wait(20) == 1
+    last = (tmp_path / "e.log").read_text().strip().splitlines()[-1]
+    assert last.startswith(
+        f"error: email cannot start: the ops HTTP server cannot listen on 127.0.0.1:{port}"
+    )
+    assert "HTTP_PORT" in last
