@@ -37,6 +37,7 @@ from shared.observability.tracing import (
 )
 
 log = logging.getLogger(__name__)
+LOGGED_FAILURES = 3  # rows of a batch whose failure is logged one by one, with their ids
 DB_FAILURES: tuple[type[BaseException], ...] = (
     DatabaseUnavailable,
     asyncpg.PostgresError,
@@ -143,11 +144,18 @@ class OutboxRelay:
             results = await self._publisher.publish_many(
                 messages, exchange=self._exchange, routing_key=""
             )
+            logged = 0
             for row, span, error in zip(rows, spans, results, strict=True):
                 if error is not None:
                     fail(span, error)
-                    with message_context(event_id=row["event_id"], booking_id=row["booking_id"]):
-                        log.warning("outbox relay %s: not confirmed: %s", self._schema, error)
+                    if logged < LOGGED_FAILURES:  # a failing batch needs a few lines, not 200
+                        logged += 1
+                        with message_context(
+                            event_id=row["event_id"],
+                            booking_id=row["booking_id"],
+                            correlation_id=row["booking_id"],
+                        ):
+                            log.warning("outbox relay %s: not confirmed: %s", self._schema, error)
                 span.end()
             done = [row["id"] for row, error in zip(rows, results, strict=True) if error is None]
             failures = [
