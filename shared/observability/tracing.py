@@ -2,7 +2,7 @@
 
 How the context travels::
 
-    POST /bookings  (server span, TracingMiddleware)
+    POST /bookings  (server span: FastAPI's own OpenTelemetry instrumentation)
       └─ add_to_outbox stores the W3C traceparent with the row
            └─ relay: "<exchange> publish" (producer span) ── traceparent AMQP header ──┐
                 consumer runtime: "<queue> process" (consumer span) ◄──────────────────┘
