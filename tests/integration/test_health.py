@@ -4,9 +4,6 @@ TCP proxy. Readiness must turn 503 with the reason, and come back by itself."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from urllib.parse import urlsplit, urlunsplit
 from uuid import uuid4
 
@@ -15,36 +12,12 @@ import httpx
 from shared.messaging.envelope import event_message
 from shared.messaging.topology import EVENTS_EXCHANGE, consumer_topology
 from tests.integration.test_consumer_runtime import confirmed
-from tests.support.amqp import channel, publish_raw
-from tests.support.infra import AMQP_HOST, AMQP_PORT, TestEnv
+from tests.support.amqp import publish_raw
+from tests.support.infra import AMQP_HOST, AMQP_PORT, AMQP_USER, TestEnv, rabbitmqctl
 from tests.support.stack import effects, equals, running_consumer, wait_until
 from tests.support.tcp_proxy import TcpProxy
 
 VOUCHER = consumer_topology("voucher")
-
-
-@contextlib.asynccontextmanager
-async def watch_readiness(url: str) -> AsyncIterator[list[int]]:
-    """Poll /health/ready every 10 ms in the background; yields the statuses seen so far
-    (a flip that lasts a tenth of a second is still caught)."""
-    seen: list[int] = []
-
-    async def poll(client: httpx.AsyncClient) -> None:
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                status = (await client.get(f"{url}/health/ready")).status_code
-                if not seen or seen[-1] != status:
-                    seen.append(status)
-            await asyncio.sleep(0.01)
-
-    async with httpx.AsyncClient(timeout=2) as client:
-        task = asyncio.create_task(poll(client))
-        try:
-            yield seen
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 async def _ready(url: str) -> httpx.Response:
@@ -64,15 +37,18 @@ async def test_a_consumer_whose_queue_is_deleted_turns_unready_then_consumes_aga
         assert ready.status_code == 200, ready.text
         assert ready.json()["checks"] == {"database": "ok", "consumer": "ok"}
 
-        async with watch_readiness(url) as seen:
-            # The broker answers with basic.cancel on the consumer's still-open channel.
-            async with channel(env.amqp_url()) as ch:
-                await ch.queue_delete(VOUCHER.queue)
-            await wait_until(lambda: seen[-2:] == [503, 200], what="unready, then ready again")
-        assert seen[0] == 200
-        assert 503 in seen
-        assert process.consumer.stats["consumed"] == 0
+        # Without the right to declare, the consumer cannot re-subscribe: its unready spell
+        # lasts until the right comes back, so the test cannot miss it.
+        await rabbitmqctl("set_permissions", "-p", env.vhost, AMQP_USER, "^$", ".*", ".*")
+        # The broker answers with basic.cancel on the consumer's still-open channel.
+        await rabbitmqctl("delete_queue", VOUCHER.queue, "-p", env.vhost)
+        await wait_until(lambda: _status_is(url, 503), what="unready")
+        unready = (await _ready(url)).json()
+        assert unready["reason"] == "consumer: not consuming voucher.booking-events (reconnecting)"
+        assert unready["checks"]["database"] == "ok"
 
+        await rabbitmqctl("set_permissions", "-p", env.vhost, AMQP_USER, ".*", ".*", ".*")
+        await wait_until(lambda: _status_is(url, 200), what="ready again, by itself")
         # Consuming again for real: the queue and its binding were declared anew.
         event = confirmed(booking_id=uuid4())
         await publish_raw(env.amqp_url(), EVENTS_EXCHANGE, event_message(event))
