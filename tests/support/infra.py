@@ -32,7 +32,7 @@ class TestEnv:
         return f"amqp://{AMQP_USER}:{AMQP_PASSWORD}@{host}:{port}/{vhost}?heartbeat={heartbeat}"
 
 
-async def rabbitmqctl(*args: str) -> None:
+async def _rabbitmqctl(*args: str) -> None:
     ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
     proc = await asyncio.create_subprocess_exec(
         ctl, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
@@ -49,8 +49,8 @@ async def create_env(label: str) -> TestEnv:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    await rabbitmqctl("add_vhost", name)
-    await rabbitmqctl("set_permissions", "-p", name, AMQP_USER, ".*", ".*", ".*")
+    await _rabbitmqctl("add_vhost", name)
+    await _rabbitmqctl("set_permissions", "-p", name, AMQP_USER, ".*", ".*", ".*")
     database_url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     return TestEnv(name=name, database_url=database_url, vhost=name)
 
@@ -61,4 +61,9 @@ async def drop_env(env: TestEnv) -> None:
         await admin.execute(f'DROP DATABASE IF EXISTS "{env.name}" WITH (FORCE)')
     finally:
         await admin.close()
-    await rabbitmqctl("delete_vhost", env.vhost)
+    await _rabbitmqctl("delete_vhost", env.vhost)
+
+
+async def rabbitmqctl(*args: str) -> None:
+    """Run ``rabbitmqctl`` (e.g. to change permissions or delete a queue in a test's vhost)."""
+    await _rabbitmqctl(*args)
