@@ -4,6 +4,8 @@ Usage: python deploy/run.py [--scale email=3 --scale voucher=2]  (or SCALE="emai
 Checks PostgreSQL and RabbitMQ first (installing or starting them when root on Debian).
 Unless SMTP_HOST is set, also runs deploy/mailcatcher.py (labelled "mail") and points every
 service at it with SMTP_HOST/SMTP_PORT, so mail sent locally is kept, never delivered.
+Each consumer replica gets an ops HTTP port of its own (see replica_env); logs are readable
+text unless LOG_FORMAT says otherwise.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ COLOURS = ("36", "33", "32", "35", "34", "96", "93", "92", "95", "94", "91", "31
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/booking"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 MAIL = "mail"  # the mail catcher's name and label among plan()'s (service, label) pairs
+# Each consumer's default ops HTTP port (its settings say the same); replica n of a scaled
+# service listens on base + 100·(n-1): email-1 8003, email-2 8103, email-3 8203.
+HTTP_PORTS = {"notification": 8002, "email": 8003, "voucher": 8004}
+REPLICA_PORT_STEP = 100
 
 
 class UsageError(Exception):
@@ -198,6 +204,19 @@ def plan(scale: dict[str, int]) -> list[tuple[str, str]]:
     return [(s, s if n == 1 else f"{s}-{i}") for s, n in scale.items() for i in range(1, n + 1)]
 
 
+def replica_env(service: str, label: str) -> dict[str, str]:
+    """What one process is told besides the runner's own environment: its label (which its
+    log lines carry), its ops HTTP port, text logs for a terminal. HTTP_PORT=0 in the
+    environment keeps 0 (free ports, each logged at start) for every replica."""
+    env = {"REPLICA_NAME": label, "LOG_FORMAT": os.environ.get("LOG_FORMAT") or "text"}
+    if service in HTTP_PORTS:
+        index = int(label.rsplit("-", 1)[1]) if label != service else 1
+        base = HTTP_PORTS[service]
+        free = os.environ.get("HTTP_PORT") == "0"
+        env["HTTP_PORT"] = "0" if free else str(base + REPLICA_PORT_STEP * (index - 1))
+    return env
+
+
 def signal_group(process: asyncio.subprocess.Process, sig: int) -> None:
     # The whole process group, so anything a service forked goes down with it.
     if process.returncode is None:
@@ -262,7 +281,7 @@ class Supervisor:
     async def spawn(self, service: str, label: str) -> asyncio.subprocess.Process:
         # The label doubles as REPLICA_NAME so the services' own log lines match the prefix;
         # unbuffered, so lines show up as they are written.
-        env = {**os.environ, "REPLICA_NAME": label, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **replica_env(service, label), "PYTHONUNBUFFERED": "1"}
         command = [sys.executable, "-m", f"services.{service}"]
         if service == MAIL:
             command = [sys.executable, "deploy/mailcatcher.py"]

@@ -2,6 +2,8 @@
 
 Each service's ``bootstrap.py`` names its handlers and migrations; this module builds the
 clients (never at import time), runs the consumer until SIGTERM/SIGINT and closes them.
+Every consumer process also serves /health/live, /health/ready and /metrics on its own
+small HTTP server (HTTP_HOST, HTTP_PORT), with a metrics registry of its own.
 """
 
 from __future__ import annotations
@@ -9,20 +11,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+from starlette.routing import BaseRoute
 
 from shared.db.migrate import CONSUMER_MIGRATIONS, migrate
 from shared.errors import SharedError
+from shared.http.server import OpsServer, bind, ops_app
 from shared.logging_setup import configure_logging
 from shared.messaging.consumer import Consumer, ConsumerConfig, Handler
 from shared.messaging.publisher import ConfirmingPublisher
 from shared.messaging.retry import RetryPolicy
 from shared.messaging.topology import PUBLISHES_TO, declare_service
+from shared.observability.health import Ops, consuming_check, database_check
+from shared.observability.metrics import Metrics, OutboxProbe
+from shared.observability.tracing import configure_tracing
 from shared.outbox import OutboxRelay
 from shared.settings import ConsumerSettings, ConsumingSettings
 from shared.startup import connect_database
@@ -36,22 +44,36 @@ class ConsumerProcess:
     relay: OutboxRelay
     pool: asyncpg.Pool
     publisher: ConfirmingPublisher
+    ops: OpsServer
+    metrics: Metrics
+
+    @property
+    def ops_url(self) -> str:
+        return self.ops.url
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume and relay until ``stop``; the relay outlives the consumer's drain so the
-        last progress reports still go out."""
-        relay_stop = asyncio.Event()
+        """Consume, relay and serve the ops endpoints until ``stop``. The relay outlives
+        the consumer's drain so the last progress reports still go out; the ops server
+        answers (unready) until the end. If the ops server fails, the process stops."""
+        relay_stop, http_stop = asyncio.Event(), asyncio.Event()
         relay = asyncio.create_task(self.relay.run(relay_stop))
+        http = asyncio.create_task(self.ops.serve(http_stop), name="ops-http")
+        http.add_done_callback(lambda _: stop.set())
         try:
             await self.consumer.run(stop)
         finally:
             self.relay.wake()
             relay_stop.set()
             await relay
+            http_stop.set()
+            await http  # raises if the server failed
 
     async def close(self) -> None:
-        await self.publisher.close()
-        await self.pool.close()
+        try:
+            await self.publisher.close()
+            await self.pool.close()
+        finally:
+            self.ops.close()
 
 
 def consumer_config(
@@ -81,6 +103,26 @@ async def build_consumer_process(
     handlers: Mapping[str, Handler],
     migrations: Path,
     pool: asyncpg.Pool | None = None,
+    routes: Sequence[BaseRoute] = (),
+) -> ConsumerProcess:
+    """Build a consumer process; ``routes`` are served beside the ops endpoints."""
+    # Bound first: a port in use is a start-up error before anything else is built.
+    sock = bind(settings.http_host, settings.http_port)
+    try:
+        return await _build(service, settings, handlers, migrations, pool, routes, sock)
+    except BaseException:
+        sock.close()
+        raise
+
+
+async def _build(
+    service: str,
+    settings: ConsumerSettings,
+    handlers: Mapping[str, Handler],
+    migrations: Path,
+    pool: asyncpg.Pool | None,
+    routes: Sequence[BaseRoute],
+    sock: socket.socket,
 ) -> ConsumerProcess:
     # A pool at least as large as the prefetch: each message in hand holds a connection
     # for its transaction.
@@ -88,6 +130,7 @@ async def build_consumer_process(
         settings, max_size=max(settings.db_pool_size, settings.prefetch)
     )
     await migrate(pool, service, [CONSUMER_MIGRATIONS, migrations])
+    metrics = Metrics()
     publisher = ConfirmingPublisher(
         settings.amqp_url,
         name=f"{service}-publisher",
@@ -101,11 +144,25 @@ async def build_consumer_process(
         schema=service,
         exchange=PUBLISHES_TO[service],
         acquire_timeout=settings.db_acquire_timeout,
+        metrics=metrics,
     )
     consumer = Consumer(
-        consumer_config(service, settings), handlers, pool, publisher, on_outbox_write=relay.wake
+        consumer_config(service, settings),
+        handlers,
+        pool,
+        publisher,
+        on_outbox_write=relay.wake,
+        metrics=metrics,
     )
-    return ConsumerProcess(consumer=consumer, relay=relay, pool=pool, publisher=publisher)
+    timeout = settings.health_check_timeout
+    metrics.on_scrape(OutboxProbe(pool, service, timeout=timeout))
+    checks = {
+        "database": database_check(pool, timeout),
+        "consumer": consuming_check(lambda: consumer.consuming, consumer.names.queue),
+    }
+    ops = Ops(service, metrics, checks, timeout=timeout)
+    server = OpsServer(ops_app(ops, routes), sock)
+    return ConsumerProcess(consumer, relay, pool, publisher, ops=server, metrics=metrics)
 
 
 async def run_until_signalled(process: ConsumerProcess) -> None:
@@ -125,12 +182,13 @@ def main(
 ) -> None:
     """Entry point of a consumer process: exit 0 after a clean stop, 1 with one clear line
     when it cannot start."""
-    configure_logging(service, settings.log_level)
+    configure_logging(service, settings.log_level, settings.log_format)
 
     async def serve() -> None:
         await run_until_signalled(await process())
 
     try:
+        configure_tracing(service, settings.otel_traces_exporter)
         asyncio.run(serve())
     except SharedError as exc:
         print(f"error: {service} cannot start: {exc}", file=sys.stderr)

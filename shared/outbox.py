@@ -5,6 +5,10 @@ A row is marked published only after the broker confirmed its message, so a cras
 broker outage leaves it for the next pass (at-least-once; consumers deduplicate by
 event_id). Rows are claimed with FOR UPDATE SKIP LOCKED, so any number of replicas
 can relay side by side without publishing a row twice in the normal case.
+
+Each row keeps the W3C ``traceparent`` of the transaction that wrote it; the relay publishes
+it in a producer span whose context travels in the message's ``traceparent`` header, so the
+consumers' spans join the trace of the request that caused the event.
 """
 
 from __future__ import annotations
@@ -15,14 +19,25 @@ import logging
 
 import aio_pika
 import asyncpg
+from opentelemetry.trace import Span, SpanKind
 
 from shared.db.pool import UNAVAILABLE_ERRORS, Connection, acquire
 from shared.errors import DatabaseUnavailable, MessagingError
 from shared.events import Event
+from shared.logging_setup import message_context
 from shared.messaging.envelope import outbox_message
 from shared.messaging.publisher import ConfirmingPublisher
+from shared.observability.metrics import Metrics
+from shared.observability.tracing import (
+    context_from,
+    current_traceparent,
+    fail,
+    headers_for,
+    tracer,
+)
 
 log = logging.getLogger(__name__)
+LOGGED_FAILURES = 3  # rows of a batch whose failure is logged one by one, with their ids
 DB_FAILURES: tuple[type[BaseException], ...] = (
     DatabaseUnavailable,
     asyncpg.PostgresError,
@@ -32,13 +47,15 @@ DB_FAILURES: tuple[type[BaseException], ...] = (
 
 async def add_to_outbox(conn: Connection, schema: str, event: Event) -> None:
     await conn.execute(
-        f"""INSERT INTO "{schema}".outbox (event_id, event_type, booking_id, occurred_at, body)
-            VALUES ($1, $2, $3, $4, $5)""",
+        f"""INSERT INTO "{schema}".outbox
+                (event_id, event_type, booking_id, occurred_at, body, traceparent)
+            VALUES ($1, $2, $3, $4, $5, $6)""",
         event.event_id,
         event.event_type,
         event.booking_id,
         event.occurred_at,
         event.to_json().decode(),
+        current_traceparent(),
     )
 
 
@@ -54,6 +71,7 @@ class OutboxRelay:
         sweep_interval: float = 1.0,
         retry_max_delay: float = 5.0,
         acquire_timeout: float = 5.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self._pool = pool
         self._publisher = publisher
@@ -65,6 +83,7 @@ class OutboxRelay:
         self._acquire_timeout = acquire_timeout
         self._wakeup = asyncio.Event()
         self.published = 0
+        self._published_metric = (metrics or Metrics()).events_published.labels(outbox=schema)
 
     def wake(self) -> None:
         """Called after a commit: publish now rather than at the next sweep."""
@@ -111,17 +130,33 @@ class OutboxRelay:
         """Publish one batch; return (published, failed)."""
         async with acquire(self._pool, self._acquire_timeout) as conn, conn.transaction():
             rows = await conn.fetch(
-                f"""SELECT id, event_id, event_type, booking_id, occurred_at, body
+                f"""SELECT id, event_id, event_type, booking_id, occurred_at, body, traceparent
                     FROM "{self._schema}".outbox WHERE published_at IS NULL
                     ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
                 self._batch_size,
             )
             if not rows:
                 return 0, 0
-            messages = [_message(row) for row in rows]
+            spans = [self._span(row) for row in rows]
+            messages = [
+                _message(row, headers_for(span)) for row, span in zip(rows, spans, strict=True)
+            ]
             results = await self._publisher.publish_many(
                 messages, exchange=self._exchange, routing_key=""
             )
+            logged = 0
+            for row, span, error in zip(rows, spans, results, strict=True):
+                if error is not None:
+                    fail(span, error)
+                    if logged < LOGGED_FAILURES:  # a failing batch needs a few lines, not 200
+                        logged += 1
+                        with message_context(
+                            event_id=row["event_id"],
+                            booking_id=row["booking_id"],
+                            correlation_id=row["booking_id"],
+                        ):
+                            log.warning("outbox relay %s: not confirmed: %s", self._schema, error)
+                span.end()
             done = [row["id"] for row, error in zip(rows, results, strict=True) if error is None]
             failures = [
                 (row["id"], str(error))
@@ -141,21 +176,37 @@ class OutboxRelay:
                     failures,
                 )
                 log.warning(
-                    "outbox relay %s: %d of %d events not confirmed (%s); will retry",
+                    "outbox relay %s: %d of %d events not confirmed; will retry",
                     self._schema,
                     len(failures),
                     len(rows),
-                    failures[0][1],
                 )
         self.published += len(done)
+        self._published_metric.inc(len(done))
         return len(done), len(failures)
 
+    def _span(self, row: asyncpg.Record) -> Span:
+        """A producer span, child of the span that wrote the row."""
+        return tracer().start_span(
+            f"{self._exchange} publish",
+            context=context_from({"traceparent": row["traceparent"]}),
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "rabbitmq",
+                "messaging.operation.type": "publish",
+                "messaging.destination.name": self._exchange,
+                "messaging.message.id": str(row["event_id"]),
+                "messaging.message.conversation_id": str(row["booking_id"]),
+            },
+        )
 
-def _message(row: asyncpg.Record) -> aio_pika.Message:
+
+def _message(row: asyncpg.Record, headers: dict[str, str]) -> aio_pika.Message:
     return outbox_message(
         event_id=row["event_id"],
         event_type=row["event_type"],
         booking_id=row["booking_id"],
         occurred_at=row["occurred_at"],
         body=row["body"].encode(),
+        headers=dict(headers),
     )

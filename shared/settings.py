@@ -4,7 +4,7 @@ machine with PostgreSQL and RabbitMQ on 127.0.0.1."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,6 +19,13 @@ class CommonSettings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     amqp_url: str = DEFAULT_AMQP_URL
     log_level: str = "INFO"
+    # json: one object per line (for log shippers); text: readable lines (the local runner).
+    log_format: Literal["json", "text"] = "json"
+    # Where spans go: none (default), console (stderr) or otlp (needs the [otlp] extra; set
+    # OTEL_EXPORTER_OTLP_ENDPOINT). Trace context is propagated whatever this is.
+    otel_traces_exporter: Literal["none", "console", "otlp"] = "none"
+    # Readiness checks and the outbox gauges' query give up after this long.
+    health_check_timeout: float = Field(default=2.0, gt=0)
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_acquire_timeout: float = Field(default=5.0, gt=0)
     db_command_timeout: float = Field(default=10.0, gt=0)
@@ -45,6 +52,10 @@ class ConsumerSettings(ConsumingSettings):
     # service also reads <SERVICE>_SIMULATED_LATENCY_MS, so one environment can give every
     # step its own latency (the seed profile: voucher 1000, email 500, notification 1000).
     simulated_latency_ms: int = Field(default=0, ge=0)
+    # The ops HTTP server (/health/live, /health/ready, /metrics): each service sets its
+    # own default port; 0 picks a free port and logs it.
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=0, ge=0, le=65535)
 
 
 def simulated_latency(service: str) -> Any:

@@ -7,7 +7,9 @@ import uvicorn
 
 from services.booking.app import create_app
 from services.booking.settings import BookingSettings
+from shared.errors import SharedError
 from shared.logging_setup import configure_logging
+from shared.observability.tracing import configure_tracing
 
 
 def _already_stopped(signum: int, frame: FrameType | None) -> None:
@@ -17,7 +19,11 @@ def _already_stopped(signum: int, frame: FrameType | None) -> None:
 
 if __name__ == "__main__":
     settings = BookingSettings()
-    configure_logging("booking", settings.log_level)
+    configure_logging("booking", settings.log_level, settings.log_format)
+    try:
+        configure_tracing("booking", settings.otel_traces_exporter)
+    except SharedError as exc:
+        raise SystemExit(f"error: booking cannot start: {exc}") from exc
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _already_stopped)
     uvicorn.run(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -30,9 +30,12 @@ from shared.consumer_service import consumer_config
 from shared.db.migrate import CONSUMER_MIGRATIONS, migrate
 from shared.db.pool import UNAVAILABLE_ERRORS
 from shared.errors import DatabaseUnavailable
+from shared.http.ops import ops_routes
 from shared.messaging.consumer import Consumer
 from shared.messaging.publisher import ConfirmingPublisher
 from shared.messaging.topology import EVENTS_EXCHANGE, declare_service
+from shared.observability.health import Ops, database_check
+from shared.observability.metrics import Metrics, OutboxProbe
 from shared.outbox import OutboxRelay
 from shared.startup import connect_database
 
@@ -55,6 +58,7 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = pool or await connect_database(settings)
         await migrate(db, "booking", [CONSUMER_MIGRATIONS, MIGRATIONS])
+        metrics = Metrics()
         publisher = ConfirmingPublisher(
             settings.amqp_url,
             name="booking-publisher",
@@ -71,14 +75,15 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
             sweep_interval=settings.outbox_sweep_interval,
             retry_max_delay=settings.outbox_retry_max_delay,
             acquire_timeout=settings.db_acquire_timeout,
+            metrics=metrics,
         )
         # The consumer of the fulfilment reports: shares the publishing connection (for its
         # retries and dead letters) but consumes on a connection of its own.
-        reports = Consumer(
-            consumer_config("booking", settings, report_progress=False), HANDLERS, db, publisher
-        )
+        config = consumer_config("booking", settings, report_progress=False)
+        reports = Consumer(config, HANDLERS, db, publisher, metrics=metrics)
         app.state.pool, app.state.relay, app.state.settings = db, relay, settings
         app.state.reports = reports
+        app.state.ops = _ops(db, metrics, settings.health_check_timeout)
         stop = asyncio.Event()
         tasks = [asyncio.create_task(reports.run(stop))]
         if settings.relay_enabled:
@@ -100,6 +105,10 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
         summary="Book a room synchronously; fulfilment happens in independent consumers.",
         lifespan=lifespan,
         docs_url=None,  # served by api/docs.py, without a CDN
+        # FastAPI's own OpenTelemetry server span per request (recorded when a tracer
+        # provider is installed, see shared/observability/tracing.py). Health probes and
+        # scrapes are left out: every few seconds, they would drown the traces.
+        telemetry={"exclude": _is_ops_request},
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(hotels.router)
@@ -107,6 +116,7 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
     app.include_router(events.router)
     app.include_router(docs.router)
     _refresh_openapi_daily(app)
+    app.router.routes.extend(ops_routes())  # /health/live, /health/ready, /metrics
     _add_error_handlers(app)
     return app
 
@@ -122,6 +132,18 @@ def _refresh_openapi_daily(app: FastAPI) -> None:
         return build()
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _is_ops_request(scope: MutableMapping[str, Any]) -> bool:
+    path: str = scope.get("path", "")
+    return path.startswith(("/health/", "/metrics"))
+
+
+def _ops(pool: asyncpg.Pool, metrics: Metrics, timeout: float) -> Ops:
+    """Ready means the database answers: with the broker down, bookings are still taken
+    (the outbox holds their events), so the broker is not a readiness condition here."""
+    metrics.on_scrape(OutboxProbe(pool, "booking", timeout=timeout))
+    return Ops("booking", metrics, {"database": database_check(pool, timeout)}, timeout=timeout)
 
 
 def _add_error_handlers(app: FastAPI) -> None:

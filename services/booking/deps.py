@@ -9,6 +9,8 @@ import asyncpg
 from fastapi import Depends, Header, Request
 
 from services.booking.settings import BookingSettings
+from shared.observability.health import Ops
+from shared.observability.metrics import Metrics
 from shared.outbox import OutboxRelay
 
 
@@ -27,9 +29,15 @@ def _settings(request: Request) -> BookingSettings:
     return settings
 
 
+def _metrics(request: Request) -> Metrics:
+    ops: Ops = request.app.state.ops
+    return ops.metrics
+
+
 PoolDep = Annotated[asyncpg.Pool, Depends(_pool)]
 RelayDep = Annotated[OutboxRelay, Depends(_relay)]
 SettingsDep = Annotated[BookingSettings, Depends(_settings)]
+MetricsDep = Annotated[Metrics, Depends(_metrics)]
 IdempotencyKeyHeader = Annotated[
     str | None,
     Header(

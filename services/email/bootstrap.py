@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from functools import partial
 from pathlib import Path
 
@@ -20,8 +22,12 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def make_handlers(settings: EmailSettings, sender: SmtpSender | None = None) -> dict[str, Handler]:
     sender = sender or SmtpSender.from_settings(settings)
-    confirm = partial(send_confirmation, sender=sender, email_from=settings.email_from)
-    cancel = partial(send_cancellation, sender=sender, email_from=settings.email_from)
+    # Recorded with each email, so the spread of work over replicas can be seen.
+    sent_by = f"{socket.gethostname()}:{os.getpid()}"
+    confirm, cancel = (
+        partial(send, sender=sender, email_from=settings.email_from, sent_by=sent_by)
+        for send in (send_confirmation, send_cancellation)
+    )
     return dict([route(BookingConfirmed, confirm), route(BookingCancelled, cancel)])
 
 

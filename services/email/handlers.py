@@ -21,9 +21,10 @@ async def send_confirmation(
     *,
     sender: SmtpSender,
     email_from: str,
+    sent_by: str | None = None,
 ) -> None:
     outgoing = confirmation_email(event, email_from=email_from)
-    await _record_and_send(event, outgoing, tx, sender)
+    await _record_and_send(event, outgoing, tx, sender, sent_by)
 
 
 async def send_cancellation(
@@ -32,9 +33,10 @@ async def send_cancellation(
     *,
     sender: SmtpSender,
     email_from: str,
+    sent_by: str | None = None,
 ) -> None:
     outgoing = cancellation_email(event, email_from=email_from)
-    await _record_and_send(event, outgoing, tx, sender)
+    await _record_and_send(event, outgoing, tx, sender, sent_by)
 
 
 async def _record_and_send(
@@ -42,12 +44,13 @@ async def _record_and_send(
     outgoing: Outgoing,
     tx: Connection,
     sender: SmtpSender,
+    sent_by: str | None,
 ) -> None:
     # Recorded first, so a database error surfaces before the email has gone out.
     await tx.execute(
         "INSERT INTO email.emails "
-        "(event_id, booking_id, kind, recipient, subject, message_id, voucher_code) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "(event_id, booking_id, kind, recipient, subject, message_id, voucher_code, sent_by) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         event.event_id,
         event.booking_id,
         outgoing.kind,
@@ -55,5 +58,6 @@ async def _record_and_send(
         outgoing.subject,
         outgoing.message_id,
         outgoing.voucher_code,
+        sent_by,
     )
     await sender.send(outgoing.message)

@@ -27,6 +27,7 @@ class EmailSettings(ConsumerSettings):
     smtp_timeout: float = Field(default=10.0, gt=0, le=300)
     # The From header; its address is also the envelope sender.
     email_from: str = "Hotel Booking <bookings@hotel.example>"
+    http_port: int = Field(default=8003, ge=0, le=65535)
 
     @field_validator("email_from")
     @classmethod

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+from starlette.routing import Mount
 
 from services.notification.delivery import Deliverer
 from services.notification.feed import create_feed_app
 from services.notification.feed_hub import FeedHub
 from services.notification.handlers import notify
-from services.notification.http_server import FeedServer, bind
 from services.notification.process import NotificationProcess
 from services.notification.settings import NotificationSettings
 from shared.consumer_service import build_consumer_process
@@ -56,10 +56,7 @@ async def bootstrap(
     handlers: dict[str, Handler] | None = None,
     pool: asyncpg.Pool | None = None,
 ) -> NotificationProcess:
-    # Bound first: a port in use is a start-up error before anything else is built.
-    sock = bind(settings.notification_http_host, settings.notification_http_port)
     async with contextlib.AsyncExitStack() as undo:  # closes what was built if a step fails
-        undo.callback(sock.close)
         http = httpx.AsyncClient(
             timeout=settings.notification_timeout,
             follow_redirects=False,
@@ -72,13 +69,16 @@ async def bootstrap(
         undo.push_async_callback(feed_pool.close)
         if handlers is None:
             handlers = make_handlers(settings, make_deliverer(settings, http, records_pool))
-        base = await build_consumer_process(SERVICE, settings, handlers, MIGRATIONS, pool)
-        undo.push_async_callback(base.close)
         hub = FeedHub(settings.database_url, connect_timeout=settings.db_acquire_timeout)
-        app = create_feed_app(hub, feed_pool, heartbeat=settings.notification_feed_heartbeat)
+        feed = create_feed_app(hub, feed_pool, heartbeat=settings.notification_feed_heartbeat)
+        # The feed is served by the process's ops server, beside /health and /metrics.
+        base = await build_consumer_process(
+            SERVICE, settings, handlers, MIGRATIONS, pool, routes=[Mount("", app=feed)]
+        )
+        undo.push_async_callback(base.close)
         process = NotificationProcess.extend(
             base,
-            feed=FeedServer(app, sock, hub),
+            hub=hub,
             http=http,
             records_pool=records_pool,
             feed_pool=feed_pool,

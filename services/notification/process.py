@@ -1,5 +1,6 @@
-"""The notification process: the shared consumer process, plus the feed server run beside
-the consumer and the clients only this service has (HTTP client, two small pools)."""
+"""The notification process: the shared consumer process, whose ops HTTP server also serves
+the booking feed, plus the feed hub and the clients only this service has (HTTP client, two
+small pools)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 import asyncpg
 import httpx
 
-from services.notification.http_server import FeedServer
+from services.notification.feed_hub import FeedHub
 from shared.consumer_service import ConsumerProcess
 
 log = logging.getLogger(__name__)
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class NotificationProcess(ConsumerProcess):
-    feed: FeedServer
+    hub: FeedHub
     http: httpx.AsyncClient
     # Small pools of their own for delivery records and for feed reads: never the consumer's
     # pool, where every message in hand already holds a connection for its transaction, and
@@ -32,40 +33,44 @@ class NotificationProcess(ConsumerProcess):
         cls,
         base: ConsumerProcess,
         *,
-        feed: FeedServer,
+        hub: FeedHub,
         http: httpx.AsyncClient,
         records_pool: asyncpg.Pool,
         feed_pool: asyncpg.Pool,
     ) -> NotificationProcess:
         shared = {f.name: getattr(base, f.name) for f in dataclasses.fields(base) if f.init}
-        return cls(**shared, feed=feed, http=http, records_pool=records_pool, feed_pool=feed_pool)
+        return cls(**shared, hub=hub, http=http, records_pool=records_pool, feed_pool=feed_pool)
 
     @property
     def feed_url(self) -> str:
-        return self.feed.url
+        return self.ops.url
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume and serve the feed until ``stop``. If the feed server fails, the whole
-        process stops (after the consumer's drain) and the failure propagates."""
-        feed = asyncio.create_task(self.feed.serve(stop), name="notification-feed")
+        """Consume, serve the feed and run its hub until ``stop``. The hub is closed as soon
+        as ``stop`` is set, which ends the open feed streams so the server can stop."""
+        log.info("notification feed on %s/feeds/{booking_id}", self.feed_url)
+        hub_stop = asyncio.Event()
+        hub = asyncio.create_task(self.hub.run(hub_stop), name="notification-feed-hub")
 
-        def stop_if_failed(task: asyncio.Task[None]) -> None:
-            if not task.cancelled() and task.exception() is not None:
-                log.error("notification feed failed: %r; stopping", task.exception())
-                stop.set()
+        async def close_hub_on_stop() -> None:
+            await stop.wait()
+            hub_stop.set()
+            self.hub.close()
 
-        feed.add_done_callback(stop_if_failed)
+        closer = asyncio.create_task(close_hub_on_stop())
         try:
             await super().run(stop)
         finally:
             stop.set()
-            await feed
+            await closer
+            for result in await asyncio.gather(hub, return_exceptions=True):
+                if isinstance(result, Exception):
+                    log.warning("notification feed hub: %r while stopping", result)
 
     async def close(self) -> None:
         try:
             await super().close()
         finally:
-            self.feed.close()
             await self.http.aclose()
             await self.records_pool.close()
             await self.feed_pool.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 
 from shared.settings import ConsumerSettings, simulated_latency
 
@@ -32,9 +32,17 @@ class NotificationSettings(ConsumerSettings):
     notification_timeout: float = Field(default=5.0, gt=0, le=300)
     # Base URL of an ntfy-compatible server (empty: no push), e.g. https://ntfy.sh
     ntfy_url: str | None = None
-    # The booking feed (SSE + history); port 0 picks a free port and logs it.
-    notification_http_host: str = "127.0.0.1"
-    notification_http_port: int = Field(default=8002, ge=0, le=65535)
+    # The ops server, which also serves the booking feed (SSE + history); port 0 picks a
+    # free port and logs it. NOTIFICATION_HTTP_HOST/PORT are the older names, still read.
+    http_host: str = Field(
+        default="127.0.0.1", validation_alias=AliasChoices("http_host", "notification_http_host")
+    )
+    http_port: int = Field(
+        default=8002,
+        ge=0,
+        le=65535,
+        validation_alias=AliasChoices("http_port", "notification_http_port"),
+    )
     # Seconds between comment heartbeats on an idle SSE feed.
     notification_feed_heartbeat: float = Field(default=15.0, gt=0)
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import aio_pika
 import aiormq
-from aio_pika.abc import AbstractConnection
+from aio_pika.abc import AbstractChannel, AbstractConnection, ConsumerTag
 
 from shared.errors import BrokerUnavailable
 
@@ -55,3 +56,19 @@ async def close_quietly(connection: AbstractConnection | None, timeout: float = 
         log.debug("closing connection was cancelled")
     except CONNECTION_ERRORS as exc:
         log.debug("closing connection failed: %r", exc)
+
+
+async def on_consumer_cancelled(
+    channel: AbstractChannel, tag: ConsumerTag, callback: Callable[[], None]
+) -> None:
+    """Call ``callback`` when the broker cancels consumer ``tag`` (basic.cancel: its queue
+    was deleted, or a quorum queue's leader moved). The connection and channel stay open
+    then, so without this a consumer would sit idle forever (aio-pika#334, aiormq#116)."""
+    underlay = await channel.get_underlay_channel()
+
+    def cancelled(frame: aiormq.spec.Basic.Cancel) -> None:
+        if frame.consumer_tag == tag:
+            log.warning("the broker cancelled consumer %s", tag)
+            callback()
+
+    underlay.on_consumer_cancel_callbacks.add(cancelled)

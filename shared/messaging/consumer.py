@@ -16,12 +16,17 @@ Retries and dead letters are reported too (retrying, failed), so the booking ser
 show each step's status. A retried or dead-lettered copy is confirmed by the broker before
 the original is acked, so a crash in between yields a duplicate (absorbed by the idempotency
 record), never a loss.
+
+Each delivery runs in a consumer span (child of the publisher's, from the ``traceparent``
+header), with its event_id, booking_id and correlation_id on every log line, and is counted
+in the process's metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +34,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage, AbstractQueue, ConsumerTag
+from opentelemetry import trace
 
 from shared.db.pool import Connection, acquire
 from shared.errors import (
@@ -40,10 +46,17 @@ from shared.errors import (
 )
 from shared.events import BOOKING_EVENTS, Event, FulfilmentProgressed, StepStatus
 from shared.messaging import retry
-from shared.messaging.connection import CONNECTION_ERRORS, close_quietly, connect
+from shared.messaging.connection import (
+    CONNECTION_ERRORS,
+    close_quietly,
+    connect,
+    on_consumer_cancelled,
+)
 from shared.messaging.envelope import copy_message, decode_message
 from shared.messaging.publisher import ConfirmingPublisher
 from shared.messaging.topology import consumer_topology, declare_consumer
+from shared.observability.metrics import Metrics
+from shared.observability.tracing import delivery_scope, fail
 from shared.outbox import add_to_outbox
 
 log = logging.getLogger(__name__)
@@ -107,6 +120,7 @@ class Consumer:
         pool: asyncpg.Pool,
         publisher: ConfirmingPublisher,
         on_outbox_write: Callable[[], None] = lambda: None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
         self.names = consumer_topology(config.service)
@@ -116,8 +130,25 @@ class Consumer:
         self._on_outbox_write = on_outbox_write
         self._inflight: set[asyncio.Task[Any]] = set()
         self._stopping = False
-        self.consuming = False
+        self._consuming = False
+        # In-process tallies (tests read them); the same counts go to Prometheus.
         self.stats: Counter[str] = Counter()
+        self.metrics = (metrics or Metrics()).for_queue(self.names.queue)
+
+    @property
+    def consuming(self) -> bool:
+        """True while the subscription is live: set after basic.consume succeeded, cleared
+        the moment the connection, the channel or the consumer itself is lost."""
+        return self._consuming
+
+    @consuming.setter
+    def consuming(self, value: bool) -> None:
+        self._consuming = value
+        self.metrics.consuming(value)
+
+    def _count(self, outcome: str) -> None:
+        self.stats[outcome] += 1
+        self.metrics.count(outcome)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, reconnecting (with capped backoff) whenever the
@@ -154,7 +185,8 @@ class Consumer:
             if stop.is_set() and not lost.is_set():
                 await self._drain(queue, tag)
             elif lost.is_set():
-                log.warning("%s: connection lost; reconnecting", self.names.queue)
+                self.metrics.subscription_lost()
+                log.warning("%s: subscription lost; reconnecting", self.names.queue)
         except CONNECTION_ERRORS as exc:
             raise BrokerUnavailable(f"consuming {self.names.queue} failed: {exc!r}") from exc
         finally:
@@ -169,7 +201,11 @@ class Consumer:
         await channel.set_qos(prefetch_count=self.config.prefetch)
         await declare_consumer(channel, self.names)
         queue = await channel.get_queue(self.names.queue, ensure=False)
-        return queue, await queue.consume(self._on_message)
+        tag = await queue.consume(self._on_message)
+        # A consumer the broker cancels (its queue deleted, a quorum leader moved) leaves
+        # the connection up and idle: treat it as a loss, so the loop consumes again.
+        await on_consumer_cancelled(channel, tag, lost.set)
+        return queue, tag
 
     async def _drain(self, queue: AbstractQueue, tag: ConsumerTag) -> None:
         """Stop taking messages, give those in hand the grace period, then close: whatever is
@@ -194,9 +230,10 @@ class Consumer:
         task = asyncio.current_task()
         assert task is not None
         self._inflight.add(task)
-        self.stats["consumed"] += 1
+        self._count("consumed")
         try:
-            await self.process(message)
+            with delivery_scope(self.config.service, self.names.queue, message):
+                await self.process(message)
         except CONNECTION_ERRORS as exc:
             # Could not ack: the broker redelivers it and the idempotency record absorbs it.
             log.warning("%s: could not settle %s: %r", self.names.queue, message.message_id, exc)
@@ -214,8 +251,9 @@ class Consumer:
         except UnhandledEventType as exc:
             log.info("%s: acked without handling: %s", self.names.queue, exc)
             await message.ack()
-            self.stats["ignored"] += 1
+            self._count("ignored")
             return
+        started = time.perf_counter()
         try:
             if self.config.simulated_work:
                 await asyncio.sleep(self.config.simulated_work)
@@ -232,7 +270,9 @@ class Consumer:
                 await self._retry(message, headers, exc, attempts)
         else:
             await message.ack()
-            self.stats["acked"] += 1
+            self._count("acked")
+        finally:
+            self.metrics.handled_in(event.event_type, time.perf_counter() - started)
 
     async def _handle_once(self, event: Event, attempts: int) -> None:
         handler = self._handlers[event.event_type]
@@ -248,7 +288,7 @@ class Consumer:
             )
             if not claimed:
                 log.info("%s: duplicate %s %s skipped", schema, event.event_type, event.event_id)
-                self.stats["duplicates"] += 1
+                self._count("duplicates")
                 return
             emitted = list(await handler(event, tx) or [])
             progress = self._progress(event, "done", attempts, None)
@@ -308,7 +348,7 @@ class Consumer:
         if await self._park(
             message, copy, self.names.retry_exchange, self.names.retry_queue(attempts)
         ):
-            self.stats["retried"] += 1
+            self._count("retried")
 
     async def _dead_letter(
         self,
@@ -326,9 +366,11 @@ class Consumer:
             attempts,
             error,
         )
+        fail(trace.get_current_span(), error)
         copy = copy_message(message, self._failure_headers(headers, error, attempts, reason))
         if await self._park(message, copy, self.names.dead_letter_exchange, self.names.queue):
             self.stats["dead_lettered"] += 1
+            self.metrics.dead_lettered(reason)
 
     def _failure_headers(
         self, headers: dict[str, Any], error: Exception, attempts: int, reason: str | None

@@ -40,6 +40,8 @@ def service_env(env: TestEnv, mail: tuple[int, Path]) -> dict[str, str]:
         "RETRY_MAX_DELAY": "0.2",
         "OUTBOX_SWEEP_INTERVAL": "0.2",
         "LOG_LEVEL": "INFO",
+        # Ops HTTP servers on free ports: tests (and other runs) share this machine.
+        "HTTP_PORT": "0",
     }
 
 

@@ -62,3 +62,8 @@ async def drop_env(env: TestEnv) -> None:
     finally:
         await admin.close()
     await _rabbitmqctl("delete_vhost", env.vhost)
+
+
+async def rabbitmqctl(*args: str) -> None:
+    """Run ``rabbitmqctl`` (e.g. to change permissions or delete a queue in a test's vhost)."""
+    await _rabbitmqctl(*args)

@@ -109,6 +109,7 @@ async def running_consumer(
         "amqp_publish_timeout": 2.0,
         "prefetch": 20,
         "db_pool_size": 5,
+        "http_port": 0,  # the ops server on a free port: tests run side by side
     }
     settings = settings_class(**{**defaults, **overrides})
     process: ConsumerProcess = await bootstrap(settings, handlers=handlers)

@@ -9,7 +9,13 @@ from fastapi import APIRouter, Response
 from services.booking.api import examples
 from services.booking.api.examples import NOT_FOUND, UNAVAILABLE, error, ok, validation_error
 from services.booking.bookings import cancel_booking, get_booking, get_voucher, place_booking
-from services.booking.deps import IdempotencyKeyHeader, PoolDep, RelayDep, SettingsDep
+from services.booking.deps import (
+    IdempotencyKeyHeader,
+    MetricsDep,
+    PoolDep,
+    RelayDep,
+    SettingsDep,
+)
 from services.booking.schemas import Booking, BookingRequest
 
 router = APIRouter(tags=["bookings"])
@@ -45,6 +51,7 @@ async def create_booking(
     pool: PoolDep,
     relay: RelayDep,
     settings: SettingsDep,
+    metrics: MetricsDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Booking:
     placed = await place_booking(
@@ -54,6 +61,7 @@ async def create_booking(
     if placed.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     else:
+        metrics.bookings_created.inc()
         relay.wake()
     return placed.booking
 

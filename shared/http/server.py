@@ -1,8 +1,11 @@
-"""The feed's HTTP server: uvicorn on a socket bound at start-up, inside the consumer's loop.
+"""The ops HTTP server of a consumer process: uvicorn on a socket bound at start-up, inside
+the consumer's event loop.
 
-The socket is bound before anything else starts, so a port in use is one clear start-up
-error, and port 0 gives a free port, known (and logged) before serving. Uvicorn's own
-signal handling is switched off: the process's SIGTERM/SIGINT handling stops everything.
+It serves ``/health/live``, ``/health/ready`` and ``/metrics`` (shared/http/ops.py), plus
+any routes the service adds (the notification feed). The socket is bound before anything
+else starts, so a port in use is one clear start-up error, and port 0 gives a free port,
+known (and logged) before serving. Uvicorn's own signal handling is switched off: the
+process's SIGTERM/SIGINT handling stops everything.
 """
 
 from __future__ import annotations
@@ -11,13 +14,15 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import uvicorn
-from starlette.types import ASGIApp
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
 
-from services.notification.feed_hub import FeedHub
 from shared.errors import ConfigurationError
+from shared.http.ops import ops_routes
+from shared.observability.health import Ops
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +34,16 @@ def bind(host: str, port: int) -> socket.socket:
         return socket.create_server((host, port), family=family)
     except OSError as exc:
         raise ConfigurationError(
-            f"the notification feed cannot listen on {host}:{port}: {exc.strerror or exc}; "
-            "set NOTIFICATION_HTTP_PORT to a free port, or 0 to pick one (several replicas "
-            "on one host each need their own)"
+            f"the ops HTTP server cannot listen on {host}:{port}: {exc.strerror or exc}; "
+            "set HTTP_PORT to a free port, or 0 to pick one (several replicas on one host "
+            "each need their own)"
         ) from exc
+
+
+def ops_app(ops: Ops, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
+    app = Starlette(routes=[*ops_routes(), *extra_routes])
+    app.state.ops = ops
+    return app
 
 
 class _Server(uvicorn.Server):
@@ -41,12 +52,10 @@ class _Server(uvicorn.Server):
         yield  # the consumer process owns SIGTERM/SIGINT
 
 
-class FeedServer:
-    def __init__(
-        self, app: ASGIApp, sock: socket.socket, hub: FeedHub, *, shutdown_grace: int = 2
-    ) -> None:
+class OpsServer:
+    def __init__(self, app: Starlette, sock: socket.socket, *, shutdown_grace: int = 2) -> None:
+        self.app = app
         self._sock = sock
-        self.hub = hub
         config = uvicorn.Config(
             app,
             lifespan="off",
@@ -68,28 +77,21 @@ class FeedServer:
         return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
 
     async def serve(self, stop: asyncio.Event) -> None:
-        """Serve the feed (and run the hub) until ``stop``; then end the open streams and
-        give requests in flight a short grace."""
-        log.info("notification feed on %s/feeds/{booking_id}", self.url)
-        hub_stop = asyncio.Event()
-        hub = asyncio.create_task(self.hub.run(hub_stop), name="notification-feed-hub")
-        server = asyncio.create_task(
-            self._server.serve(sockets=[self._sock]), name="notification-feed-http"
-        )
+        """Serve until ``stop``, then give requests in flight a short grace. Raises if the
+        server stops by itself."""
+        log.info("ops HTTP server on %s (/health/live, /health/ready, /metrics)", self.url)
+        server = asyncio.create_task(self._server.serve(sockets=[self._sock]), name="ops-http")
         stopped = asyncio.ensure_future(stop.wait())
         try:
             await asyncio.wait([server, stopped], return_when=asyncio.FIRST_COMPLETED)
             if server.done():
                 server.result()  # raises what stopped it
-                raise RuntimeError("the notification feed server stopped by itself")
+                raise RuntimeError("the ops HTTP server stopped by itself")
         finally:
             stopped.cancel()
-            hub_stop.set()
-            self.hub.close()
             self._server.should_exit = True
-            for result in await asyncio.gather(server, hub, return_exceptions=True):
-                if isinstance(result, Exception):
-                    log.warning("notification feed: %r while stopping", result)
+            with contextlib.suppress(Exception):
+                await server
 
     def close(self) -> None:
         self._sock.close()

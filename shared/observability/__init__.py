@@ -1,0 +1,1 @@
+"""Metrics, health checks and tracing shared by every process."""
