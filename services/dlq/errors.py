@@ -1,0 +1,32 @@
+"""Errors of the dead-letter tools. Library and shared-runtime errors are translated here.
+
+The tree::
+
+    DlqError
+    ├── UnknownQueue          no consumer has a dead-letter queue of that name
+    ├── InvalidRequest        a filter or option that cannot work (bad duration, no selection)
+    ├── BrokerUnreachable     RabbitMQ cannot be reached, or dropped the connection
+    └── AuditUnavailable      the audit table cannot be written: nothing is done without it
+"""
+
+from __future__ import annotations
+
+
+class DlqError(Exception):
+    """Root of every error of the dead-letter tools."""
+
+
+class UnknownQueue(DlqError):
+    pass
+
+
+class InvalidRequest(DlqError):
+    pass
+
+
+class BrokerUnreachable(DlqError):
+    pass
+
+
+class AuditUnavailable(DlqError):
+    pass
