@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
+import logging
 import socket
 import sys
 import time
@@ -25,6 +26,7 @@ from services.dlq.operations import DeadLetterOps, OpsConfig
 from services.dlq.settings import DlqSettings
 from shared.db.pool import create_pool
 from shared.errors import SharedError
+from shared.logging_setup import configure_logging
 
 T = TypeVar("T")
 
@@ -98,8 +100,15 @@ def _age(seconds: float | None) -> str:
 
 
 @click.group()
-def main() -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Log what happens (to stderr).")
+def main(verbose: bool) -> None:
     """Operate the hotel-booking system."""
+    if verbose:
+        configure_logging("bookingctl", "INFO")
+    else:
+        # Errors reach the operator as one line each; without a handler, the libraries'
+        # own log records would go to stderr through logging's last-resort handler.
+        logging.getLogger().addHandler(logging.NullHandler())
 
 
 @main.group()
@@ -279,7 +288,11 @@ def history(limit: int, queue: str | None, as_json: bool) -> None:
         _print_json(entries)
         return
     for e in entries:
-        counts = f"replayed {e.replayed} purged {e.purged} skipped {e.skipped} failed {e.failed}"
+        counts = (
+            f"replayed {e.replayed} purged {e.purged} skipped {e.skipped} failed {e.failed}"
+            if e.finished_at is not None
+            else "unfinished (still running, or the process was killed)"
+        )
         dry = " (dry run)" if e.dry_run else ""
         click.echo(
             f"#{e.id} {e.at.isoformat(timespec='seconds')} {e.actor} {e.operation}{dry} "
