@@ -9,7 +9,8 @@ import pytest
 
 from services.dlq.errors import InvalidRequest, UnknownQueue
 from services.dlq.model import DeadLetter, Filters, parse_duration
-from services.dlq.operations import Pacer, resolve
+from services.dlq.operations import resolve
+from services.dlq.sweep import Pacer
 
 NOW = datetime(2030, 1, 1, 12, tzinfo=UTC)
 
