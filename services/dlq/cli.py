@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-import json
 import logging
 import socket
-import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import click
-from pydantic import BaseModel
 
+from services.dlq import render
 from services.dlq.audit import AuditStore
 from services.dlq.errors import DlqError, InvalidRequest, UnknownQueue
 from services.dlq.model import Filters, Summary, parse_duration
@@ -81,22 +79,10 @@ def _actor() -> str:
     return configured or f"cli:{getpass.getuser()}@{socket.gethostname()}"
 
 
-def _print_json(value: BaseModel | Sequence[BaseModel]) -> None:
-    data: Any = (
-        value.model_dump(mode="json")
-        if isinstance(value, BaseModel)
-        else [v.model_dump(mode="json") for v in value]
-    )
-    click.echo(json.dumps(data, indent=2))
-
-
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.1f}{unit}"
-    return f"{seconds:.0f}s"
+def _finish(summary: Summary, started: float, as_json: bool) -> None:
+    render.summary_line(summary, started, as_json)
+    if not summary.ok:
+        _fail(summary.error or f"{summary.failed} message(s) failed and stay in the queue")
 
 
 @click.group()
@@ -124,12 +110,9 @@ def list_command(as_json: bool) -> None:
     """Each consumer's dead-letter queue, its depth and the age of its oldest message."""
     infos = _run(lambda ops: ops.list_queues(), audited=False)
     if as_json:
-        _print_json(infos)
-        return
-    click.echo(f"{'QUEUE':<16} {'MESSAGES':>8}  {'OLDEST':>7}  REPLAYS TO")
-    for info in infos:
-        age = _age(info.oldest_age_seconds)
-        click.echo(f"{info.queue:<16} {info.messages:>8}  {age:>7}  {info.target_queue}")
+        render.print_json(infos)
+    else:
+        render.queues_table(infos)
 
 
 @dlq.command()
@@ -140,18 +123,9 @@ def show(queue: str, limit: int, as_json: bool) -> None:
     """The messages at the head of QUEUE, left in the queue."""
     messages = _run(lambda ops: ops.show(queue, limit), audited=False)
     if as_json:
-        _print_json(messages)
-        return
-    for m in messages:
-        first = m.first_failure_at.isoformat() if m.first_failure_at else "-"
-        last = m.last_failure_at.isoformat() if m.last_failure_at else "-"
-        click.echo(
-            f"{m.message_id}  {m.event_type}  booking {m.booking_id}\n"
-            f"    reason {m.reason}  attempts {m.attempts}  replays {m.replay_count}\n"
-            f"    first failure {first}  last failure {last}\n"
-            f"    {m.exception or '-'}"
-        )
-    click.echo(f"{len(messages)} message(s) shown", err=True)
+        render.print_json(messages)
+    else:
+        render.dead_letters(messages)
 
 
 def _filters(
@@ -179,43 +153,6 @@ def _filters(
     return filters
 
 
-class _Progress:
-    """A click progress bar on stderr, created once the queue's depth is known."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.bar: Any = None
-        self.done = 0
-
-    def __call__(self, summary: Summary) -> None:
-        if self.bar is None:
-            self.bar = click.progressbar(
-                length=max(summary.total, 1), label=self.label, file=sys.stderr, show_pos=True
-            )
-            self.bar.__enter__()
-        self.bar.update(summary.seen - self.done)
-        self.done = summary.seen
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-
-
-def _report(summary: Summary, started: float, as_json: bool) -> None:
-    if as_json:
-        _print_json(summary)
-    else:
-        verb = "would replay" if summary.dry_run else summary.operation + "d"
-        done = summary.purged if summary.operation == "purge" else summary.replayed
-        audit = f", audit #{summary.audit_id}" if summary.audit_id else ""
-        click.echo(
-            f"{summary.queue}: {verb} {done}, skipped {summary.skipped}, failed {summary.failed}"
-            f" (seen {summary.seen} of {summary.total}, {time.monotonic() - started:.1f}s{audit})"
-        )
-    if not summary.ok:
-        _fail(summary.error or f"{summary.failed} message(s) failed and stay in the queue")
-
-
 @dlq.command()
 @click.argument("queue")
 @click.option("--all", "select_all", is_flag=True, help="Every message (filters still apply).")
@@ -241,7 +178,7 @@ def replay(
 ) -> None:
     """Send matching messages back to QUEUE's consumer only (never to the fanout)."""
     filters = _filters(select_all, ids, limit, reason, event_type, older_than)
-    progress = _Progress(f"{'checking' if dry_run else 'replaying'} {queue}")
+    progress = render.ProgressBar(f"{'checking' if dry_run else 'replaying'} {queue}")
     started = time.monotonic()
     try:
         summary = _run(
@@ -252,7 +189,7 @@ def replay(
         )
     finally:
         progress.close()
-    _report(summary, started, as_json)
+    _finish(summary, started, as_json)
 
 
 @dlq.command()
@@ -266,7 +203,7 @@ def purge(queue: str, select_all: bool, ids: tuple[str, ...], yes: bool) -> None
     what = "ALL messages" if select_all else f"{len(ids)} message id(s)"
     if not yes and not click.confirm(f"Discard {what} from {queue} for good?", err=True):
         _fail("purge declined; nothing discarded")
-    progress = _Progress(f"purging {queue}")
+    progress = render.ProgressBar(f"purging {queue}")
     started = time.monotonic()
     try:
         summary = _run(
@@ -274,7 +211,7 @@ def purge(queue: str, select_all: bool, ids: tuple[str, ...], yes: bool) -> None
         )
     finally:
         progress.close()
-    _report(summary, started, as_json=False)
+    _finish(summary, started, as_json=False)
 
 
 @dlq.command()
@@ -285,17 +222,6 @@ def history(limit: int, queue: str | None, as_json: bool) -> None:
     """The latest replays and purges: who, when, filters, counts."""
     entries = _run(lambda ops: ops.history(limit, queue), audited=True)
     if as_json:
-        _print_json(entries)
-        return
-    for e in entries:
-        counts = (
-            f"replayed {e.replayed} purged {e.purged} skipped {e.skipped} failed {e.failed}"
-            if e.finished_at is not None
-            else "unfinished (still running, or the process was killed)"
-        )
-        dry = " (dry run)" if e.dry_run else ""
-        click.echo(
-            f"#{e.id} {e.at.isoformat(timespec='seconds')} {e.actor} {e.operation}{dry} "
-            f"{e.queue} {json.dumps(e.filters)} {e.status}: {counts}"
-            + (f" error: {e.error}" if e.error else "")
-        )
+        render.print_json(entries)
+    else:
+        render.audit_entries(entries)

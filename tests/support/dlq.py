@@ -92,7 +92,11 @@ async def message_ids(url: str, queue: str) -> list[str]:
 async def dlq_ops(env: TestEnv, **config: Any) -> AsyncIterator[DeadLetterOps]:
     pool = await create_pool(env.database_url, max_size=2)
     try:
-        settings: dict[str, Any] = {"idle_timeout": 1.0, "batch_size": 50} | config
-        yield DeadLetterOps(OpsConfig(amqp_url=env.amqp_url(), **settings), AuditStore(pool))
+        defaults: dict[str, Any] = {
+            "amqp_url": env.amqp_url(),
+            "idle_timeout": 1.0,
+            "batch_size": 50,
+        }
+        yield DeadLetterOps(OpsConfig(**(defaults | config)), AuditStore(pool))
     finally:
         await pool.close()
