@@ -71,7 +71,8 @@ async def test_killing_a_replay_mid_run_loses_nothing_and_a_second_replay_finish
     )
     assert set(parked) | set(moved) == set(ids), "a message is in neither queue"
     assert 0 < len(moved) < n
-    assert len(parked) + len(moved) - n <= 1, "more duplicates than the batch in hand"
+    # Duplicates (in both queues) are at most the batches in flight: 2 of 2 at 20/s.
+    assert len(parked) + len(moved) - n <= 4, "more duplicates than the batches in hand"
     killed_run = await fetchval(env, "SELECT status FROM ops.dlq_audit ORDER BY id LIMIT 1")
     assert killed_run == "running"  # visible as unfinished
 

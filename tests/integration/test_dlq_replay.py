@@ -185,6 +185,13 @@ async def test_a_replayed_message_that_fails_again_returns_with_its_history_and_
         summary = await ops.replay("email", Filters(ids=(event_id,)), actor="test")
         await wait_until(lambda: equals(queue_depth(url, EMAIL.dead_letter_queue), 1), what="dlq")
         [again] = await ops.show("email")
+    reports = await fetchval(
+        env,
+        "SELECT array_agg((body::json->>'status') || ' ' || (body::json->>'attempts') ORDER BY id)"
+        " FROM email.outbox WHERE event_type = 'FulfilmentProgressed'",
+    )
+    # What the booking shows for the email step: retrying, then failed, counted in full.
+    assert reports == ["retrying 4", "retrying 5", "failed 6"]
     assert summary.replayed == 1
     assert smtp.refused == 3  # a fresh set of three attempts after the replay
     assert again.message_id == event_id
