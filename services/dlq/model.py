@@ -135,6 +135,20 @@ class Filters(BaseModel):
 
 
 class QueueInfo(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "service": "email",
+                    "queue": "email.dlq",
+                    "target_queue": "email.booking-events",
+                    "messages": 3000,
+                    "oldest_age_seconds": 1260.5,
+                }
+            ]
+        }
+    )
+
     service: str
     queue: str
     target_queue: str
@@ -149,6 +163,26 @@ class Summary(BaseModel):
     target queue (for a dry run: that would be), ``purged`` those discarded; ``skipped``
     those that did not match and stayed; ``failed`` those that matched but stayed because
     the broker did not confirm their copy."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "operation": "replay",
+                    "queue": "email.dlq",
+                    "dry_run": False,
+                    "total": 3000,
+                    "seen": 3000,
+                    "replayed": 3000,
+                    "purged": 0,
+                    "skipped": 0,
+                    "failed": 0,
+                    "error": None,
+                    "audit_id": 12,
+                }
+            ]
+        }
+    )
 
     operation: str
     queue: str

@@ -28,7 +28,7 @@ from services.dlq.model import AuditEntry, DeadLetter, Filters, QueueInfo, Summa
 from services.dlq.sweep import IN_FLIGHT, Action, Batch, Pacer, Progress, Sweep
 from shared.errors import MessagingError
 from shared.messaging import retry
-from shared.messaging.connection import close_quietly, connect
+from shared.messaging.connection import CONNECTION_ERRORS, close_quietly, connect
 from shared.messaging.envelope import copy_message
 from shared.messaging.publisher import ConfirmingPublisher
 from shared.messaging.topology import (
@@ -98,9 +98,7 @@ class DeadLetterOps:
                     )
                 )
             return infos
-        except MessagingError as exc:
-            raise BrokerUnreachable(str(exc)) from exc
-        except (OSError, TimeoutError) as exc:
+        except CONNECTION_ERRORS as exc:
             raise BrokerUnreachable(f"listing dead-letter queues failed: {exc!r}") from exc
         finally:
             await close_quietly(connection)

@@ -95,8 +95,10 @@ class Sweep:
             await self._start(batch)
             await self._drain(0)
         finally:
+            # Only left after a failure: stop them; their messages return to the queue.
             for task in self._in_flight:
-                task.cancel()  # only after a failure; in-hand messages return to the queue
+                task.cancel()
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
         if progress is not None:
             progress(summary)
 
