@@ -58,7 +58,11 @@ def summary_line(summary: Summary, started: float, as_json: bool) -> None:
     if as_json:
         print_json(summary)
     else:
-        verb = "would replay" if summary.dry_run else summary.operation + "d"
+        verb = (
+            "would replay"
+            if summary.dry_run
+            else {"replay": "replayed"}.get(summary.operation, "purged")
+        )
         done = summary.purged if summary.operation == "purge" else summary.replayed
         audit = f", audit #{summary.audit_id}" if summary.audit_id else ""
         click.echo(
