@@ -5,6 +5,7 @@ and concurrent replays."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -125,6 +126,13 @@ async def test_each_filter_replays_only_its_messages_and_the_others_stay(env: Te
             replayed |= got
             left = set(await message_ids(url, EMAIL.dead_letter_queue))
             assert left == set(everything) - replayed, fields
+        # --rate: 30 messages at 50/s go out in bursts of 5, the last at 0.5 s at the earliest.
+        await park(url, "notification", [confirmed() for _ in range(30)])
+        started = time.monotonic()
+        paced = await ops.replay("notification", Filters(select_all=True), actor="t", rate=50)
+        elapsed = time.monotonic() - started
+    assert paced.replayed == 30
+    assert elapsed >= 0.5
 
 
 async def test_two_concurrent_replays_of_one_queue_give_each_effect_once(env: TestEnv) -> None:
