@@ -117,6 +117,13 @@ class Filters(BaseModel):
         if not (self.select_all or narrowed):
             raise InvalidRequest("say which messages: --all, --id, or a filter")
 
+    @property
+    def takes_all(self) -> bool:
+        """Every message matches: a sweep need not even read the headers."""
+        return self.select_all and not (
+            self.ids or self.reason or self.event_type or self.older_than
+        )
+
     def matches(self, dead: DeadLetter, now: datetime) -> bool:
         if self.ids and dead.message_id not in self.ids:
             return False

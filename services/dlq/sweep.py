@@ -81,7 +81,7 @@ class Sweep:
                 if message is None:
                     break  # the rest was taken by someone else (another replay)
                 summary.seen += 1
-                if filters.matches(DeadLetter.of(message), now):
+                if filters.takes_all or filters.matches(DeadLetter.of(message), now):
                     batch.append(message)
                     selected += 1
                 else:

@@ -60,6 +60,8 @@ def test_every_set_filter_must_match() -> None:
         message, NOW
     )
     assert not Filters(reason="permanent-failure").matches(message, NOW)
+    assert Filters(select_all=True).takes_all
+    assert not Filters(select_all=True, reason="permanent-failure").takes_all
 
 
 def test_older_than_compares_the_first_failure_time() -> None:
