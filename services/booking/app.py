@@ -13,7 +13,7 @@ import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from services.booking.api import bookings, docs, events, hotels
+from services.booking.api import admin, bookings, docs, events, hotels
 from services.booking.errors import (
     BookingServiceError,
     IdempotencyKeyReused,
@@ -26,6 +26,8 @@ from services.booking.fulfilment import HANDLERS
 from services.booking.middleware import BodySizeLimit
 from services.booking.schemas import today
 from services.booking.settings import BookingSettings
+from services.dlq.audit import AuditStore
+from services.dlq.operations import DeadLetterOps, OpsConfig
 from shared.consumer_service import consumer_config
 from shared.db.migrate import CONSUMER_MIGRATIONS, migrate
 from shared.db.pool import UNAVAILABLE_ERRORS
@@ -84,6 +86,16 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
         app.state.pool, app.state.relay, app.state.settings = db, relay, settings
         app.state.reports = reports
         app.state.ops = _ops(db, metrics, settings.health_check_timeout)
+        # The admin API's dead-letter operations; they connect per request, and migrate
+        # their audit schema at first use.
+        app.state.dlq = DeadLetterOps(
+            OpsConfig(
+                amqp_url=settings.admin_amqp_url or settings.amqp_url,
+                connect_timeout=settings.amqp_connect_timeout,
+                publish_timeout=settings.amqp_publish_timeout,
+            ),
+            AuditStore(db, settings.db_acquire_timeout),
+        )
         stop = asyncio.Event()
         tasks = [asyncio.create_task(reports.run(stop))]
         if settings.relay_enabled:
@@ -117,6 +129,7 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
     app.include_router(docs.router)
     _refresh_openapi_daily(app)
     app.router.routes.extend(ops_routes())  # /health/live, /health/ready, /metrics
+    app.include_router(admin.router)
     _add_error_handlers(app)
     return app
 

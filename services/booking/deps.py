@@ -3,15 +3,21 @@ lifespan (app.py): nothing is constructed at import time."""
 
 from __future__ import annotations
 
+import secrets
 from typing import Annotated
 
 import asyncpg
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.booking.settings import BookingSettings
+from services.dlq.operations import DeadLetterOps
 from shared.observability.health import Ops
 from shared.observability.metrics import Metrics
 from shared.outbox import OutboxRelay
+
+# auto_error=False: a missing header is ours to answer (401 with WWW-Authenticate, below).
+_bearer = HTTPBearer(auto_error=False, description="The ADMIN_TOKEN of the booking service")
 
 
 def _pool(request: Request) -> asyncpg.Pool:
@@ -34,6 +40,26 @@ def _metrics(request: Request) -> Metrics:
     return ops.metrics
 
 
+def _admin(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> DeadLetterOps:
+    """The dead-letter operations, for a caller with the admin token. Without a configured
+    token the admin API is disabled (503), never open."""
+    settings = _settings(request)
+    if settings.admin_token is None or not settings.admin_enabled:
+        raise HTTPException(503, "admin API disabled: set ADMIN_TOKEN")
+    expected = settings.admin_token.get_secret_value().encode()
+    given = credentials.credentials.encode() if credentials is not None else b""
+    # compare_digest: the time taken does not tell how much of a guess was right.
+    if credentials is None or not secrets.compare_digest(given, expected):
+        raise HTTPException(
+            401, "missing or wrong admin token", headers={"WWW-Authenticate": "Bearer"}
+        )
+    ops: DeadLetterOps = request.app.state.dlq
+    return ops
+
+
 PoolDep = Annotated[asyncpg.Pool, Depends(_pool)]
 RelayDep = Annotated[OutboxRelay, Depends(_relay)]
 SettingsDep = Annotated[BookingSettings, Depends(_settings)]
@@ -47,3 +73,4 @@ IdempotencyKeyHeader = Annotated[
         description="Repeat a request safely: the same key and body return the same booking",
     ),
 ]
+AdminDep = Annotated[DeadLetterOps, Depends(_admin)]

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from shared.settings import ConsumingSettings
 
@@ -21,3 +21,13 @@ class BookingSettings(ConsumingSettings):
     relay_enabled: bool = True
     prefetch: int = Field(default=100, ge=1, le=10_000)
     shutdown_grace: float = Field(default=5.0, ge=0)
+    # Bearer token of the admin API (/admin/dlq); unset or empty, that API is disabled.
+    admin_token: SecretStr | None = None
+    # The broker account of the admin API's dead-letter operations (reading every DLQ,
+    # replaying into every work queue): an operator's, not the booking service's own
+    # least-privilege user. Unset: AMQP_URL.
+    admin_amqp_url: str | None = None
+
+    @property
+    def admin_enabled(self) -> bool:
+        return self.admin_token is not None and bool(self.admin_token.get_secret_value())

@@ -254,6 +254,8 @@ class Consumer:
             self._count("ignored")
             return
         started = time.perf_counter()
+        # x-attempts is the whole history; a replayed message's budget starts afresh.
+        this_round = retry.attempts_since_replay(headers, attempts)
         try:
             if self.config.simulated_work:
                 await asyncio.sleep(self.config.simulated_work)
@@ -262,12 +264,12 @@ class Consumer:
             await self._report(event, "failed", attempts, exc)
             await self._dead_letter(message, headers, exc, attempts, retry.REASON_PERMANENT)
         except Exception as exc:
-            if self.config.retry_policy.exhausted(attempts):
+            if self.config.retry_policy.exhausted(this_round):
                 await self._report(event, "failed", attempts, exc)
                 await self._dead_letter(message, headers, exc, attempts, retry.REASON_EXHAUSTED)
             else:
                 await self._report(event, "retrying", attempts, exc)
-                await self._retry(message, headers, exc, attempts)
+                await self._retry(message, headers, exc, attempts, this_round)
         else:
             await message.ack()
             self._count("acked")
@@ -333,8 +335,9 @@ class Consumer:
         headers: dict[str, Any],
         error: Exception,
         attempts: int,
+        this_round: int,
     ) -> None:
-        delay = self.config.retry_policy.delay(attempts)
+        delay = self.config.retry_policy.delay(this_round)
         log.warning(
             "%s: attempt %d of %s failed (%r); retrying in %.2fs",
             self.names.queue,
@@ -346,7 +349,7 @@ class Consumer:
         new_headers = self._failure_headers(headers, error, attempts, None)
         copy = copy_message(message, new_headers, expiration=delay)
         if await self._park(
-            message, copy, self.names.retry_exchange, self.names.retry_queue(attempts)
+            message, copy, self.names.retry_exchange, self.names.retry_queue(this_round)
         ):
             self._count("retried")
 

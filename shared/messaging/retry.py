@@ -19,6 +19,16 @@ H_ORIGINAL_QUEUE = "x-original-queue"
 H_FIRST_FAILURE = "x-first-failure-at"
 H_LAST_FAILURE = "x-last-failure-at"
 H_REPLAY_COUNT = "x-replay-count"
+# Cumulative attempts when the message was last replayed from its dead-letter queue: the
+# retry budget counts attempts after it, while x-attempts stays the whole history.
+H_REPLAY_BASE = "x-replay-attempts-base"
+H_REPLAYED_AT = "x-replayed-at"
+_BROKER_BOOKKEEPING = (
+    "x-first-death-exchange",
+    "x-first-death-queue",
+    "x-first-death-reason",
+    "x-delivery-count",
+)
 
 # Why a message was dead-lettered.
 REASON_INVALID = "invalid-message"
@@ -47,9 +57,36 @@ class RetryPolicy:
         return attempts >= self.max_attempts
 
 
-def attempts_so_far(headers: dict[str, Any]) -> int:
-    value = headers.get(H_ATTEMPTS, 0)
+def _count(headers: dict[str, Any], name: str) -> int:
+    value = headers.get(name, 0)
     return value if isinstance(value, int) and value >= 0 else 0
+
+
+def attempts_so_far(headers: dict[str, Any]) -> int:
+    return _count(headers, H_ATTEMPTS)
+
+
+def attempts_since_replay(headers: dict[str, Any], attempts: int) -> int:
+    """Attempt ``attempts`` (cumulative) counted from the last replay: what the retry budget
+    and the backoff use, so a replayed message gets a fresh set of attempts."""
+    return max(1, attempts - _count(headers, H_REPLAY_BASE))
+
+
+def _without_broker_bookkeeping(previous: dict[str, Any]) -> dict[str, Any]:
+    headers = {k: v for k, v in previous.items() if not k.startswith("x-death")}
+    for name in _BROKER_BOOKKEEPING:
+        headers.pop(name, None)
+    return headers
+
+
+def replay_headers(previous: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
+    """Headers of a copy replayed from a dead-letter queue: the failure history is kept,
+    the replay counted, and the attempts so far become the base of a fresh retry budget."""
+    headers = _without_broker_bookkeeping(previous)
+    headers[H_REPLAY_COUNT] = _count(previous, H_REPLAY_COUNT) + 1
+    headers[H_REPLAY_BASE] = attempts_so_far(previous)
+    headers[H_REPLAYED_AT] = (now or datetime.now(UTC)).isoformat()
+    return headers
 
 
 def failure_headers(
@@ -68,11 +105,7 @@ def failure_headers(
     retry queue and our headers already say what an operator needs.
     """
     stamp = (now or datetime.now(UTC)).isoformat()
-    headers = {k: v for k, v in previous.items() if not k.startswith("x-death")}
-    headers.pop("x-first-death-exchange", None)
-    headers.pop("x-first-death-queue", None)
-    headers.pop("x-first-death-reason", None)
-    headers.pop("x-delivery-count", None)
+    headers = _without_broker_bookkeeping(previous)
     headers.update(
         {
             H_ATTEMPTS: attempts,

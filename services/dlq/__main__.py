@@ -1,0 +1,3 @@
+from services.dlq.cli import main
+
+main()

@@ -1,0 +1,98 @@
+"""The audit table of dead-letter operations, in a schema of the tools' own (``ops``).
+
+Whichever process uses it first (``bookingctl`` or the booking service's admin API) applies
+the migrations, under the shared runner's advisory lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import asyncpg
+
+from services.dlq.errors import AuditUnavailable
+from services.dlq.model import AuditEntry, Filters, Summary
+from shared.db.migrate import migrate
+from shared.db.pool import UNAVAILABLE_ERRORS, acquire
+from shared.errors import DatabaseUnavailable
+
+SCHEMA = "ops"
+MIGRATIONS = Path(__file__).parent / "migrations"
+_ERRORS: tuple[type[BaseException], ...] = (
+    DatabaseUnavailable,
+    asyncpg.PostgresError,
+    *UNAVAILABLE_ERRORS,
+)
+
+
+class AuditStore:
+    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float = 5.0) -> None:
+        self._pool = pool
+        self._timeout = acquire_timeout
+        self._migrated = False
+        self._lock = asyncio.Lock()
+
+    async def _ready(self) -> None:
+        async with self._lock:
+            if not self._migrated:
+                await migrate(self._pool, SCHEMA, [MIGRATIONS])
+                self._migrated = True
+
+    async def started(
+        self, *, actor: str, operation: str, queue: str, filters: Filters, dry_run: bool
+    ) -> int:
+        """Record an operation before it touches a message; refuse to start without it."""
+        try:
+            await self._ready()
+            async with acquire(self._pool, self._timeout) as conn:
+                audit_id: int = await conn.fetchval(
+                    f"INSERT INTO {SCHEMA}.dlq_audit "
+                    "(actor, operation, queue, filters, dry_run, status) "
+                    "VALUES ($1, $2, $3, $4::jsonb, $5, 'running') RETURNING id",
+                    actor,
+                    operation,
+                    queue,
+                    json.dumps(filters.for_audit()),
+                    dry_run,
+                )
+        except _ERRORS as exc:
+            raise AuditUnavailable(f"cannot write the audit record: {exc}") from exc
+        return audit_id
+
+    async def finished(self, audit_id: int, summary: Summary) -> None:
+        try:
+            async with acquire(self._pool, self._timeout) as conn:
+                await conn.execute(
+                    f"UPDATE {SCHEMA}.dlq_audit SET status = $2, seen = $3, replayed = $4, "
+                    "purged = $5, skipped = $6, failed = $7, error = $8, finished_at = now() "
+                    "WHERE id = $1",
+                    audit_id,
+                    "completed" if summary.ok else "failed",
+                    summary.seen,
+                    summary.replayed,
+                    summary.purged,
+                    summary.skipped,
+                    summary.failed,
+                    summary.error,
+                )
+        except _ERRORS as exc:
+            raise AuditUnavailable(f"cannot complete audit record {audit_id}: {exc}") from exc
+
+    async def history(self, limit: int = 50, queue: str | None = None) -> list[AuditEntry]:
+        try:
+            await self._ready()
+            async with acquire(self._pool, self._timeout) as conn:
+                rows = await conn.fetch(
+                    f"SELECT * FROM {SCHEMA}.dlq_audit WHERE $2::text IS NULL OR queue = $2 "
+                    "ORDER BY id DESC LIMIT $1",
+                    limit,
+                    queue,
+                )
+        except _ERRORS as exc:
+            raise AuditUnavailable(f"cannot read the audit table: {exc}") from exc
+        return [
+            AuditEntry.model_validate({**dict(r), "filters": json.loads(r["filters"])})
+            for r in rows
+        ]

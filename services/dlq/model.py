@@ -1,0 +1,226 @@
+"""What the dead-letter tools show and take: a parked message, the filters, the summaries.
+
+Records are frozen pydantic models so the CLI (``--json``) and the admin API serialise them
+the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aio_pika.abc import AbstractIncomingMessage
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.dlq.errors import InvalidRequest
+from shared.messaging import retry
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``30m``, ``2h``, ``1d``, ``45s``, ``1w``."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise InvalidRequest(f"not a duration: {text!r} (use e.g. 45s, 30m, 2h, 1d, 1w)")
+    return timedelta(**{_UNITS[match[2]]: int(match[1])})
+
+
+def _when(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str):
+        try:
+            return _when(datetime.fromisoformat(value))
+        except ValueError:
+            return None
+    return None
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and value >= 0 else 0
+
+
+class DeadLetter(BaseModel):
+    """One parked message, read from its properties and the runtime's failure headers.
+
+    Messages the broker dead-lettered itself (delivery limit exceeded) lack our headers; the
+    broker's own ``x-first-death-reason`` and ``x-death`` time stand in for them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    message_id: str | None
+    event_type: str | None
+    booking_id: str | None
+    reason: str | None
+    exception: str | None
+    attempts: int
+    replay_count: int
+    first_failure_at: datetime | None
+    last_failure_at: datetime | None
+
+    @classmethod
+    def of(cls, message: AbstractIncomingMessage) -> DeadLetter:
+        h: dict[str, Any] = dict(message.headers or {})
+        deaths = h.get("x-death")
+        death = deaths[0] if isinstance(deaths, list) and deaths else {}
+        death_time = _when(death.get("time")) if isinstance(death, dict) else None
+        exception = h.get(retry.H_EXCEPTION_TYPE)
+        if exception and h.get(retry.H_EXCEPTION_MESSAGE):
+            exception = f"{exception}: {h[retry.H_EXCEPTION_MESSAGE]}"
+        return cls(
+            message_id=message.message_id,
+            event_type=message.type or _body_field(message.body, "event_type"),
+            booking_id=message.correlation_id or _body_field(message.body, "booking_id"),
+            reason=h.get(retry.H_REASON) or h.get("x-first-death-reason"),
+            exception=str(exception) if exception else None,
+            attempts=_int(h.get(retry.H_ATTEMPTS)),
+            replay_count=_int(h.get(retry.H_REPLAY_COUNT)),
+            first_failure_at=_when(h.get(retry.H_FIRST_FAILURE)) or death_time,
+            last_failure_at=_when(h.get(retry.H_LAST_FAILURE))
+            or death_time
+            or _when(message.timestamp),
+        )
+
+    @property
+    def failed_since(self) -> datetime | None:
+        """What ``--older-than`` compares: the first failure, else the last, else nothing."""
+        return self.first_failure_at or self.last_failure_at
+
+
+def _body_field(body: bytes, name: str) -> str | None:
+    try:
+        value = json.loads(body).get(name)
+    except (ValueError, AttributeError):
+        return None
+    return str(value) if value is not None else None
+
+
+class Filters(BaseModel):
+    """Which messages an operation takes. Set fields are ANDed; ``ids`` selects exactly those
+    message ids. Nothing selected is refused (``select_all`` must say so explicitly)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    select_all: bool = False
+    ids: tuple[str, ...] = ()
+    reason: str | None = None
+    event_type: str | None = None
+    older_than: timedelta | None = None
+    limit: int | None = Field(default=None, ge=1)
+
+    def check(self) -> None:
+        narrowed = bool(self.ids or self.reason or self.event_type or self.older_than)
+        if not (self.select_all or narrowed):
+            raise InvalidRequest("say which messages: --all, --id, or a filter")
+
+    @property
+    def takes_all(self) -> bool:
+        """Every message matches: a sweep need not even read the headers."""
+        return self.select_all and not (
+            self.ids or self.reason or self.event_type or self.older_than
+        )
+
+    def matches(self, dead: DeadLetter, now: datetime) -> bool:
+        if self.ids and dead.message_id not in self.ids:
+            return False
+        if self.reason is not None and dead.reason != self.reason:
+            return False
+        if self.event_type is not None and dead.event_type != self.event_type:
+            return False
+        if self.older_than is not None:
+            since = dead.failed_since
+            if since is None or now - since < self.older_than:
+                return False
+        return True
+
+    def for_audit(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_defaults=True)
+
+
+class QueueInfo(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "service": "email",
+                    "queue": "email.dlq",
+                    "target_queue": "email.booking-events",
+                    "messages": 3000,
+                    "oldest_age_seconds": 1260.5,
+                }
+            ]
+        }
+    )
+
+    service: str
+    queue: str
+    target_queue: str
+    messages: int
+    oldest_age_seconds: float | None = Field(
+        description="Seconds since the message at the head of the queue was dead-lettered"
+    )
+
+
+class Summary(BaseModel):
+    """The outcome of a replay or purge. ``replayed`` counts the messages confirmed on the
+    target queue (for a dry run: that would be), ``purged`` those discarded; ``skipped``
+    those that did not match and stayed; ``failed`` those that matched but stayed because
+    the broker did not confirm their copy."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "operation": "replay",
+                    "queue": "email.dlq",
+                    "dry_run": False,
+                    "total": 3000,
+                    "seen": 3000,
+                    "replayed": 3000,
+                    "purged": 0,
+                    "skipped": 0,
+                    "failed": 0,
+                    "error": None,
+                    "audit_id": 12,
+                }
+            ]
+        }
+    )
+
+    operation: str
+    queue: str
+    dry_run: bool = False
+    total: int = Field(default=0, description="Messages ready in the queue when it started")
+    seen: int = 0
+    replayed: int = 0
+    purged: int = 0
+    skipped: int = 0
+    failed: int = 0
+    error: str | None = None
+    audit_id: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0 and self.error is None
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    operation: str
+    queue: str
+    filters: dict[str, Any]
+    dry_run: bool
+    status: str
+    seen: int | None
+    replayed: int | None
+    purged: int | None
+    skipped: int | None
+    failed: int | None
+    error: str | None
+    finished_at: datetime | None
