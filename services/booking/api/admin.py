@@ -14,8 +14,8 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.booking.api.examples import error, ok
 from services.booking.deps import AdminDep
-from services.booking.schemas import ErrorBody
 from services.dlq.errors import DlqError, InvalidRequest, UnknownQueue
 from services.dlq.model import AuditEntry, DeadLetter, Filters, QueueInfo, Summary, parse_duration
 
@@ -25,14 +25,49 @@ QueueName = Annotated[
     str, Path(description="A service name (`email`) or a full queue name (`email.dlq`)")
 ]
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody, "description": "Missing or wrong bearer token"},
-    503: {"model": ErrorBody, "description": "Admin API disabled, or broker/database down"},
+    401: error("Missing or wrong bearer token", "missing or wrong admin token"),
+    503: error(
+        "Admin API disabled, or broker/database down", "admin API disabled: set ADMIN_TOKEN"
+    ),
 }
 QUEUE_RESPONSES: dict[int | str, dict[str, Any]] = {
     **AUTH_RESPONSES,
-    404: {"model": ErrorBody, "description": "No dead-letter queue of that name"},
-    422: {"model": ErrorBody, "description": "A filter that cannot work"},
+    404: error("No dead-letter queue of that name", "no dead-letter queue called 'mail'"),
+    422: error("A filter that cannot work", "bad duration '5x': use e.g. 30m, 2h or 1d"),
 }
+DEAD_LETTER = {
+    "message_id": "8d6f3c1a-2b4e-4f5a-9c7d-0e1f2a3b4c5d",
+    "event_type": "BookingConfirmed",
+    "booking_id": "3f2b8c1e-5d4a-4e6f-9a7b-1c2d3e4f5a6b",
+    "reason": "retries-exhausted",
+    "exception": "TransientError: SMTP 127.0.0.1:1025 answered 451 4.3.0 try again later",
+    "attempts": 5,
+    "replay_count": 0,
+    "first_failure_at": "2026-11-24T09:30:01Z",
+    "last_failure_at": "2026-11-24T09:30:16Z",
+}
+AUDIT_ENTRY = {
+    "id": 12,
+    "at": "2026-11-24T10:05:00Z",
+    "actor": "cli:ops@host",
+    "operation": "replay",
+    "queue": "email.dlq",
+    "filters": {"select_all": True, "reason": "retries-exhausted"},
+    "dry_run": False,
+    "status": "done",
+    "seen": 3000,
+    "replayed": 3000,
+    "purged": 0,
+    "skipped": 0,
+    "failed": 0,
+    "error": None,
+    "finished_at": "2026-11-24T10:05:02Z",
+}
+
+
+def _example(model: type[BaseModel]) -> Any:
+    extra: Any = model.model_config.get("json_schema_extra")
+    return extra["examples"][0]
 
 
 class Selection(BaseModel):
@@ -80,14 +115,22 @@ def _answer(summary: Summary) -> JSONResponse:
     return JSONResponse(summary.model_dump(mode="json"), status_code=200 if summary.ok else 503)
 
 
-@router.get("", summary="List dead-letter queues", responses=AUTH_RESPONSES)
+@router.get(
+    "",
+    summary="List dead-letter queues",
+    responses={200: ok([_example(QueueInfo)]), **AUTH_RESPONSES},
+)
 async def list_queues(ops: AdminDep) -> list[QueueInfo]:
     """Each consumer's dead-letter queue with its depth and the age of its oldest message."""
     with _translated():
         return await ops.list_queues()
 
 
-@router.get("/history", summary="Audit log of replays and purges", responses=QUEUE_RESPONSES)
+@router.get(
+    "/history",
+    summary="Audit log of replays and purges",
+    responses={200: ok([AUDIT_ENTRY]), **QUEUE_RESPONSES},
+)
 async def history(
     ops: AdminDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
@@ -97,7 +140,11 @@ async def history(
         return await ops.history(limit, queue)
 
 
-@router.get("/{queue}/messages", summary="Show dead letters", responses=QUEUE_RESPONSES)
+@router.get(
+    "/{queue}/messages",
+    summary="Show dead letters",
+    responses={200: ok([DEAD_LETTER]), **QUEUE_RESPONSES},
+)
 async def show(
     ops: AdminDep, queue: QueueName, limit: Annotated[int, Query(ge=1, le=1000)] = 20
 ) -> list[DeadLetter]:
@@ -110,7 +157,7 @@ async def show(
     "/{queue}/replay",
     summary="Replay dead letters to their consumer",
     response_model=Summary,
-    responses=QUEUE_RESPONSES,
+    responses={200: ok(_example(Summary)), **QUEUE_RESPONSES},
 )
 async def replay(
     ops: AdminDep, queue: QueueName, body: ReplayRequest, request: Request
@@ -136,7 +183,7 @@ async def replay(
     "/{queue}/purge",
     summary="Discard dead letters for good",
     response_model=Summary,
-    responses=QUEUE_RESPONSES,
+    responses={200: ok(_example(Summary)), **QUEUE_RESPONSES},
 )
 async def purge(ops: AdminDep, queue: QueueName, body: Selection, request: Request) -> JSONResponse:
     """Discard the given message ids, or everything with `{"all": true}`."""
