@@ -21,6 +21,7 @@ import asyncpg
 from starlette.routing import BaseRoute
 
 from shared.db.migrate import CONSUMER_MIGRATIONS, migrate
+from shared.db.pool import close_pool
 from shared.errors import SharedError
 from shared.http.server import OpsServer, bind, ops_app
 from shared.logging_setup import configure_logging
@@ -36,6 +37,7 @@ from shared.settings import ConsumerSettings, ConsumingSettings
 from shared.startup import connect_database
 
 log = logging.getLogger(__name__)
+DB_CLOSE_TIMEOUT = 5.0
 
 
 @dataclass
@@ -62,16 +64,18 @@ class ConsumerProcess:
         try:
             await self.consumer.run(stop)
         finally:
-            self.relay.wake()
-            relay_stop.set()
-            await relay
-            http_stop.set()
-            await http  # raises if the server failed
+            try:
+                self.relay.wake()
+                relay_stop.set()
+                await relay
+            finally:
+                http_stop.set()
+                await http  # raises if the server failed
 
     async def close(self) -> None:
         try:
             await self.publisher.close()
-            await self.pool.close()
+            await close_pool(self.pool, DB_CLOSE_TIMEOUT)
         finally:
             self.ops.close()
 

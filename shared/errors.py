@@ -4,6 +4,7 @@ The tree::
 
     SharedError
     ├── ConfigurationError        a setting that cannot work
+    ├── OpsServerStopped          a process's health/metrics server stopped by itself
     ├── DatabaseUnavailable       PostgreSQL cannot be reached (or timed out)
     ├── MessagingError
     │   ├── BrokerUnavailable     no connection to RabbitMQ, or it dropped
@@ -24,6 +25,10 @@ class SharedError(Exception):
 
 
 class ConfigurationError(SharedError):
+    pass
+
+
+class OpsServerStopped(SharedError):
     pass
 
 

@@ -141,9 +141,15 @@ class OutboxRelay:
             messages = [
                 _message(row, headers_for(span)) for row, span in zip(rows, spans, strict=True)
             ]
-            results = await self._publisher.publish_many(
-                messages, exchange=self._exchange, routing_key=""
-            )
+            try:
+                results = await self._publisher.publish_many(
+                    messages, exchange=self._exchange, routing_key=""
+                )
+            except BaseException as exc:  # no channel at all: end the spans as failed
+                for span in spans:
+                    fail(span, exc)
+                    span.end()
+                raise
             logged = 0
             for row, span, error in zip(rows, spans, results, strict=True):
                 if error is not None:

@@ -30,7 +30,7 @@ from services.dlq.audit import AuditStore
 from services.dlq.operations import DeadLetterOps, OpsConfig
 from shared.consumer_service import consumer_config
 from shared.db.migrate import CONSUMER_MIGRATIONS, migrate
-from shared.db.pool import UNAVAILABLE_ERRORS
+from shared.db.pool import UNAVAILABLE_ERRORS, close_pool
 from shared.errors import DatabaseUnavailable
 from shared.http.ops import ops_routes
 from shared.messaging.consumer import Consumer
@@ -104,12 +104,17 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
             yield
         finally:
             stop.set()
-            await asyncio.wait(
+            _, late = await asyncio.wait(
                 tasks, timeout=settings.shutdown_grace + settings.amqp_publish_timeout
             )
+            # Whatever is still running is cut short (its messages stay unacked and are
+            # redelivered), so nothing can reopen the publisher after it is closed.
+            for task in late:
+                task.cancel()
+            await asyncio.wait(tasks, timeout=settings.amqp_connect_timeout)
             await publisher.close()
             if pool is None:
-                await db.close()
+                await close_pool(db, settings.db_command_timeout)
 
     app = FastAPI(
         title="Hotel booking",

@@ -66,8 +66,9 @@ class DeadLetter(BaseModel):
     def of(cls, message: AbstractIncomingMessage) -> DeadLetter:
         h: dict[str, Any] = dict(message.headers or {})
         deaths = h.get("x-death")
-        death = deaths[0] if isinstance(deaths, list) and deaths else {}
-        death_time = _when(death.get("time")) if isinstance(death, dict) else None
+        newest = deaths[0] if isinstance(deaths, list) and deaths else None
+        death: dict[str, Any] = newest if isinstance(newest, dict) else {}
+        death_time = _when(death.get("time"))
         exception = h.get(retry.H_EXCEPTION_TYPE)
         if exception and h.get(retry.H_EXCEPTION_MESSAGE):
             exception = f"{exception}: {h[retry.H_EXCEPTION_MESSAGE]}"
@@ -75,7 +76,9 @@ class DeadLetter(BaseModel):
             message_id=message.message_id,
             event_type=message.type or _body_field(message.body, "event_type"),
             booking_id=message.correlation_id or _body_field(message.body, "booking_id"),
-            reason=h.get(retry.H_REASON) or h.get("x-first-death-reason"),
+            # Ours when we parked it; else the broker's newest death (x-death is newest
+            # first), e.g. delivery_limit after a crash loop that followed a retry.
+            reason=h.get(retry.H_REASON) or death.get("reason") or h.get("x-first-death-reason"),
             exception=str(exception) if exception else None,
             attempts=_int(h.get(retry.H_ATTEMPTS)),
             replay_count=_int(h.get(retry.H_REPLAY_COUNT)),

@@ -14,6 +14,8 @@ replayed event never goes back through the fanout to the other consumers.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +38,7 @@ from shared.messaging.topology import (
     resolve_dead_letter_queue,
 )
 
+log = logging.getLogger(__name__)
 MAX_SHOW = 1000
 
 
@@ -221,14 +224,40 @@ class DeadLetterOps:
                     idle_timeout=self.config.idle_timeout,
                     timeout=self.config.connect_timeout,
                 ) as scan:
-                    await Sweep(scan, action, summary).run(filters, batch_size, progress)
+                    sweep = Sweep(scan, action, summary)
+                    await sweep.run(filters, batch_size, progress)
+                if sweep.stalled:
+                    await self._check_stall(connection, names, summary)
             finally:
                 await close_quietly(connection)
         except DlqError as exc:
             summary.error = str(exc)
-        if self.audit is not None and summary.audit_id is not None:
-            await self.audit.finished(summary.audit_id, summary)
+        finally:
+            # Also after an interruption, so a run never stays "running" in the audit.
+            await asyncio.shield(self._record_outcome(summary))
         return summary
+
+    async def _check_stall(
+        self, connection: AbstractConnection, names: ConsumerTopology, summary: Summary
+    ) -> None:
+        """After a pause in deliveries: a queue holding more than what the pass put back
+        means the broker stalled rather than another replay taking the rest."""
+        left = await broker.depth(connection, names.dead_letter_queue, self.config.connect_timeout)
+        if left > summary.skipped + summary.failed:
+            summary.error = (
+                f"stopped after {summary.seen} of {summary.total}: no delivery for "
+                f"{self.config.idle_timeout:g}s while {left} message(s) remain; run it again"
+            )
+
+    async def _record_outcome(self, summary: Summary) -> None:
+        """The messages have moved already: a failure to record that is a warning, never
+        a reason to report the operation itself as failed."""
+        if self.audit is None or summary.audit_id is None:
+            return
+        try:
+            await self.audit.finished(summary.audit_id, summary)
+        except DlqError as exc:
+            log.warning("audit row %s not completed: %s", summary.audit_id, exc)
 
 
 async def replay(

@@ -67,6 +67,9 @@ class Sweep:
     def __init__(self, scan: broker.Scan, action: Action, summary: Summary) -> None:
         self._scan, self._action, self._summary = scan, action, summary
         self._in_flight: deque[asyncio.Task[None]] = deque()
+        # No delivery came within the idle timeout before the count seen at the start:
+        # another replay took the rest, or the broker stalled (the caller checks which).
+        self.stalled = False
 
     async def run(self, filters: Filters, batch_size: int, progress: Progress | None) -> None:
         summary, now = self._summary, datetime.now(UTC)
@@ -79,7 +82,8 @@ class Sweep:
                     break
                 message = await self._scan.next()
                 if message is None:
-                    break  # the rest was taken by someone else (another replay)
+                    self.stalled = True
+                    break
                 summary.seen += 1
                 if filters.takes_all or filters.matches(DeadLetter.of(message), now):
                     batch.append(message)

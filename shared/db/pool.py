@@ -60,3 +60,12 @@ async def acquire(pool: asyncpg.Pool, timeout: float = 5.0) -> AsyncIterator[Con
             yield conn
     except UNAVAILABLE_ERRORS as exc:
         raise DatabaseUnavailable(f"PostgreSQL unavailable: {exc!r}") from exc
+
+
+async def close_pool(pool: asyncpg.Pool, timeout: float) -> None:
+    """Close gracefully within ``timeout``, then terminate: a connection still held (a
+    hung query) must not keep the process from exiting."""
+    try:
+        await asyncio.wait_for(pool.close(), timeout)
+    except TimeoutError:
+        pool.terminate()

@@ -20,7 +20,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-from shared.errors import ConfigurationError
+from shared.errors import ConfigurationError, OpsServerStopped
 from shared.http.ops import ops_routes
 from shared.observability.health import Ops
 
@@ -86,7 +86,7 @@ class OpsServer:
             await asyncio.wait([server, stopped], return_when=asyncio.FIRST_COMPLETED)
             if server.done():
                 server.result()  # raises what stopped it
-                raise RuntimeError("the ops HTTP server stopped by itself")
+                raise OpsServerStopped("the ops HTTP server stopped by itself")
         finally:
             stopped.cancel()
             self._server.should_exit = True

@@ -73,7 +73,7 @@ def attempts_since_replay(headers: dict[str, Any], attempts: int) -> int:
 
 
 def _without_broker_bookkeeping(previous: dict[str, Any]) -> dict[str, Any]:
-    headers = {k: v for k, v in previous.items() if not k.startswith("x-death")}
+    headers = {k: v for k, v in previous.items() if not k.startswith(("x-death", "x-last-death-"))}
     for name in _BROKER_BOOKKEEPING:
         headers.pop(name, None)
     return headers
@@ -83,6 +83,9 @@ def replay_headers(previous: dict[str, Any], now: datetime | None = None) -> dic
     """Headers of a copy replayed from a dead-letter queue: the failure history is kept,
     the replay counted, and the attempts so far become the base of a fresh retry budget."""
     headers = _without_broker_bookkeeping(previous)
+    # Why it was parked belongs to that parking: a replayed copy that is parked again (by
+    # us or by the broker's delivery limit) must not show the old reason.
+    headers.pop(H_REASON, None)
     headers[H_REPLAY_COUNT] = _count(previous, H_REPLAY_COUNT) + 1
     headers[H_REPLAY_BASE] = attempts_so_far(previous)
     headers[H_REPLAYED_AT] = (now or datetime.now(UTC)).isoformat()
@@ -117,6 +120,7 @@ def failure_headers(
         }
     )
     headers.setdefault(H_FIRST_FAILURE, stamp)
+    headers.pop(H_REASON, None)  # set only on a dead-lettered copy, for this parking
     if reason is not None:
         headers[H_REASON] = reason
     return headers

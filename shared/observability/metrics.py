@@ -163,5 +163,6 @@ class OutboxProbe:
             backlog, age = float(row["backlog"]), float(row["age"])
         except Exception as exc:  # a scrape must answer even when the database does not
             log.warning("outbox %s: backlog unknown: %r", self._schema, exc)
-        metrics.outbox_backlog.labels(outbox=self._schema).set(backlog)
-        metrics.outbox_oldest_age.labels(outbox=self._schema).set(age)
+        finally:  # also when the scrape's own timeout cancels us: NaN, never a stale figure
+            metrics.outbox_backlog.labels(outbox=self._schema).set(backlog)
+            metrics.outbox_oldest_age.labels(outbox=self._schema).set(age)

@@ -69,3 +69,19 @@ def test_a_second_failure_after_a_replay_keeps_cumulative_attempts_and_replay_co
 def test_a_nonsense_base_header_never_gives_more_than_the_attempts_made() -> None:
     assert attempts_since_replay({H_REPLAY_BASE: "x"}, 3) == 3
     assert attempts_since_replay({H_REPLAY_BASE: 99}, 3) == 1
+
+
+def test_the_reason_belongs_to_one_parking_and_is_not_carried_to_the_next_copy() -> None:
+    parked = failure_headers(
+        {}, error=OSError("down"), attempts=5, service="email", queue="q", reason="exhausted"
+    )
+    replayed = replay_headers({**parked, "x-last-death-reason": "expired"}, now=LATER)
+    retried = failure_headers(parked, error=OSError("down"), attempts=6, service="email", queue="q")
+    parked_again = failure_headers(
+        replayed, error=ValueError("bad"), attempts=6, service="email", queue="q", reason="perm"
+    )
+    assert parked["x-reason"] == "exhausted"
+    assert "x-reason" not in replayed
+    assert "x-last-death-reason" not in replayed
+    assert "x-reason" not in retried
+    assert parked_again["x-reason"] == "perm"
