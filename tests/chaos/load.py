@@ -66,31 +66,43 @@ class LoadDriver:
         self._key_prefix = key_prefix
         self.record = LoadRecord()
 
-    async def run(self, count: int, *, first: int = 0, rate: float | None = None) -> LoadRecord:
+    async def run(
+        self,
+        count: int,
+        *,
+        first: int = 0,
+        rate: float | None = None,
+        concurrency: int | None = None,
+    ) -> LoadRecord:
         """Book ``count`` stays (indices ``first``...); ``rate`` caps bookings per second."""
         queue: asyncio.Queue[int] = asyncio.Queue()
         for i in range(first, first + count):
             queue.put_nowait(i)
-        limits = httpx.Limits(max_connections=self._concurrency)
+        concurrency = concurrency or self._concurrency
+        limits = httpx.Limits(max_connections=concurrency)
         async with httpx.AsyncClient(
             base_url=self._base_url, timeout=HANG, limits=limits
         ) as client:
             workers = [
-                asyncio.create_task(self._worker(client, queue, rate))
-                for _ in range(self._concurrency)
+                asyncio.create_task(self._worker(client, queue, rate, concurrency))
+                for _ in range(concurrency)
             ]
             await asyncio.gather(*workers)
         return self.record
 
     async def _worker(
-        self, client: httpx.AsyncClient, queue: asyncio.Queue[int], rate: float | None
+        self,
+        client: httpx.AsyncClient,
+        queue: asyncio.Queue[int],
+        rate: float | None,
+        concurrency: int,
     ) -> None:
         while not queue.empty():
             i = queue.get_nowait()
             started = time.monotonic()
             await self._book(client, i)
             if rate:
-                spacing = self._concurrency / rate
+                spacing = concurrency / rate
                 await asyncio.sleep(max(0.0, spacing - (time.monotonic() - started)))
 
     async def _book(self, client: httpx.AsyncClient, i: int) -> None:

@@ -199,6 +199,15 @@ class System:
                 await asyncio.sleep(0.1)
         raise AssertionError(f"{service.name} not ready after {timeout}s")
 
+    async def wait_log(self, name: str, text: str, timeout: float = 30.0) -> None:
+        """Wait until the service's log since its last start contains ``text``."""
+        service = self.services[name]
+        deadline = time.monotonic() + timeout
+        while text not in service.log_since_start():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{name} did not log {text!r} within {timeout}s")
+            await asyncio.sleep(0.1)
+
     async def _ready(self, service: Service, client: httpx.AsyncClient) -> bool:
         if service.name == "booking":
             try:
