@@ -120,7 +120,7 @@ async def drain(system: System, timeout: float = 120.0) -> dict[str, QueueStats]
             if time.monotonic() > deadline:
                 raise AssertionError(f"not drained after {timeout}s: {progress}")
             last = progress
-            await asyncio.sleep(0.7)
+            await asyncio.sleep(0.5)
     finally:
         await broker.close()
         await conn.close()

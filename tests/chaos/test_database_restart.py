@@ -21,11 +21,11 @@ async def test_postgresql_restarted_mid_run_gives_quick_503s_then_everything_rec
 ) -> None:
     started = time.monotonic()
     # Short: every other test on this machine loses its database meanwhile.
-    down, total = size.pick(2.0, 5.0), size.pick(120, 600)
+    down, total = size.pick(2.0, 5.0), size.pick(80, 600)
     async with system_factory() as system:
         load = LoadDriver(system.base_url, concurrency=6, patience=90)
-        driving = asyncio.create_task(load.run(total, rate=total / 10))
-        await asyncio.sleep(2.0)
+        driving = asyncio.create_task(load.run(total, rate=total / size.pick(7, 20)))
+        await asyncio.sleep(1.5)
         async with postgresql_stopped() as down_at:
             await asyncio.sleep(down)
             up_at = time.monotonic()

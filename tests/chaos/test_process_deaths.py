@@ -25,7 +25,7 @@ async def test_sigkilling_random_consumers_again_and_again_loses_no_booking(
     system_factory: Launcher, size: Size, report: Callable[[Figures], None]
 ) -> None:
     started = time.monotonic()
-    total, kills = size.pick(150, 2000), size.pick(4, 20)
+    total, kills = size.pick(100, 2000), size.pick(3, 20)
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
     print(f"random seed {seed}")
@@ -114,29 +114,36 @@ async def test_sigkilling_the_api_between_commit_and_publish_publishes_every_eve
     report(figures)
 
 
+async def _released(system: System, queue: str, timeout: float = 20.0) -> None:
+    """The broker shows no consumer and nothing unacked on ``queue`` (its view lags the
+    process's exit by the time it takes to see the connection close)."""
+    deadline = time.monotonic() + timeout
+    while (stats := (await queue_stats(system.env.vhost))[queue]).consumers or stats.unacked:
+        assert time.monotonic() < deadline, f"{queue} still held after {timeout}s: {stats}"
+        await asyncio.sleep(0.5)
+
+
 async def test_sigterm_to_each_service_under_load_exits_0_in_its_grace_leaving_nothing_unacked(
     system_factory: Launcher, size: Size, report: Callable[[Figures], None]
 ) -> None:
     started = time.monotonic()
-    total, grace, publish_timeout = size.pick(100, 600), 5.0, 5.0
+    total, grace, publish_timeout = size.pick(60, 600), 5.0, 5.0
     async with system_factory(
         SIMULATED_LATENCY_MS="50",
         SHUTDOWN_GRACE=str(grace),
         AMQP_PUBLISH_TIMEOUT=str(publish_timeout),
     ) as system:
         load = LoadDriver(system.base_url, concurrency=6)
-        driving = asyncio.create_task(load.run(total, rate=total / 12))
+        driving = asyncio.create_task(load.run(total, rate=total / size.pick(8, 20)))
         for name in SERVICES:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(size.pick(0.5, 2.0))
             code, seconds = await system.services[name].signal(signal.SIGTERM, timeout=60)
             print(f"SIGTERM {name}: exit {code} after {seconds:.1f}s")
             assert code == 0, f"{name} exited {code}"
             # The grace for messages in hand, the last relay pass, and the interpreter's exit.
             assert seconds < grace + publish_timeout + 5, f"{name} took {seconds:.1f}s"
             if name != "booking":
-                queue = CONSUMERS[name].queue
-                stats = (await queue_stats(system.env.vhost))[queue]
-                assert (stats.unacked, stats.consumers) == (0, 0), stats
+                await _released(system, CONSUMERS[name].queue)
             await system.restart(name)
         record = await driving
         figures = await check(
