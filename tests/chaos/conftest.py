@@ -10,13 +10,12 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.chaos.invariants import Figures
+from tests.chaos.figures import Figures, results_markdown
 from tests.chaos.system import System, launched
 from tests.support.infra import TestEnv
 
@@ -91,27 +90,3 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(results_markdown(_collected))
-
-
-def results_markdown(collected: list[Figures]) -> str:
-    header = (
-        "| scenario | bookings (201 / committed) | faults | effects n / e / v "
-        "| emails (dup.) | redeliveries absorbed | dead-lettered good / poison | lost | s |\n"
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
-    )
-    rows = [
-        f"| {f.scenario} | {f.accepted} / {f.committed} | {f.faults} "
-        f"| {f.effects.get('notification', 0)} / {f.effects.get('email', 0)} / "
-        f"{f.effects.get('voucher', 0)} | {f.emails_received} ({f.email_duplicates}) "
-        f"| {f.redeliveries_absorbed} | {f.dead_lettered} / {f.poison_dead_lettered} "
-        f"| {f.lost} | {f.seconds:.0f} |"
-        for f in collected
-    ]
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    cores = os.cpu_count()
-    return (
-        f"# Chaos suite, full run ({stamp}, {cores} cores, `make test-chaos`)\n\n"
-        + header
-        + "\n".join(rows)
-        + "\n"
-    )

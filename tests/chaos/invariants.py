@@ -14,146 +14,19 @@ I5  emails received by the SMTP server equal bookings; extra copies (a process d
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any
 
-import aio_pika
 import asyncpg
 
 from shared.messaging.topology import CONSUMERS
-from tests.chaos.infra import QueueStats, queue_stats, work_queues
+from tests.chaos.drain import DeadLetter, dead_letters, drain
+from tests.chaos.figures import Figures
+from tests.chaos.infra import QueueStats, work_queues
 from tests.chaos.load import LoadRecord
 from tests.chaos.system import CONSUMER_SERVICES, System
 from tests.support.stack import EFFECT_TABLES
-
-POISON_HEADER = "x-chaos-poison"
-
-
-@dataclass
-class Figures:
-    scenario: str
-    attempted: int = 0
-    accepted: int = 0
-    committed: int = 0
-    faults: int = 0
-    effects: dict[str, int] = field(default_factory=dict)
-    emails_received: int = 0
-    email_duplicates: int = 0
-    redeliveries_absorbed: int = 0
-    dead_lettered: int = 0
-    poison_dead_lettered: int = 0
-    lost: int = 0
-    seconds: float = 0.0
-    violations: list[str] = field(default_factory=list)
-
-    def fail(self, message: str, *, lost: int = 0) -> None:
-        self.violations.append(message)
-        self.lost += lost
-
-    def table(self) -> str:
-        effects = " / ".join(f"{self.effects.get(s, 0)}" for s in CONSUMER_SERVICES)
-        rows = [
-            (
-                "bookings attempted / 201 / committed",
-                f"{self.attempted} / {self.accepted} / {self.committed}",
-            ),
-            ("faults injected", str(self.faults)),
-            ("effects notification / email / voucher", effects),
-            ("emails received (duplicates)", f"{self.emails_received} ({self.email_duplicates})"),
-            ("redeliveries absorbed by idempotency", str(self.redeliveries_absorbed)),
-            ("good events dead-lettered", str(self.dead_lettered)),
-            ("poison messages dead-lettered", str(self.poison_dead_lettered)),
-            ("lost", str(self.lost)),
-            ("seconds", f"{self.seconds:.1f}"),
-        ]
-        width = max(len(k) for k, _ in rows)
-        lines = [f"== chaos: {self.scenario} =="]
-        lines += [f"  {k.ljust(width)}  {v}" for k, v in rows]
-        lines += [f"  VIOLATION: {v}" for v in self.violations[:20]]
-        return "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    message_id: str | None
-    poison: str | None
-    reason: str | None
-
-
-async def _ready_depths(channel: aio_pika.abc.AbstractChannel) -> int:
-    total = 0
-    for name in work_queues():
-        declared = await channel.declare_queue(name, passive=True)
-        total += declared.declaration_result.message_count or 0
-    return total
-
-
-async def _progress(conn: asyncpg.Connection) -> tuple[int, ...]:
-    schemas = ("booking", *CONSUMER_SERVICES)
-    unpublished = " + ".join(
-        f'(SELECT count(*) FROM "{s}".outbox WHERE published_at IS NULL)' for s in schemas
-    )
-    processed = ", ".join(f'(SELECT count(*) FROM "{s}".processed_events)' for s in schemas)
-    row = await conn.fetchrow(f"SELECT {unpublished}, {processed}")
-    assert row is not None
-    return tuple(int(v) for v in row)
-
-
-async def drain(system: System, timeout: float = 120.0) -> dict[str, QueueStats]:
-    """Wait until every outbox is published, every work and retry queue is empty, the counts
-    have stopped moving and the broker reports nothing unacked; its queue figures then."""
-    deadline = time.monotonic() + timeout
-    last: tuple[int, ...] | None = None
-    conn = await asyncpg.connect(system.env.database_url, timeout=10)
-    broker = await aio_pika.connect(system.amqp_url, timeout=10)
-    try:
-        channel = await broker.channel()
-        while True:
-            progress = (*await _progress(conn), await _ready_depths(channel))
-            if progress[0] == 0 and progress[-1] == 0 and progress == last:
-                stats = await queue_stats(system.env.vhost)
-                if not any(stats[q].ready or stats[q].unacked for q in work_queues()):
-                    return stats
-            if time.monotonic() > deadline:
-                raise AssertionError(f"not drained after {timeout}s: {progress}")
-            last = progress
-            await asyncio.sleep(0.5)
-    finally:
-        await broker.close()
-        await conn.close()
-
-
-async def dead_letters(system: System) -> dict[str, list[DeadLetter]]:
-    """Take (and ack) everything in each consumer's dead-letter queue."""
-    found: dict[str, list[DeadLetter]] = {}
-    broker = await aio_pika.connect(system.amqp_url, timeout=10)
-    try:
-        channel = await broker.channel()
-        for service, names in CONSUMERS.items():
-            queue = await channel.declare_queue(names.dead_letter_queue, passive=True)
-            found[service] = []
-            while (message := await queue.get(fail=False, timeout=10)) is not None:
-                headers = message.headers or {}
-                found[service].append(
-                    DeadLetter(
-                        message.message_id,
-                        _text(headers.get(POISON_HEADER)),
-                        _text(headers.get("x-reason")),
-                    )
-                )
-                await message.ack()
-    finally:
-        await broker.close()
-    return found
-
-
-def _text(value: object) -> str | None:
-    if value is None:
-        return None
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _absorbed(system: System) -> int:

@@ -15,7 +15,9 @@ import pytest
 from shared.messaging.envelope import outbox_message
 from shared.messaging.topology import EVENTS_EXCHANGE, FULFILMENT_EXCHANGE
 from tests.chaos.conftest import Launcher, Size
-from tests.chaos.invariants import POISON_HEADER, Figures, check
+from tests.chaos.drain import POISON_HEADER
+from tests.chaos.figures import Figures
+from tests.chaos.invariants import check
 from tests.chaos.load import LoadDriver
 from tests.chaos.system import CONSUMER_SERVICES, System
 

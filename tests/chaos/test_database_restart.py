@@ -9,8 +9,9 @@ from collections.abc import Callable
 import pytest
 
 from tests.chaos.conftest import Launcher, Size
+from tests.chaos.figures import Figures
 from tests.chaos.infra import postgresql_stopped
-from tests.chaos.invariants import Figures, check
+from tests.chaos.invariants import check
 from tests.chaos.load import LoadDriver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos]

@@ -12,8 +12,9 @@ import pytest
 
 from shared.messaging.topology import CONSUMERS
 from tests.chaos.conftest import Launcher, Size
+from tests.chaos.figures import Figures
 from tests.chaos.infra import queue_stats
-from tests.chaos.invariants import Figures, check
+from tests.chaos.invariants import check
 from tests.chaos.load import LoadDriver
 from tests.chaos.system import CONSUMER_SERVICES, SERVICES, System
 from tests.support.stack import effects, fetchval, wait_until
