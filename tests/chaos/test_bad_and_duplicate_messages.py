@@ -20,6 +20,7 @@ from tests.chaos.figures import Figures
 from tests.chaos.invariants import check
 from tests.chaos.load import LoadDriver
 from tests.chaos.system import CONSUMER_SERVICES, System
+from tests.support.stack import at_least, effects, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
 
@@ -159,7 +160,11 @@ async def test_every_event_delivered_twice_has_each_effect_exactly_once(
         stop, sent = asyncio.Event(), set[str]()
         duplicating = asyncio.create_task(_duplicate_published_rows(system, stop, sent))
         await load.run(total, rate=total / size.pick(3, 15))
-        # Every row, including the reports caused by the copies' originals, gets its copy.
+        # Every row gets its copy, including the reports of bookings still queued now.
+        for name in CONSUMER_SERVICES:
+            await wait_until(
+                lambda n=name: at_least(effects(system.env, n), total), timeout=120, what=name
+            )
         await asyncio.wait_for(_no_unpublished_rows(system), 60)
         await asyncio.sleep(1.0)
         await asyncio.wait_for(_no_unpublished_rows(system), 60)
