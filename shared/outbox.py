@@ -88,6 +88,12 @@ class OutboxRelay:
             except DB_FAILURES as exc:
                 published, failed = 0, 1
                 log.warning("outbox relay %s: database unavailable: %r", self._schema, exc)
+            except Exception:
+                # The relay runs as a background task nobody awaits until shutdown: if it died,
+                # its outbox would silently stop draining. Anything unforeseen is logged with
+                # its traceback and retried like any other failure.
+                published, failed = 0, 1
+                log.exception("outbox relay %s: unexpected error; will retry", self._schema)
             if failed:
                 await self._sleep(stop, delay)
                 delay = min(delay * 2, self._retry_max_delay)
