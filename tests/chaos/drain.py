@@ -42,6 +42,17 @@ async def _progress(conn: asyncpg.Connection) -> tuple[int, ...]:
     return tuple(int(v) for v in row)
 
 
+async def _unpublished_per_schema(conn: asyncpg.Connection) -> dict[str, int]:
+    return {
+        schema: int(
+            await conn.fetchval(
+                f'SELECT count(*) FROM "{schema}".outbox WHERE published_at IS NULL'
+            )
+        )
+        for schema in ("booking", *CONSUMER_SERVICES)
+    }
+
+
 async def drain(system: System, timeout: float = 120.0) -> dict[str, QueueStats]:
     """Wait until every outbox is published, every work and retry queue is empty, the counts
     have stopped moving and the broker reports nothing unacked; its queue figures then."""
@@ -58,7 +69,10 @@ async def drain(system: System, timeout: float = 120.0) -> dict[str, QueueStats]
                 if not any(stats[q].ready or stats[q].unacked for q in work_queues()):
                     return stats
             if time.monotonic() > deadline:
-                raise AssertionError(f"not drained after {timeout}s: {progress}")
+                raise AssertionError(
+                    f"not drained after {timeout}s: {await _unpublished_per_schema(conn)} "
+                    f"unpublished, processed {progress[1:-1]}, {progress[-1]} queued"
+                )
             last = progress
             await asyncio.sleep(0.5)
     finally:
