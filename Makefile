@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SCALE ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv services chromium run test test-unit test-integration test-e2e lint typecheck format clean
+.PHONY: venv services chromium run test test-unit test-integration test-e2e test-chaos lint typecheck format clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,12 @@ test-integration: services
 
 test-e2e: services
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+
+# The fault-injection suite at full size (2,000-booking runs, several faults of each kind);
+# `make test` runs it reduced. Writes tests/chaos/results/latest.md. Restarts the machine's
+# PostgreSQL and raises a RabbitMQ memory alarm briefly.
+test-chaos: services
+	CHAOS_SIZE=full $(PY) -m pytest tests/chaos -s --timeout 900 $(PYTEST_ARGS)
 
 format: venv
 	$(VENV)/bin/ruff check --fix .

@@ -107,6 +107,20 @@ class OutboxRelay:
             except DB_FAILURES as exc:
                 published, failed = 0, 1
                 log.warning("outbox relay %s: database unavailable: %r", self._schema, exc)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is None or task.cancelling():
+                    raise  # the relay itself is being cancelled
+                # A cancellation from inside the client library (a future of a connection
+                # that died under us), not aimed at the relay: a failure like any other.
+                published, failed = 0, 1
+                log.warning("outbox relay %s: broker operation cancelled; will retry", self._schema)
+            except Exception:
+                # The relay runs as a background task nobody awaits until shutdown: if it died,
+                # its outbox would silently stop draining. Anything unforeseen is logged with
+                # its traceback and retried like any other failure.
+                published, failed = 0, 1
+                log.exception("outbox relay %s: unexpected error; will retry", self._schema)
             if failed:
                 await self._sleep(stop, delay)
                 delay = min(delay * 2, self._retry_max_delay)

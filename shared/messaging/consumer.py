@@ -227,9 +227,16 @@ class Consumer:
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         if self._stopping:
             return  # left unacked: requeued when the channel closes
-        task = asyncio.current_task()
-        assert task is not None
-        self._inflight.add(task)
+        # aio-pika cancels the callbacks in hand when their channel closes. The work itself
+        # (a transaction, an SMTP send) does not need the broker, so it is shielded and runs
+        # to its end; only the ack is lost, and the redelivery is absorbed by the idempotency
+        # record. Cancelled midway, an email sent but not yet recorded went out twice.
+        work = asyncio.ensure_future(self._settle(message))
+        self._inflight.add(work)
+        work.add_done_callback(self._inflight.discard)
+        await asyncio.shield(work)
+
+    async def _settle(self, message: AbstractIncomingMessage) -> None:
         self._count("consumed")
         try:
             with delivery_scope(self.config.service, self.names.queue, message):
@@ -237,8 +244,6 @@ class Consumer:
         except CONNECTION_ERRORS as exc:
             # Could not ack: the broker redelivers it and the idempotency record absorbs it.
             log.warning("%s: could not settle %s: %r", self.names.queue, message.message_id, exc)
-        finally:
-            self._inflight.discard(task)
 
     async def process(self, message: AbstractIncomingMessage) -> None:
         headers: dict[str, Any] = dict(message.headers or {})

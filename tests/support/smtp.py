@@ -18,6 +18,7 @@ from tests.support.processes import free_port
 class SmtpRecorder:
     def __init__(self) -> None:
         self.envelopes: list[Any] = []
+        self._messages: list[EmailMessage] = []
         self.port = 0
         # e.g. "451 4.3.0 try again later" or "550 5.1.1 no such user"; None accepts.
         self.answer: str | None = None
@@ -28,13 +29,17 @@ class SmtpRecorder:
             self.refused += 1
             return self.answer
         self.envelopes.append(envelope)
+        self._messages.append(
+            email.message_from_bytes(envelope.content, policy=email.policy.default)
+        )
         return "250 OK"
 
     @property
     def messages(self) -> list[EmailMessage]:
-        return [
-            email.message_from_bytes(e.content, policy=email.policy.default) for e in self.envelopes
-        ]
+        # Parsed once on arrival, and cheap to read: aiosmtpd evaluates every property of its
+        # handler for each new SMTP session, so parsing here made each session slower than
+        # the last (minutes for a few hundred emails).
+        return list(self._messages)
 
 
 @asynccontextmanager

@@ -1,7 +1,8 @@
 """An asyncio TCP proxy for fault injection in tests: cut, blackhole and restore a link.
 
 Point a client at ``proxy.port`` instead of the real server, then break the link at will:
-``cut()`` resets every connection, ``blackhole()`` silences them, ``restore()`` mends both.
+``cut()`` resets every connection, ``blackhole()`` silences them, ``deafen()`` silences only
+the server's answers, ``restore()`` mends all three.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from types import TracebackType
 from typing import Literal, Self
 
 _CHUNK = 64 * 1024
-_Mode = Literal["open", "cut", "blackhole"]
+_Mode = Literal["open", "cut", "blackhole", "deaf"]
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:
@@ -32,9 +33,11 @@ class TcpProxy:
 
     ``cut()`` resets every open connection (both sides) and resets new ones as soon as they are
     accepted; ``blackhole()`` keeps connections open but forwards nothing (new connections are
-    accepted and held without reaching the target); ``restore()`` goes back to forwarding, and
-    bytes held by a blackhole are delivered then. The listener stays open throughout, so the
-    port never changes and URLs built from it stay valid.
+    accepted and held without reaching the target); ``deafen()`` forwards what clients send but
+    holds what the target answers (a publisher's messages arrive, its confirms never do);
+    ``restore()`` goes back to forwarding, and bytes held meanwhile are delivered then. The
+    listener stays open throughout, so the port never changes and URLs built from it stay
+    valid.
     """
 
     def __init__(
@@ -49,9 +52,12 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._port: int | None = None
         self._mode: _Mode = "open"
-        # Set while bytes may flow; the pumps wait on it, which is how a blackhole holds traffic.
-        self._flowing = asyncio.Event()
-        self._flowing.set()
+        # Set while bytes may flow client -> target (up) and target -> client (down); the pumps
+        # wait on them, which is how a blackhole or a deaf link holds traffic.
+        self._up = asyncio.Event()
+        self._down = asyncio.Event()
+        self._up.set()
+        self._down.set()
         # Each link's task and the writers of its client and (once connected) upstream sockets.
         self._links: dict[asyncio.Task[None], list[asyncio.StreamWriter]] = {}
 
@@ -73,16 +79,24 @@ class TcpProxy:
 
     async def cut(self) -> None:
         self._mode = "cut"
-        self._flowing.clear()
+        self._up.clear()
+        self._down.clear()
         await self._drop_links()
 
     async def blackhole(self) -> None:
         self._mode = "blackhole"
-        self._flowing.clear()
+        self._up.clear()
+        self._down.clear()
+
+    async def deafen(self) -> None:
+        self._mode = "deaf"
+        self._up.set()
+        self._down.clear()
 
     async def restore(self) -> None:
         self._mode = "open"
-        self._flowing.set()
+        self._up.set()
+        self._down.set()
 
     async def stop(self) -> None:
         self._mode = "cut"
@@ -132,7 +146,7 @@ class TcpProxy:
     ) -> None:
         try:
             # Blackholed: hold the client without reaching the target, like a dropped SYN.
-            await self._flowing.wait()
+            await self._up.wait()
             upstream, upstream_writer = await asyncio.open_connection(*self._target)
         except OSError:
             _reset(writers[0])  # the target is down: the client sees its connection fail
@@ -140,8 +154,8 @@ class TcpProxy:
         writers.append(upstream_writer)
         try:
             await asyncio.gather(
-                self._pump(client, upstream_writer, writers),
-                self._pump(upstream, writers[0], writers),
+                self._pump(client, upstream_writer, writers, self._up),
+                self._pump(upstream, writers[0], writers, self._down),
             )
         finally:
             for writer in writers:
@@ -152,16 +166,17 @@ class TcpProxy:
         source: asyncio.StreamReader,
         sink: asyncio.StreamWriter,
         writers: list[asyncio.StreamWriter],
+        flowing: asyncio.Event,
     ) -> None:
         try:
             while True:
                 # Waiting before the read too leaves bytes in the kernel during a blackhole,
                 # so the sender feels back-pressure as it would on a stalled link.
-                await self._flowing.wait()
+                await flowing.wait()
                 data = await source.read(_CHUNK)
                 if not data or sink.is_closing():
                     break
-                await self._flowing.wait()  # read just before a blackhole began: hold it
+                await flowing.wait()  # read just before a blackhole began: hold it
                 sink.write(data)
                 await sink.drain()
             if not sink.is_closing() and sink.can_write_eof():

@@ -1,4 +1,4 @@
-"""TcpProxy against a tiny echo server: forwarding, cut, blackhole and restore."""
+"""TcpProxy against a tiny echo server: forwarding, cut, blackhole, deafen and restore."""
 
 from __future__ import annotations
 
@@ -20,10 +20,14 @@ class EchoServer:
         self.port = 0
         self.ended = 0
         self.ended_event = asyncio.Event()
+        self.received = bytearray()
+        self.received_event = asyncio.Event()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65536):
+                self.received += data
+                self.received_event.set()
                 writer.write(data)
                 await writer.drain()
         except ConnectionError:
@@ -131,6 +135,25 @@ async def test_blackhole_keeps_connections_open_but_forwards_nothing_until_resto
     assert await asyncio.wait_for(late_reader.readexactly(4), 1) == b"late"
     writer.close()
     late_writer.close()
+
+
+async def test_a_deaf_link_delivers_what_clients_send_but_holds_the_answers(
+    proxy: TcpProxy, echo: EchoServer
+) -> None:
+    reader, writer = await connect(proxy.port)
+    await proxy.deafen()
+    await send(writer, b"published")
+
+    await asyncio.wait_for(echo.received_event.wait(), 1)
+    await asyncio.sleep(QUIET)  # the whole payload, in one read or several
+    assert bytes(echo.received) == b"published"
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(reader.readexactly(9), QUIET)
+
+    await proxy.restore()
+
+    assert await asyncio.wait_for(reader.readexactly(9), 1) == b"published"
+    writer.close()
 
 
 async def test_stop_closes_connections_and_the_listening_port(echo: EchoServer) -> None:
