@@ -10,7 +10,7 @@ from typing import Any
 
 from bench.config import RAW, RESULTS, Sizes
 from bench.scenarios import Outcome
-from bench.stats import Verdict
+from bench.stats import Figure
 
 
 def write_raw(scenario: int, outcome: Outcome) -> None:
@@ -19,6 +19,9 @@ def write_raw(scenario: int, outcome: Outcome) -> None:
 
 
 def write_summary(outcomes: dict[int, Outcome], sizes: Sizes, seconds: float) -> str:
+    """Write summary.json and summary.md. Scenarios not run this time keep their rows from
+    the previous summary (marked with when they ran), so one scenario can be rerun alone."""
+    earlier = _earlier_rows(set(outcomes))
     verdicts = [v for outcome in outcomes.values() for v in outcome.verdicts]
     meta: dict[str, Any] = {
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -27,14 +30,14 @@ def write_summary(outcomes: dict[int, Outcome], sizes: Sizes, seconds: float) ->
         "seconds": round(seconds),
         "machine": f"{platform.machine()}, {_cores()} cores, Python {platform.python_version()}",
     }
-    summary = {
-        "meta": meta,
-        "verdicts": [v.as_json() for v in verdicts],
-        "plots": [p for o in outcomes.values() for p in o.plots],
-    }
+    plots = [p for o in outcomes.values() for p in o.plots]
+    rows = [{**v.as_json(), "line": v.line(), "ran_at": meta["finished_at"]} for v in verdicts]
+    rows = sorted([*earlier["verdicts"], *rows], key=lambda row: int(row["scenario"]))
+    plots = sorted({*earlier["plots"], *plots})
+    summary = {"meta": meta, "verdicts": rows, "plots": plots}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
-    markdown = _markdown(verdicts, meta, [p for o in outcomes.values() for p in o.plots])
+    markdown = _markdown(rows, meta, plots)
     (RESULTS / "summary.md").write_text(markdown)
     return markdown
 
@@ -45,7 +48,22 @@ def _cores() -> int:
     return os.cpu_count() or 0
 
 
-def _markdown(verdicts: list[Verdict], meta: dict[str, Any], plots: list[str]) -> str:
+def _earlier_rows(ran: set[int]) -> dict[str, list[Any]]:
+    path = RESULTS / "summary.json"
+    if not path.exists():
+        return {"verdicts": [], "plots": []}
+    earlier = json.loads(path.read_text())
+    ran_at = earlier.get("meta", {}).get("finished_at", "?")
+    keep = [
+        {"ran_at": ran_at, **row}
+        for row in earlier.get("verdicts", [])
+        if int(row["scenario"]) not in ran
+    ]
+    plots = [p for p in earlier.get("plots", []) if int(p[1]) not in ran]  # "s5_burst.png"
+    return {"verdicts": keep, "plots": plots}
+
+
+def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], plots: list[str]) -> str:
     lines = [
         f"Run finished {meta['finished_at']} on {meta['machine']}"
         f"{' (QUICK smoke sizes)' if meta['quick'] else ''}; {meta['repeats']} repetitions, "
@@ -54,10 +72,17 @@ def _markdown(verdicts: list[Verdict], meta: dict[str, Any], plots: list[str]) -
         "| # | figure | measured | target | verdict |",
         "| --- | --- | --- | --- | --- |",
     ]
-    for v in verdicts:
-        target = f"{v.comparison} {v.target:g}{v.unit}" if v.available else "—"
-        measured = v.figure.text(v.unit) if v.available else "—"
-        note = f" ({v.note})" if v.note else ""
-        lines.append(f"| {v.scenario} | {v.name}{note} | {measured} | {target} | {v.status} |")
+    for row in rows:
+        figure = Figure(tuple(row["figure"]["samples"]))
+        available = row["available"]
+        target = f"{row['comparison']} {row['target']:g}{row['unit']}" if available else "—"
+        measured = figure.text(row["unit"]) if available else "—"
+        note = f" ({row['note']})" if row["note"] else ""
+        status = {True: "MET", False: "MISSED", None: "NOT AVAILABLE"}[row["met"]]
+        if row["ran_at"] != meta["finished_at"]:
+            note += f" [run of {row['ran_at']}]"
+        lines.append(
+            f"| {row['scenario']} | {row['name']}{note} | {measured} | {target} | {status} |"
+        )
     lines += ["", *[f"![{p}]({p})" for p in plots], ""]
     return "\n".join(lines)

@@ -46,6 +46,8 @@ class Figure:
 def _fmt(value: float) -> str:
     if value != value:  # NaN
         return "n/a"
+    if value in (float("inf"), float("-inf")):
+        return "∞"
     if abs(value) >= 100:
         return f"{value:,.0f}"
     if abs(value) >= 10:
