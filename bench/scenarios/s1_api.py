@@ -119,10 +119,11 @@ def _outcome(runs: list[dict[str, Any]], sizes: Sizes) -> Outcome:
         if clients == 32:
             p99 = _ratio(runs, "booking", "bare", clients, "p99_ms", sizes.repeats)
             verdicts.append(Verdict(1, "booking/bare p99, 32 clients", p99, "<=", 2.0, unit="×"))
-    errors = sum(r["errors"] for r in runs)
-    if errors:
+    errors = {t: sum(r["errors"] for r in runs if r["target"] == t) for t in TARGETS}
+    if any(errors.values()):
+        text = ", ".join(f"{t} {n}" for t, n in errors.items() if n)
         for verdict in verdicts:
-            verdict.note = f"{errors} non-2xx/socket errors in all runs"
+            verdict.note = f"non-2xx/socket errors: {text}"
     plot = bar_plot(
         "s1_api.png",
         "Scenario 1: POST /bookings, requests/s (median of runs, min–max bars)",
