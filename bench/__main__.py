@@ -35,7 +35,7 @@ async def run_one(number: int) -> Outcome:
     try:
         limit = SCENARIO_LIMITS.get(number, SCENARIO_LIMIT)
         outcome: Outcome = await asyncio.wait_for(module.run(sizes()), limit)
-    except (BenchError, TimeoutError, OSError) as exc:
+    except (BenchError, TimeoutError, Exception) as exc:  # e.g. PostgreSQL restarted under it
         traceback.print_exc()
         return Outcome([not_available(number, f"scenario {number}", f"could not run: {exc!r}")])
     return outcome
@@ -49,10 +49,11 @@ async def main(selected: list[int]) -> int:
         t0 = time.monotonic()
         outcomes[number] = await run_one(number)
         write_raw(number, outcomes[number])
+        write_summary({number: outcomes[number]}, sizes(), time.monotonic() - t0)
         for verdict in outcomes[number].verdicts:
             print("   ", verdict.line(), flush=True)
         print(f"    ({time.monotonic() - t0:.0f} s)", flush=True)
-    write_summary(outcomes, sizes(), time.monotonic() - started)
+    print(f"\n({time.monotonic() - started:.0f} s in all)")
     print("\n=== verdicts")
     for outcome in outcomes.values():
         for verdict in outcome.verdicts:

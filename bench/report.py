@@ -72,6 +72,12 @@ def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], plots: list[str]
         "| # | figure | measured | target | verdict |",
         "| --- | --- | --- | --- | --- |",
     ]
+    lines[0] = (
+        f"Scenarios finished between {min(r['ran_at'] for r in rows)} and "
+        f"{max(r['ran_at'] for r in rows)} on {meta['machine']}"
+        f"{' (QUICK smoke sizes)' if meta['quick'] else ''}; {meta['repeats']} repetitions, "
+        "median (min–max)."
+    )
     for row in rows:
         figure = Figure(tuple(row["figure"]["samples"]))
         available = row["available"]
@@ -79,8 +85,6 @@ def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], plots: list[str]
         measured = figure.text(row["unit"]) if available else "—"
         note = f" ({row['note']})" if row["note"] else ""
         status = {True: "MET", False: "MISSED", None: "NOT AVAILABLE"}[row["met"]]
-        if row["ran_at"] != meta["finished_at"]:
-            note += f" [run of {row['ran_at']}]"
         lines.append(
             f"| {row['scenario']} | {row['name']}{note} | {measured} | {target} | {status} |"
         )

@@ -18,7 +18,7 @@ from bench.scenarios import Outcome
 from bench.stats import Figure, Verdict, percentile
 from shared.messaging.topology import CONSUMER_SERVICES, consumer_topology
 
-DRAIN_LIMIT = 200.0
+DRAIN_LIMIT = 120.0
 RSS_LIMIT_MB = {"booking": 150.0, **{s: 100.0 for s in CONSUMER_SERVICES}}
 
 
