@@ -115,6 +115,7 @@ class Stack:
     ) -> str:
         """SMTP sink, booking service and the three consumers (each with its simulated step
         from ``step_ms``); returns the booking URL once every consumer consumes."""
+        await self.declare_topology()  # so waiting for consumers can look at their queues
         smtp = await self.smtp_sink()
         url = await self.booking()
         for service in CONSUMER_SERVICES:
