@@ -5,7 +5,10 @@ PY := $(VENV)/bin/python
 SCALE ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv services chromium run test test-unit test-integration test-e2e test-chaos lint typecheck format clean
+QUICK ?=
+SCENARIOS ?=
+
+.PHONY: venv bench services chromium run test test-unit test-integration test-e2e test-chaos lint typecheck format clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,8 +38,9 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-typecheck: venv
-	$(VENV)/bin/mypy shared services tests deploy
+# bench/ is type-checked too, so its extra (matplotlib, faststream, psutil) is installed.
+typecheck: $(VENV)/.bench
+	$(VENV)/bin/mypy shared services tests deploy bench
 
 test: lint typecheck services
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -59,6 +63,18 @@ test-chaos: services
 format: venv
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# Benchmarks (not tests; CI does not run them): every scenario against the real services,
+# results in bench/results/. `make bench QUICK=1` is a fast smoke of every scenario;
+# `make bench SCENARIOS="1 3"` runs some. wrk comes from Debian (installed when root).
+$(VENV)/.bench: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+bench: services $(VENV)/.bench
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } \
+		|| echo "wrk missing (apt-get install wrk): scenario 1 will be reported not available"
+	BENCH_QUICK=$(QUICK) $(PY) -m bench $(SCENARIOS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .mypy_cache .ruff_cache

@@ -45,11 +45,19 @@ async def create_pool(
             max_size=max_size,
             command_timeout=command_timeout,
             timeout=connect_timeout,
+            reset=_keep_session,
         )
     except UNAVAILABLE_ERRORS as exc:
         raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc!r}") from exc
     assert pool is not None
     return pool
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release without asyncpg's default reset query (advisory unlock, CLOSE ALL, UNLISTEN,
+    RESET ALL): one round trip less per acquire. Safe because no pooled connection keeps
+    session state here (advisory locks are transaction-scoped, LISTEN has its own
+    connection); asyncpg still rolls back a transaction left open before calling this."""
 
 
 @asynccontextmanager

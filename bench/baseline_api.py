@@ -1,0 +1,109 @@
+"""`python -m bench.baseline_api`: the baselines of scenario 1, one uvicorn worker each.
+
+``MODE=bare``: a bare FastAPI + asyncpg endpoint doing one INSERT per ``POST /bookings``.
+``MODE=dualwrite``: the same, then a publish to the fanout with a publisher confirm inside
+the request (the naive dual write the outbox replaces).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import date
+from typing import Literal
+from uuid import uuid4
+
+import aio_pika
+import asyncpg
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, EmailStr, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.messaging.topology import EVENTS_EXCHANGE, declare_all
+
+SCHEMA = """CREATE TABLE IF NOT EXISTS bare_bookings (
+    id uuid PRIMARY KEY, hotel_id integer NOT NULL, room_type text NOT NULL,
+    check_in date NOT NULL, check_out date NOT NULL, guest_name text NOT NULL,
+    guest_email text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"""
+
+
+class BaselineSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    database_url: str
+    amqp_url: str
+    port: int
+    mode: Literal["bare", "dualwrite"] = "bare"
+    db_pool_size: int = 20
+
+
+class NewBooking(BaseModel):
+    hotel_id: int
+    room_type: str = Field(min_length=1, max_length=50)
+    check_in: date
+    check_out: date
+    guest_name: str = Field(min_length=1, max_length=200)
+    guest_email: EmailStr
+
+
+def create_app(settings: BaselineSettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await asyncpg.create_pool(settings.database_url, max_size=settings.db_pool_size)
+        await pool.execute(SCHEMA)
+        connection = await aio_pika.connect(settings.amqp_url, timeout=10)
+        channel = await connection.channel(publisher_confirms=True)
+        await declare_all(channel)
+        app.state.pool = pool
+        app.state.exchange = await channel.get_exchange(EVENTS_EXCHANGE, ensure=False)
+        yield
+        await connection.close()
+        await pool.close()
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.post("/bookings", status_code=201)
+    async def book(body: NewBooking, request: Request) -> JSONResponse:
+        db: asyncpg.Pool = request.app.state.pool
+        booking_id = uuid4()
+        await db.execute(
+            "INSERT INTO bare_bookings (id, hotel_id, room_type, check_in, check_out,"
+            " guest_name, guest_email) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            booking_id,
+            body.hotel_id,
+            body.room_type,
+            body.check_in,
+            body.check_out,
+            body.guest_name,
+            body.guest_email,
+        )
+        answer = {"id": str(booking_id), **body.model_dump(mode="json")}
+        if settings.mode == "dualwrite":
+            message = aio_pika.Message(
+                json.dumps(answer).encode(),
+                message_id=str(uuid4()),
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            )
+            await request.app.state.exchange.publish(message, routing_key="", timeout=5)
+        return JSONResponse(answer, status_code=201)
+
+    @app.get("/hotels")
+    async def ready() -> list[str]:
+        return []
+
+    return app
+
+
+if __name__ == "__main__":
+    settings = BaselineSettings()
+    uvicorn.run(
+        create_app(settings),
+        host="127.0.0.1",
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+    )

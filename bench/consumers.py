@@ -1,0 +1,137 @@
+"""`python -m bench.consumers VARIANT QUEUE COUNT`: drain COUNT messages from QUEUE with a
+no-op handler and print ``{"rate": messages/s, "seconds": ...}`` (first delivery to last ack).
+
+Variants, all with prefetch 100 on the same quorum queue:
+
+* ``raw``: a bare aio-pika consume-and-ack loop (the ceiling for one Python process);
+* ``faststream``: a FastStream subscriber, as its docs write one;
+* ``runtime``: the project's consumer runtime without the idempotency record (the handler is
+  called without a database transaction; decoding, validation and acking as usual);
+* ``runtime-record``: the runtime exactly as the services run it (idempotency record and
+  progress report committed per message, the relay publishing the reports).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage
+
+from bench.config import ROOT
+from shared.consumer_service import build_consumer_process
+from shared.db.pool import Connection
+from shared.events import BookingConfirmed, Event
+from shared.messaging.consumer import Consumer, Emitted, route
+from shared.settings import ConsumerSettings
+
+PREFETCH = 100
+LIMIT = 300.0  # seconds
+
+
+class Clock:
+    def __init__(self, count: int) -> None:
+        self.count, self.seen, self.first = count, 0, 0.0
+        self.done = asyncio.Event()
+
+    def tick(self) -> None:
+        if self.seen == 0:
+            self.first = time.perf_counter()
+        self.seen += 1
+        if self.seen >= self.count:
+            self.done.set()
+
+    def result(self) -> dict[str, float]:
+        seconds = time.perf_counter() - self.first
+        return {"rate": self.count / seconds, "seconds": seconds}
+
+
+async def raw(url: str, queue_name: str, clock: Clock) -> None:
+    connection = await aio_pika.connect(url)
+    channel = await connection.channel()
+    await channel.set_qos(prefetch_count=PREFETCH)
+    queue = await channel.get_queue(queue_name, ensure=False)
+
+    async def on_message(message: AbstractIncomingMessage) -> None:
+        await message.ack()
+        clock.tick()
+
+    await queue.consume(on_message)
+    await asyncio.wait_for(clock.done.wait(), LIMIT)
+    await connection.close()
+
+
+async def faststream(url: str, queue_name: str, clock: Clock) -> None:
+    from faststream.rabbit import Channel, RabbitBroker, RabbitQueue
+
+    broker = RabbitBroker(url, logger=None)
+
+    @broker.subscriber(
+        RabbitQueue(queue_name, declare=False), channel=Channel(prefetch_count=PREFETCH)
+    )
+    async def handle(body: dict[str, Any]) -> None:
+        clock.tick()
+
+    await broker.start()
+    await asyncio.wait_for(clock.done.wait(), LIMIT)
+    await broker.stop()
+
+
+class NoRecordConsumer(Consumer):
+    """The runtime with the per-message database transaction left out."""
+
+    async def _handle_once(self, event: Event, attempts: int) -> None:
+        await self._handlers[event.event_type](event, None)  # type: ignore[arg-type]
+
+
+async def runtime(url: str, service: str, clock: Clock, *, record: bool) -> None:
+    async def noop(event: BookingConfirmed, tx: Connection) -> Emitted:
+        clock.tick()
+        return None
+
+    settings = ConsumerSettings(
+        database_url=os.environ["DATABASE_URL"],
+        amqp_url=url,
+        prefetch=PREFETCH,
+        log_level="WARNING",
+    )
+    handlers = dict([route(BookingConfirmed, noop)])
+    migrations = ROOT / "services" / service / "migrations"
+    process = await build_consumer_process(service, settings, handlers, migrations)
+    if not record:
+        old = process.consumer
+        process.consumer = NoRecordConsumer(old.config, handlers, process.pool, process.publisher)
+    stop = asyncio.Event()
+    task = asyncio.create_task(process.run(stop))
+    try:
+        await asyncio.wait_for(clock.done.wait(), LIMIT)
+        # the last acks leave right after the handler returns
+        while process.consumer.stats["acked"] < clock.count:  # noqa: ASYNC110
+            await asyncio.sleep(0.001)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        await process.close()
+
+
+def main() -> None:
+    variant, queue, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    url = os.environ["AMQP_URL"]
+    clock = Clock(count)
+    if variant == "raw":
+        asyncio.run(raw(url, queue, clock))
+    elif variant == "faststream":
+        asyncio.run(faststream(url, queue, clock))
+    else:
+        service = queue.split(".", 1)[0]
+        asyncio.run(runtime(url, service, clock, record=variant == "runtime-record"))
+    print(json.dumps(clock.result()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""Scenario 2: messages/s through one consumer process with a no-op handler: the project's
+runtime (with and without the idempotency record) against a raw aio-pika consume-and-ack
+loop and a FastStream subscriber, each draining the same pre-filled quorum queue in turn."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any
+
+from bench import BenchError
+from bench.config import ROOT, Sizes
+from bench.harness import Stack, amqp_channel, publish_all, stack
+from bench.messages import confirmed_messages
+from bench.plots import bar_plot
+from bench.scenarios import Outcome
+from bench.stats import Figure, Verdict
+from shared.messaging.topology import consumer_topology
+
+VARIANTS = ("raw", "faststream", "runtime", "runtime-record")
+SERVICE = "voucher"  # any consumer's queue will do: the handler is a no-op
+
+
+async def _drain(sut: Stack, variant: str, count: int) -> float:
+    queue = consumer_topology(SERVICE).queue
+    await publish_all(sut.amqp_url, confirmed_messages(count), routing_key=queue)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.consumers",
+        variant,
+        queue,
+        str(count),
+        cwd=ROOT,
+        env={**sut.service_env()},
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, _ = await asyncio.wait_for(process.communicate(), 120 + count / 200)
+    except TimeoutError:
+        process.kill()
+        raise BenchError(f"{variant} did not drain {count} messages in time") from None
+    if process.returncode != 0:
+        raise BenchError(f"consumer variant {variant} exited with {process.returncode}")
+    ready, _ = await sut.queue_counts(queue)
+    if ready:  # a variant that left messages would get a flattering rate: clear and say so
+        async with amqp_channel(sut.amqp_url) as channel:
+            await (await channel.get_queue(queue, ensure=False)).purge()
+        raise BenchError(f"{variant} left {ready} messages")
+    return float(json.loads(out.decode().strip().splitlines()[-1])["rate"])
+
+
+async def run(sizes: Sizes) -> Outcome:
+    runs: list[dict[str, Any]] = []
+    async with stack("runtime") as sut:
+        await sut.declare_topology()
+        await _drain(sut, "raw", min(1000, sizes.runtime_messages))  # warm-up
+        for repeat in range(sizes.repeats):
+            order = VARIANTS if repeat % 2 == 0 else VARIANTS[::-1]
+            for variant in order:
+                rate = await _drain(sut, variant, sizes.runtime_messages)
+                runs.append({"repeat": repeat, "variant": variant, "rate": rate})
+    return _outcome(runs, sizes)
+
+
+def _rates(runs: list[dict[str, Any]], variant: str) -> list[float]:
+    return [r["rate"] for r in runs if r["variant"] == variant]
+
+
+def _outcome(runs: list[dict[str, Any]], sizes: Sizes) -> Outcome:
+    def ratio(a: str, b: str) -> Figure:
+        xs, ys = _rates(runs, a), _rates(runs, b)
+        return Figure(tuple(x / y for x, y in zip(xs, ys, strict=False)))
+
+    figures = {v: Figure(tuple(_rates(runs, v))) for v in VARIANTS}
+    context = {v: figures[v].median for v in VARIANTS}
+    verdicts = [
+        Verdict(
+            2,
+            "runtime/raw aio-pika, no idempotency record",
+            ratio("runtime", "raw"),
+            ">=",
+            0.8,
+            unit="×",
+            context=context,
+        ),
+        Verdict(
+            2,
+            "runtime/FastStream, no idempotency record",
+            ratio("runtime", "faststream"),
+            ">=",
+            1.5,
+            unit="×",
+        ),
+        Verdict(
+            2,
+            "runtime with the idempotency record",
+            figures["runtime-record"],
+            ">=",
+            2000,
+            unit=" msg/s",
+            note=f"{ratio('runtime-record', 'raw').median:.2f}× raw",
+        ),
+    ]
+    plot = bar_plot(
+        "s2_runtime.png",
+        f"Scenario 2: one consumer process, no-op handler, prefetch 100 "
+        f"({sizes.runtime_messages:,} messages per run)",
+        {
+            "raw aio-pika": figures["raw"],
+            "FastStream": figures["faststream"],
+            "runtime (no record)": figures["runtime"],
+            "runtime + idempotency record": figures["runtime-record"],
+        },
+        "messages/s",
+    )
+    return Outcome(verdicts, {"runs": runs}, [plot])

@@ -1,0 +1,92 @@
+"""Scenario 4: the seed's profile. Simulated steps of 1000 / 500 / 1000 ms (notification /
+email / voucher), prefetch 50. At a steady 50 bookings/s the API's p99 must stay small (the
+synchronous design would answer in 2,530 ms); then, with a backlog in every queue, each
+consumer process must keep at least 80% of its prefetch in flight (rate × step ÷ prefetch).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.config import RAW, Sizes
+from bench.e2e import db_now
+from bench.harness import Stack, publish_all, stack, wait_for
+from bench.messages import confirmed_messages
+from bench.openloop import generate
+from bench.scenarios import Outcome
+from bench.stats import Figure, Verdict, percentile
+from shared.messaging.topology import CONSUMER_SERVICES, consumer_topology
+
+STEP_MS = {"notification": 1000, "email": 500, "voucher": 1000}
+PREFETCH = 50
+RATE = 50.0
+
+
+async def _in_flight(sut: Stack, seconds: float) -> dict[str, float]:
+    """Fill every queue with ``seconds`` of work at full concurrency; return each consumer's
+    average messages in flight ÷ prefetch while it drains that backlog."""
+    since = await db_now(sut)
+    counts = {s: int(PREFETCH * 1000 / STEP_MS[s] * seconds) for s in CONSUMER_SERVICES}
+    for service, count in counts.items():
+        queue = consumer_topology(service).queue
+        await publish_all(sut.amqp_url, confirmed_messages(count), routing_key=queue)
+    spans: dict[str, float] = {}
+    for service, count in counts.items():
+        query = (
+            f"SELECT count(*) AS n, extract(epoch FROM max(processed_at) - min(processed_at)) "
+            f"AS span FROM {service}.processed_events WHERE processed_at >= $1"
+        )
+
+        async def drained(query: str = query, count: int = count) -> bool:
+            sut.check_alive()
+            return int((await sut.sql(query, since))[0]["n"]) >= count
+
+        await wait_for(drained, seconds * 4 + 60, f"{service} to drain its backlog")
+        row = (await sut.sql(query, since))[0]
+        # processed_at is when a message's transaction began; the last one ends one step later
+        spans[service] = float(row["span"]) + STEP_MS[service] / 1000
+    return {s: counts[s] / spans[s] * (STEP_MS[s] / 1000) / PREFETCH for s in CONSUMER_SERVICES}
+
+
+async def run(sizes: Sizes) -> Outcome:
+    runs: list[dict[str, Any]] = []
+    count = int(RATE * sizes.profile_seconds)
+    async with stack("profile") as sut:
+        url = await sut.system(STEP_MS, prefetch=PREFETCH)
+        for repeat in range(sizes.repeats):
+            answers = await generate(url, RATE, count, RAW / f"s4_{repeat}.json", repeat * count)
+            latencies = [lat for _, lat, status in answers]
+            errors = sum(1 for *_, status in answers if status != 201)
+            in_flight = await _in_flight(sut, sizes.profile_backlog_seconds)
+            runs.append(
+                {
+                    "repeat": repeat,
+                    "api_p99_ms": percentile(latencies, 99),
+                    "api_p50_ms": percentile(latencies, 50),
+                    "errors": errors,
+                    "in_flight_share": in_flight,
+                }
+            )
+    verdicts = [
+        Verdict(
+            4,
+            "POST /bookings p99 at 50 bookings/s, seed's steps running",
+            Figure(tuple(r["api_p99_ms"] for r in runs)),
+            "<=",
+            30,
+            unit=" ms",
+            note="synchronous design: 2,530 ms",
+        )
+    ]
+    for service in CONSUMER_SERVICES:
+        verdicts.append(
+            Verdict(
+                4,
+                f"{service}: in flight ÷ prefetch ({STEP_MS[service]} ms step, prefetch 50)",
+                Figure(tuple(r["in_flight_share"][service] for r in runs)),
+                ">=",
+                0.8,
+                unit="×",
+            )
+        )
+    return Outcome(verdicts, {"runs": runs})

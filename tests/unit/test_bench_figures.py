@@ -1,0 +1,57 @@
+"""The benchmark's own arithmetic: parsing wrk's report and judging figures against targets."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import BenchError
+from bench.stats import Figure, Verdict, percentile
+from bench.wrk import parse
+
+WRK_REPORT = """Running 8s test @ http://127.0.0.1:8000
+  1 threads and 32 connections
+  Latency Distribution
+     50%    9.12ms
+     75%   12.00ms
+     90%   15.00ms
+     99%    1.20s
+  26400 requests in 8.00s, 9.1MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 4
+Requests/sec:   3300.50
+Transfer/sec:      1.1MB
+"""
+
+
+def test_wrk_report_gives_rate_percentiles_in_ms_and_every_error() -> None:
+    result = parse(WRK_REPORT, clients=32, seconds=8)
+    assert result.requests_per_second == 3300.50
+    assert result.p50_ms == pytest.approx(9.12)
+    assert result.p99_ms == pytest.approx(1200.0)
+    assert result.errors == 4 + 2 + 1
+
+
+def test_a_wrk_report_without_figures_is_an_error_not_a_zero() -> None:
+    with pytest.raises(BenchError):
+        parse("unable to connect to 127.0.0.1:8000 Connection refused", 32, 8)
+
+
+def test_a_verdict_judges_the_median_of_the_repetitions() -> None:
+    ratio = Verdict(1, "ratio", Figure((0.4, 0.6, 0.7)), ">=", 0.5)
+    latency = Verdict(3, "p99", Figure((60.0, 40.0, 45.0)), "<=", 50, unit=" ms")
+    assert ratio.met is True
+    assert latency.met is True
+    assert "0.60 (0.40\u20130.70)" in ratio.line()
+
+
+def test_what_never_arrived_makes_the_percentile_infinitely_late() -> None:
+    arrived = [5.0] * 98
+    assert percentile([*arrived, float("inf"), float("inf")], 99) == float("inf")
+    assert percentile(arrived, 99) == 5.0
+    assert Verdict(3, "p99", Figure((float("inf"),)), "<=", 50).met is False
+
+
+def test_a_scenario_that_could_not_run_is_neither_met_nor_missed() -> None:
+    verdict = Verdict(7, "replay", Figure(()), ">=", 2000, available=False, note="no CLI")
+    assert verdict.met is None
+    assert "NOT AVAILABLE" in verdict.line()
