@@ -39,18 +39,18 @@ async def _settings(request: Request) -> BookingSettings:
     return settings
 
 
-def _metrics(request: Request) -> Metrics:
+async def _metrics(request: Request) -> Metrics:
     ops: Ops = request.app.state.ops
     return ops.metrics
 
 
-def _admin(
+async def _admin(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> DeadLetterOps:
     """The dead-letter operations, for a caller with the admin token. Without a configured
     token the admin API is disabled (503), never open."""
-    settings = _settings(request)
+    settings: BookingSettings = request.app.state.settings
     if settings.admin_token is None or not settings.admin_enabled:
         raise HTTPException(503, "admin API disabled: set ADMIN_TOKEN")
     expected = settings.admin_token.get_secret_value().encode()
