@@ -14,9 +14,9 @@ from pypdf import PdfReader
 
 from shared.events import BookingCancelled, BookingConfirmed
 from shared.messaging.envelope import event_message
-from shared.messaging.topology import EVENTS_EXCHANGE, consumer_topology
+from shared.messaging.topology import EVENTS_EXCHANGE, consumer_topology, declare_all
 from shared.vouchers import voucher_code
-from tests.support.amqp import publish_raw, queue_depth
+from tests.support.amqp import channel, publish_raw, queue_depth
 from tests.support.infra import TestEnv
 from tests.support.stack import fetchval, running_consumer, wait_until
 
@@ -52,6 +52,10 @@ async def test_a_confirmed_booking_gets_one_pdf_voucher_even_when_delivered_twic
 ) -> None:
     booking_id = uuid4()
     event = BookingConfirmed.model_validate(facts(booking_id))
+    async with channel(env.amqp_url()) as ch:
+        # The booking service's queue for the reports, as if it had started: without it the
+        # voucher service's reports are unroutable and stay in its outbox (retried).
+        await declare_all(ch)
     async with running_consumer("voucher", env):
         for _ in range(2):
             await publish_raw(env.amqp_url(), EVENTS_EXCHANGE, event_message(event))
