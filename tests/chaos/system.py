@@ -244,6 +244,9 @@ async def launched(
                 "DATABASE_URL": env.database_url,
                 "SMTP_HOST": "127.0.0.1",
                 "SMTP_PORT": str(smtp.port),
+                # Each consumer's ops server on a free port: never in the way of a local
+                # `make run` or of another test's processes.
+                "HTTP_PORT": "0",
                 **overrides,
             }
             for name in SERVICES:
