@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 QUICK ?=
 SCENARIOS ?=
 
-.PHONY: venv bench services chromium run test test-unit test-integration test-e2e test-chaos lint typecheck format clean
+.PHONY: venv bench services chromium rabbitmq-management run test test-unit test-integration test-e2e test-chaos lint typecheck format clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,16 @@ venv: $(VENV)/.installed
 # PostgreSQL and RabbitMQ reachable (installed and started from Debian's packages when root).
 services: venv chromium
 	$(PY) deploy/run.py --ensure-services
+	@$(MAKE) --no-print-directory rabbitmq-management
+
+# RabbitMQ's management API and UI (http://127.0.0.1:15672), enabled when root: the tests
+# create and drop their vhosts through it in milliseconds (rabbitmqctl, their fallback, takes
+# most of a second per call).
+rabbitmq-management:
+	@[ "$$(id -u)" != 0 ] || ! command -v rabbitmq-plugins >/dev/null || \
+	  rabbitmq-plugins list -e -m 2>/dev/null | grep -qx rabbitmq_management || \
+	  { rabbitmq-plugins enable rabbitmq_management >/dev/null && \
+	    for i in $$(seq 30); do $(PY) -c "import socket; socket.create_connection(('127.0.0.1', 15672), 1)" 2>/dev/null && break; sleep 0.5; done; }
 
 # Debian's Chromium for the docs UI test (tests/e2e/test_docs_ui.py), installed when root on
 # Debian. Playwright drives it; `playwright install` is never used. Without it the test skips,

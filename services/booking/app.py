@@ -43,6 +43,7 @@ from shared.startup import connect_database
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
+RELAY_POOL_SIZE = 2
 STATUS = {
     NotFound: 404,
     InvalidBooking: 422,
@@ -68,8 +69,11 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
             publish_timeout=settings.amqp_publish_timeout,
             declare=lambda channel: declare_service(channel, "booking"),
         )
+        # The relay has connections of its own: under a burst of requests, waiting in the
+        # API's pool queue held events back for tens of seconds (bench scenario 5).
+        relay_db = await connect_database(settings, max_size=RELAY_POOL_SIZE)
         relay = OutboxRelay(
-            db,
+            relay_db,
             publisher,
             schema="booking",
             exchange=EVENTS_EXCHANGE,
@@ -113,6 +117,7 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
                 task.cancel()
             await asyncio.wait(tasks, timeout=settings.amqp_connect_timeout)
             await publisher.close()
+            await close_pool(relay_db, settings.db_command_timeout)
             if pool is None:
                 await close_pool(db, settings.db_command_timeout)
 

@@ -9,6 +9,8 @@ copy then carries the same Message-ID.
 
 from __future__ import annotations
 
+import asyncio
+
 from services.email.messages import Outgoing, cancellation_email, confirmation_email
 from services.email.smtp import SmtpSender
 from shared.db.pool import Connection
@@ -23,7 +25,8 @@ async def send_confirmation(
     email_from: str,
     sent_by: str | None = None,
 ) -> None:
-    outgoing = confirmation_email(event, email_from=email_from)
+    # Rendering the voucher is CPU work: off the event loop, so other messages keep moving.
+    outgoing = await asyncio.to_thread(confirmation_email, event, email_from=email_from)
     await _record_and_send(event, outgoing, tx, sender, sent_by)
 
 

@@ -66,11 +66,11 @@ async def drain(system: System, timeout: float = 120.0) -> dict[str, QueueStats]
             progress = (*await _progress(conn), await _ready_depths(channel))
             if progress[0] == 0 and progress[-1] == 0 and progress == last:
                 stats = await queue_stats(system.env.vhost)
-                if not any(stats[q].ready or stats[q].unacked for q in work_queues()):
-                    # A process restarted a moment ago may not have subscribed yet: give it
-                    # until the deadline; I4 reports one that never does.
-                    if _all_subscribed(system, stats) or time.monotonic() > deadline:
-                        return stats
+                empty = not any(stats[q].ready or stats[q].unacked for q in work_queues())
+                # A process restarted a moment ago may not have subscribed yet: give it until
+                # the deadline; I4 reports one that never does.
+                if empty and (_all_subscribed(system, stats) or time.monotonic() > deadline):
+                    return stats
             if time.monotonic() > deadline:
                 raise AssertionError(
                     f"not drained after {timeout}s: {await _unpublished_per_schema(conn)} "
