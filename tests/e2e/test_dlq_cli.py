@@ -15,7 +15,8 @@ import pytest
 
 from shared.messaging.topology import consumer_topology
 from tests.support.amqp import queue_depth
-from tests.support.dlq import confirmed, message_ids, park
+from tests.support.dlq import message_ids, park
+from tests.support.events import confirmed
 from tests.support.infra import TestEnv
 from tests.support.processes import ROOT, free_port, start
 from tests.support.smtp import smtp_server

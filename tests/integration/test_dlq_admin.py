@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from shared.messaging.topology import consumer_topology
 from tests.support.amqp import queue_depth, take
-from tests.support.dlq import confirmed, message_ids, park
+from tests.support.dlq import message_ids, park
+from tests.support.events import confirmed
 from tests.support.infra import TestEnv
 from tests.support.stack import booking_api, fetchval
 

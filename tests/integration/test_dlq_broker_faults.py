@@ -9,7 +9,8 @@ import time
 from services.dlq.model import Filters
 from shared.messaging.topology import consumer_topology
 from tests.support.amqp import queue_depth
-from tests.support.dlq import confirmed, dlq_ops, message_ids, park
+from tests.support.dlq import dlq_ops, message_ids, park
+from tests.support.events import confirmed
 from tests.support.infra import AMQP_HOST, AMQP_PORT, TestEnv
 from tests.support.stack import at_least, fetchval, wait_until
 from tests.support.tcp_proxy import TcpProxy

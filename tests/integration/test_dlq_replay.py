@@ -14,7 +14,8 @@ import httpx
 from services.dlq.model import Filters
 from shared.messaging.topology import consumer_topology
 from tests.support.amqp import queue_depth, take
-from tests.support.dlq import cancelled, confirmed, dlq_ops, message_ids, park
+from tests.support.dlq import cancelled, dlq_ops, message_ids, park
+from tests.support.events import confirmed
 from tests.support.infra import TestEnv
 from tests.support.smtp import smtp_server
 from tests.support.stack import (

@@ -17,24 +17,24 @@ from shared.messaging.envelope import event_message
 from shared.messaging.topology import EVENTS_EXCHANGE, consumer_topology, declare_all
 from shared.vouchers import voucher_code
 from tests.support.amqp import channel, publish_raw, queue_depth
+from tests.support.events import booking_facts
 from tests.support.infra import TestEnv
 from tests.support.stack import fetchval, running_consumer, wait_until
 
 
 def facts(booking_id: UUID) -> dict[str, Any]:
-    return {
-        "booking_id": booking_id,
-        "hotel_id": 2,
-        "hotel_name": "Harbour Lights",
-        "room_type": "suite",
-        "check_in": date.today() + timedelta(days=40),
-        "check_out": date.today() + timedelta(days=43),
-        "nights": 3,
-        "total_price": Decimal("1050.00"),
-        "currency": "EUR",
-        "guest_name": "Grace Hopper",
-        "guest_email": "grace@example.com",
-    }
+    return booking_facts(
+        booking_id=booking_id,
+        hotel_id=2,
+        hotel_name="Harbour Lights",
+        room_type="suite",
+        check_in=date.today() + timedelta(days=40),
+        check_out=date.today() + timedelta(days=43),
+        nights=3,
+        total_price=Decimal("1050.00"),
+        guest_name="Grace Hopper",
+        guest_email="grace@example.com",
+    )
 
 
 async def outbox_bodies(env: TestEnv, event_type: str) -> list[dict[str, Any]]:

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime
 from typing import Any
-from uuid import uuid4
 
 import aio_pika
 
@@ -20,24 +18,8 @@ from shared.messaging import retry
 from shared.messaging.envelope import event_message
 from shared.messaging.topology import consumer_topology, declare_all
 from tests.support.amqp import channel
+from tests.support.events import confirmed
 from tests.support.infra import TestEnv
-
-
-def confirmed(**overrides: Any) -> BookingConfirmed:
-    fields: dict[str, Any] = {
-        "booking_id": uuid4(),
-        "hotel_id": 1,
-        "hotel_name": "Hotel Aurora",
-        "room_type": "standard",
-        "check_in": date.today() + timedelta(days=10),
-        "check_out": date.today() + timedelta(days=12),
-        "nights": 2,
-        "total_price": Decimal("240.00"),
-        "currency": "EUR",
-        "guest_name": "Ada Lovelace",
-        "guest_email": "ada@example.com",
-    }
-    return BookingConfirmed.model_validate(fields | overrides)
 
 
 def cancelled() -> BookingCancelled:
