@@ -19,6 +19,7 @@ from uuid import UUID
 import asyncpg
 
 from shared.db.pool import UNAVAILABLE_ERRORS
+from shared.waiting import first_of
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ class FeedHub:
             self.wake_all()
             while not (stop.is_set() or lost.is_set()):
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(_first_of(stop, lost), self._check_interval)
+                    await asyncio.wait_for(first_of(stop, lost), self._check_interval)
                 if not (stop.is_set() or lost.is_set()):
                     # A half-open TCP connection would otherwise go unnoticed.
                     await conn.execute("SELECT 1", timeout=self._connect_timeout)
@@ -107,12 +108,3 @@ class FeedHub:
             self.listening = False
             with contextlib.suppress(*LISTENER_ERRORS):
                 await conn.close(timeout=2)
-
-
-async def _first_of(*events: asyncio.Event) -> None:
-    waiters = [asyncio.ensure_future(event.wait()) for event in events]
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()

@@ -40,7 +40,6 @@ from shared.db.pool import Connection, acquire
 from shared.errors import (
     BrokerUnavailable,
     InvalidMessage,
-    MessagingError,
     PermanentError,
     UnhandledEventType,
 )
@@ -52,12 +51,14 @@ from shared.messaging.connection import (
     connect,
     on_consumer_cancelled,
 )
-from shared.messaging.envelope import copy_message, decode_message
+from shared.messaging.envelope import decode_message
+from shared.messaging.parking import Parking
 from shared.messaging.publisher import ConfirmingPublisher
 from shared.messaging.topology import consumer_topology, declare_consumer
 from shared.observability.metrics import Metrics
 from shared.observability.tracing import delivery_scope, fail
 from shared.outbox import add_to_outbox
+from shared.waiting import first_of
 
 log = logging.getLogger(__name__)
 
@@ -103,15 +104,6 @@ class ConsumerConfig:
     simulated_work: float = 0.0
 
 
-async def _first_of(*events: asyncio.Event) -> None:
-    waiters = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-
-
 class Consumer:
     def __init__(
         self,
@@ -126,7 +118,9 @@ class Consumer:
         self.names = consumer_topology(config.service)
         self._handlers = dict(handlers)
         self._pool = pool
-        self._publisher = publisher
+        self._parking = Parking(
+            config.service, self.names, publisher, config.retry_policy, config.requeue_pause
+        )
         self._on_outbox_write = on_outbox_write
         self._inflight: set[asyncio.Task[Any]] = set()
         self._stopping = False
@@ -180,7 +174,7 @@ class Consumer:
             )
             self.consuming = True
             log.info("%s: consuming (prefetch %d)", self.names.queue, self.config.prefetch)
-            await _first_of(stop, lost)
+            await first_of(stop, lost)
             self.consuming = False
             if stop.is_set() and not lost.is_set():
                 await self._drain(queue, tag)
@@ -342,20 +336,7 @@ class Consumer:
         attempts: int,
         this_round: int,
     ) -> None:
-        delay = self.config.retry_policy.delay(this_round)
-        log.warning(
-            "%s: attempt %d of %s failed (%r); retrying in %.2fs",
-            self.names.queue,
-            attempts,
-            message.message_id,
-            error,
-            delay,
-        )
-        new_headers = self._failure_headers(headers, error, attempts, None)
-        copy = copy_message(message, new_headers, expiration=delay)
-        if await self._park(
-            message, copy, self.names.retry_exchange, self.names.retry_queue(this_round)
-        ):
+        if await self._parking.retry(message, headers, error, attempts, this_round):
             self._count("retried")
 
     async def _dead_letter(
@@ -366,45 +347,7 @@ class Consumer:
         attempts: int,
         reason: str,
     ) -> None:
-        log.error(
-            "%s: dead-lettering %s (%s after %d attempt(s)): %r",
-            self.names.queue,
-            message.message_id,
-            reason,
-            attempts,
-            error,
-        )
         fail(trace.get_current_span(), error)
-        copy = copy_message(message, self._failure_headers(headers, error, attempts, reason))
-        if await self._park(message, copy, self.names.dead_letter_exchange, self.names.queue):
+        if await self._parking.dead_letter(message, headers, error, attempts, reason):
             self.stats["dead_lettered"] += 1
             self.metrics.dead_lettered(reason)
-
-    def _failure_headers(
-        self, headers: dict[str, Any], error: Exception, attempts: int, reason: str | None
-    ) -> dict[str, Any]:
-        return retry.failure_headers(
-            headers,
-            error=error,
-            attempts=attempts,
-            service=self.config.service,
-            queue=self.names.queue,
-            reason=reason,
-        )
-
-    async def _park(
-        self, original: AbstractIncomingMessage, copy: Any, exchange: str, routing_key: str
-    ) -> bool:
-        """Publish ``copy`` with a confirm, then ack ``original``. If the copy cannot be
-        confirmed, requeue the original instead: it is never in neither place."""
-        try:
-            await self._publisher.publish(copy, exchange=exchange, routing_key=routing_key)
-        except MessagingError as exc:
-            log.error(
-                "%s: cannot park %s (%r); requeueing", self.names.queue, original.message_id, exc
-            )
-            await asyncio.sleep(self.config.requeue_pause)
-            await original.nack(requeue=True)
-            return False
-        await original.ack()
-        return True
