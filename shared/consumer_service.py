@@ -128,11 +128,10 @@ async def _build(
     routes: Sequence[BaseRoute],
     sock: socket.socket,
 ) -> ConsumerProcess:
-    # A pool at least as large as the prefetch: each message in hand holds a connection
-    # for its transaction.
-    pool = pool or await connect_database(
-        settings, max_size=max(settings.db_pool_size, settings.prefetch)
-    )
+    # DB_POOL_SIZE bounds the transactions in progress, PREFETCH the messages in hand: a
+    # step's slow work (simulated, rendering) happens before its transaction opens, so a
+    # large prefetch does not need as many PostgreSQL connections (a server has ~100).
+    pool = pool or await connect_database(settings)
     await migrate(pool, service, [CONSUMER_MIGRATIONS, migrations])
     metrics = Metrics()
     publisher = ConfirmingPublisher(
