@@ -21,8 +21,11 @@ def write_raw(scenario: int, outcome: Outcome) -> None:
 def write_summary(outcomes: dict[int, Outcome], sizes: Sizes, seconds: float) -> str:
     """Write summary.json and summary.md. Scenarios not run this time keep their rows from
     the previous summary (marked with when they ran), so one scenario can be rerun alone."""
-    earlier = _earlier_rows(set(outcomes))
     verdicts = [v for outcome in outcomes.values() for v in outcome.verdicts]
+    # A scenario can report another's figures too (5 measures 8's memory): neither keeps
+    # its earlier rows.
+    produced = set(outcomes) | {int(v.as_json()["scenario"]) for v in verdicts}
+    earlier = _earlier_rows(produced)
     meta: dict[str, Any] = {
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": sizes.quick,
