@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,23 +34,6 @@ class Size:
 @pytest.fixture(scope="session")
 def size() -> Size:
     return Size(full=os.environ.get("CHAOS_SIZE", "reduced") == "full")
-
-
-@pytest.fixture
-def logs(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
-    """Process logs, tails printed when the test fails so the failure explains itself."""
-    yield tmp_path
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        for log in sorted(tmp_path.glob("*.log")):
-            print(f"----- {log.name} -----\n{log.read_text(errors='replace')[-5000:]}")
-
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    report = yield
-    setattr(item, f"rep_{report.when}", report)
-    return report
 
 
 Launcher = Callable[..., contextlib.AbstractAsyncContextManager[System]]

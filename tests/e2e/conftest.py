@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,22 +43,3 @@ def service_env(env: TestEnv, mail: tuple[int, Path]) -> dict[str, str]:
         # Ops HTTP servers on free ports: tests (and other runs) share this machine.
         "HTTP_PORT": "0",
     }
-
-
-@pytest.fixture
-def logs(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
-    """Process logs; printed when the test fails, so a failure explains itself."""
-    yield tmp_path
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        for log in sorted(tmp_path.glob("*.log")):
-            print(f"----- {log.name} -----\n{log.read_text()[-4000:]}")
-
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    report = yield
-    setattr(item, f"rep_{report.when}", report)
-    return report
