@@ -7,9 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date
-from decimal import Decimal
 from typing import Any
-from uuid import uuid4
 
 import aiosmtplib
 import pytest
@@ -18,7 +16,7 @@ from aiosmtpd.controller import Controller
 from services.email.messages import confirmation_email
 from services.email.smtp import SmtpSender
 from shared.errors import PermanentError, TransientError
-from shared.events import BookingConfirmed
+from tests.support import events
 from tests.support.processes import free_port
 from tests.support.smtp import SmtpRecorder
 
@@ -55,16 +53,9 @@ async def recorder(*, smtputf8: bool = False) -> AsyncIterator[Recorder]:
 
 
 def email(guest_name: str = "Ada Lovelace", guest_email: str = "ada@example.com") -> Any:
-    event = BookingConfirmed(
-        booking_id=uuid4(),
-        hotel_id=1,
-        hotel_name="Hotel Aurora",
-        room_type="standard",
+    event = events.confirmed(
         check_in=date(2027, 3, 1),
         check_out=date(2027, 3, 3),
-        nights=2,
-        total_price=Decimal("240.00"),
-        currency="EUR",
         guest_name=guest_name,
         guest_email=guest_email,
     )

@@ -23,24 +23,18 @@ from shared.events import (
 )
 from shared.messaging import asyncapi
 from shared.messaging.topology import EVENTS_EXCHANGE, FULFILMENT_EXCHANGE
+from tests.support import events
 
 SPEC = Path(__file__).resolve().parents[1] / "data" / "asyncapi-3.0.0.json"
 URL = "amqp://booking:secret@rabbitmq:5672/hotel"
 
 
 def confirmed() -> BookingConfirmed:
-    return BookingConfirmed(
-        booking_id=uuid4(),
-        hotel_id=1,
-        hotel_name="Hotel Aurora",
-        room_type="standard",
+    return events.confirmed(
         check_in=date(2027, 3, 1),
         check_out=date(2027, 3, 4),
         nights=3,
         total_price=Decimal("360.00"),
-        currency="EUR",
-        guest_name="Ada Lovelace",
-        guest_email="ada@example.com",
     )
 
 

@@ -4,7 +4,6 @@ import json
 from datetime import date
 from decimal import Decimal
 from typing import Any
-from uuid import uuid4
 
 import pytest
 from aio_pika import IncomingMessage
@@ -16,21 +15,16 @@ from pydantic import ValidationError
 from shared.errors import InvalidMessage, UnhandledEventType
 from shared.events import BookingConfirmed, decode_event
 from shared.messaging.envelope import decode_message, event_message
+from tests.support import events
 
 
 def confirmed() -> BookingConfirmed:
-    return BookingConfirmed(
-        booking_id=uuid4(),
-        hotel_id=1,
-        hotel_name="Hotel Aurora",
+    return events.confirmed(
         room_type="suite",
         check_in=date(2030, 1, 1),
         check_out=date(2030, 1, 3),
-        nights=2,
         total_price=Decimal("700.00"),
-        currency="EUR",
         guest_name="Ada",
-        guest_email="ada@example.com",
     )
 
 
