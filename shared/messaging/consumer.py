@@ -30,6 +30,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 import asyncpg
@@ -45,6 +46,7 @@ from shared.errors import (
 )
 from shared.events import BOOKING_EVENTS, Event, FulfilmentProgressed, StepStatus
 from shared.messaging import retry
+from shared.messaging.acks import AckBatcher
 from shared.messaging.connection import (
     CONNECTION_ERRORS,
     close_quietly,
@@ -169,7 +171,7 @@ class Consumer:
         lost = asyncio.Event()
         connection.close_callbacks.add(lambda *_: lost.set())
         try:
-            queue, tag = await asyncio.wait_for(
+            queue, tag, acks = await asyncio.wait_for(
                 self._subscribe(connection, lost), self.config.connect_timeout
             )
             self.consuming = True
@@ -177,7 +179,7 @@ class Consumer:
             await first_of(stop, lost)
             self.consuming = False
             if stop.is_set() and not lost.is_set():
-                await self._drain(queue, tag)
+                await self._drain(queue, tag, acks)
             elif lost.is_set():
                 self.metrics.subscription_lost()
                 log.warning("%s: subscription lost; reconnecting", self.names.queue)
@@ -189,19 +191,21 @@ class Consumer:
 
     async def _subscribe(
         self, connection: AbstractConnection, lost: asyncio.Event
-    ) -> tuple[AbstractQueue, ConsumerTag]:
+    ) -> tuple[AbstractQueue, ConsumerTag, AckBatcher]:
         channel = await connection.channel(publisher_confirms=False)
         channel.close_callbacks.add(lambda *_: lost.set())
         await channel.set_qos(prefetch_count=self.config.prefetch)
         await declare_consumer(channel, self.names)
         queue = await channel.get_queue(self.names.queue, ensure=False)
-        tag = await queue.consume(self._on_message)
+        # One batcher per channel: a delivery tag means something on its own channel only.
+        acks = AckBatcher(await channel.get_underlay_channel(), self.names.queue)
+        tag = await queue.consume(partial(self._on_message, acks=acks))
         # A consumer the broker cancels (its queue deleted, a quorum leader moved) leaves
         # the connection up and idle: treat it as a loss, so the loop consumes again.
         await on_consumer_cancelled(channel, tag, lost.set)
-        return queue, tag
+        return queue, tag, acks
 
-    async def _drain(self, queue: AbstractQueue, tag: ConsumerTag) -> None:
+    async def _drain(self, queue: AbstractQueue, tag: ConsumerTag, acks: AckBatcher) -> None:
         """Stop taking messages, give those in hand the grace period, then close: whatever is
         still unacked is requeued by the broker when the channel closes."""
         self._stopping = True
@@ -217,29 +221,34 @@ class Consumer:
             if pending:
                 log.warning("%s: %d message(s) left for redelivery", self.names.queue, len(pending))
                 await asyncio.wait(pending, timeout=1.0)
+        await asyncio.wait_for(acks.flush(), self.config.connect_timeout)
 
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+    async def _on_message(self, message: AbstractIncomingMessage, acks: AckBatcher) -> None:
         if self._stopping:
             return  # left unacked: requeued when the channel closes
-        # aio-pika cancels the callbacks in hand when their channel closes. The work itself
-        # (a transaction, an SMTP send) does not need the broker, so it is shielded and runs
-        # to its end; only the ack is lost, and the redelivery is absorbed by the idempotency
-        # record. Cancelled midway, an email sent but not yet recorded went out twice.
-        work = asyncio.ensure_future(self._settle(message))
+        acks.delivered(message.delivery_tag)
+        # The work is our own task, not the one aio-pika runs this callback in: those are
+        # cancelled when their channel closes. The work (a transaction, an SMTP send) does
+        # not need the broker, so it runs to its end; only the ack is lost, and the
+        # redelivery is absorbed by the idempotency record. Cancelled midway, an email sent
+        # but not yet recorded went out twice.
+        work = asyncio.ensure_future(self._settle(message, acks))
         self._inflight.add(work)
         work.add_done_callback(self._inflight.discard)
-        await asyncio.shield(work)
 
-    async def _settle(self, message: AbstractIncomingMessage) -> None:
+    async def _settle(self, message: AbstractIncomingMessage, acks: AckBatcher) -> None:
         self._count("consumed")
         try:
             with delivery_scope(self.config.service, self.names.queue, message):
-                await self.process(message)
+                await self.process(message, acks)
         except CONNECTION_ERRORS as exc:
             # Could not ack: the broker redelivers it and the idempotency record absorbs it.
             log.warning("%s: could not settle %s: %r", self.names.queue, message.message_id, exc)
+        finally:
+            if message.processed:  # parked: settled by its own ack or nack, not the batcher's
+                acks.forget(message.delivery_tag)
 
-    async def process(self, message: AbstractIncomingMessage) -> None:
+    async def process(self, message: AbstractIncomingMessage, acks: AckBatcher) -> None:
         headers: dict[str, Any] = dict(message.headers or {})
         attempts = retry.attempts_so_far(headers) + 1
         try:
@@ -249,7 +258,7 @@ class Consumer:
             return
         except UnhandledEventType as exc:
             log.info("%s: acked without handling: %s", self.names.queue, exc)
-            await message.ack()
+            acks.ack(message.delivery_tag)
             self._count("ignored")
             return
         started = time.perf_counter()
@@ -270,7 +279,7 @@ class Consumer:
                 await self._report(event, "retrying", attempts, exc)
                 await self._retry(message, headers, exc, attempts, this_round)
         else:
-            await message.ack()
+            acks.ack(message.delivery_tag)
             self._count("acked")
         finally:
             self.metrics.handled_in(event.event_type, time.perf_counter() - started)

@@ -3,6 +3,8 @@ retries with backoff, idempotency."""
 
 from __future__ import annotations
 
+import asyncio
+import random
 from uuid import uuid4
 
 import aio_pika
@@ -160,3 +162,39 @@ async def test_the_same_event_delivered_twice_has_one_effect(env: TestEnv) -> No
         await wait_until(lambda: process.consumer.stats["duplicates"] == 1, what="duplicate")
     assert await effects(env, "email") == 1
     assert len(calls) == 1
+
+
+async def test_acks_coalesced_around_parked_and_slow_messages_settle_each_message_once(
+    env: TestEnv,
+) -> None:
+    """Handlers finish out of order and every fourth message is dead-lettered, so the
+    batched acks must skip over deliveries still in hand or settled by their own frame:
+    a wrong multiple ack would close the channel (redeliveries, duplicates) or lose one."""
+    events = [confirmed() for _ in range(60)]
+    doomed = {e.event_id for e in events[::4]}
+
+    async def handler(event: BookingConfirmed, tx: Connection) -> None:
+        await asyncio.sleep(random.uniform(0, 0.03))
+        if event.event_id in doomed:
+            raise PermanentError("refused on purpose")
+        await tx.execute(
+            "INSERT INTO email.emails (event_id, booking_id, kind, recipient, subject) "
+            "VALUES ($1, $2, 'confirmation', $3, 'test')",
+            event.event_id,
+            event.booking_id,
+            event.guest_email,
+        )
+
+    url = env.amqp_url()
+    handlers = dict([route(BookingConfirmed, handler)])
+    async with running_consumer("email", env, handlers=handlers, prefetch=20) as process:
+        for event in events:
+            await publish_raw(url, EVENTS_EXCHANGE, event_message(event))
+        await wait_until(lambda: equals(effects(env, "email"), 45), what="45 emails recorded")
+        await wait_until(
+            lambda: equals(queue_depth(url, EMAIL.dead_letter_queue), 15), what="15 dead"
+        )
+    # Stopped: anything left unacked went back to the queue when the channel closed.
+    assert await queue_depth(url, EMAIL.queue) == 0
+    assert process.consumer.stats["consumed"] == 60
+    assert process.consumer.stats["duplicates"] == 0

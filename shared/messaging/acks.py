@@ -1,0 +1,97 @@
+"""Acks of one channel, coalesced into as few ``basic.ack`` frames as is safe.
+
+The runtime settles each delivery the moment its handler's transaction commits; writing one
+frame per message costs about as much CPU as the rest of a no-op delivery. So the acks of
+one event-loop turn are gathered and sent together::
+
+    outstanding (delivered, unsettled):  5  6  7  8  9
+    acked this turn:                     5  6     8
+                                         └──┴─► basic.ack(6, multiple=True)
+                                                basic.ack(8)   (7 is still in hand)
+
+``multiple=True`` settles every unacked delivery up to the tag, so it is only used for the
+oldest outstanding deliveries, all of them acked; the rest go one frame each. Every ack
+leaves within one loop turn: a message never waits on a slower one, and a shutdown loses
+none (:meth:`AckBatcher.flush` is awaited before the channel closes).
+
+Deliveries settled another way (a nack, or a parked copy's ack) are :meth:`forgotten
+<AckBatcher.forget>` after that settle was written, so a later multiple ack passes over them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiormq.abc import AbstractChannel
+
+log = logging.getLogger(__name__)
+
+
+class AckBatcher:
+    def __init__(self, channel: AbstractChannel, name: str = "") -> None:
+        self._channel = channel
+        self._name = name
+        self._outstanding: set[int] = set()
+        self._acked: set[int] = set()
+        self._sending: asyncio.Task[None] | None = None
+        self._scheduled = False
+
+    def delivered(self, tag: int | None) -> None:
+        if tag is not None:  # None: a no-ack delivery, nothing to settle
+            self._outstanding.add(tag)
+
+    def forget(self, tag: int | None) -> None:
+        """The delivery was settled by its own frame (already written), or never will be."""
+        self._outstanding.discard(tag)
+        self._acked.discard(tag)
+
+    def ack(self, tag: int | None) -> None:
+        """Ack ``tag`` at the end of this loop turn."""
+        if tag is None or tag not in self._outstanding:
+            return  # settled already: acking again would close the channel
+        self._acked.add(tag)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._send_turn)
+
+    def _send_turn(self) -> None:
+        self._scheduled = False
+        frames = self._frames()
+        if frames:
+            previous = self._sending
+            self._sending = asyncio.ensure_future(self._write(frames, previous))
+
+    def _frames(self) -> list[tuple[int, bool]]:
+        """The (tag, multiple) frames that ack everything in ``_acked``, and only that."""
+        if not self._acked:
+            return []
+        ordered = sorted(self._outstanding)
+        prefix = 0
+        while prefix < len(ordered) and ordered[prefix] in self._acked:
+            prefix += 1
+        frames = [(ordered[prefix - 1], True)] if prefix > 1 else []
+        singles = ordered[:prefix] if prefix == 1 else []
+        singles += [tag for tag in ordered[prefix:] if tag in self._acked]
+        frames += [(tag, False) for tag in singles]
+        self._outstanding.difference_update(self._acked)
+        self._acked.clear()
+        return frames
+
+    async def _write(
+        self, frames: list[tuple[int, bool]], previous: asyncio.Task[None] | None
+    ) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])  # frames leave in the order they were decided
+        try:
+            for tag, multiple in frames:
+                await self._channel.basic_ack(tag, multiple=multiple)
+        except Exception as exc:  # the channel is gone: the broker redelivers, the record absorbs
+            log.warning("%s: could not ack up to %d: %r", self._name, frames[-1][0], exc)
+
+    async def flush(self) -> None:
+        """Send what this turn gathered and wait until every ack so far was written."""
+        if self._scheduled:
+            self._send_turn()
+        if self._sending is not None:
+            await asyncio.wait([self._sending])
