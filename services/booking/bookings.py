@@ -70,35 +70,42 @@ async def _place(
         digest = request_hash(request)
         if not await repo.claim_idempotency_key(conn, idempotency_key, digest):
             return await _replay(conn, idempotency_key, digest)
-    room = await repo.room_type(conn, request.hotel_id, request.room_type)
+    room = await repo.reserve_room(
+        conn, request.hotel_id, request.room_type, request.check_in, request.check_out
+    )
     if room is None:
         if not await repo.hotel_exists(conn, request.hotel_id):
             raise InvalidBooking(f"hotel {request.hotel_id} does not exist")
         raise InvalidBooking(f"hotel {request.hotel_id} has no room type {request.room_type!r}")
-    taken = await repo.reserve_nights(
-        conn, request.hotel_id, request.room_type, request.check_in, request.check_out
-    )
-    if len(taken) < request.nights:
+    if room["nights_taken"] < request.nights:
         raise NoAvailability(
             f"no {request.room_type} room is free at hotel {request.hotel_id} "
             f"for the whole stay {request.check_in} to {request.check_out}"
         )
     total = (Decimal(room["price_per_night"]) * request.nights).quantize(Decimal("0.01"))
+    facts = request.model_dump()
+    booking_id = uuid4()
+    confirmed = BookingConfirmed(
+        booking_id=booking_id,
+        hotel_name=room["hotel_name"],
+        nights=request.nights,
+        total_price=total,
+        currency=room["currency"],
+        **facts,
+    )
     row = await repo.insert_booking(
         conn,
         {
-            "id": uuid4(),
+            "id": booking_id,
             "status": "confirmed",
-            **request.model_dump(),
+            **facts,
             "nights": request.nights,
             "total_price": total,
             "currency": room["currency"],
         },
+        confirmed,
     )
     booking = Booking.model_validate(dict(row))
-    await add_to_outbox(
-        conn, "booking", booking_event(BookingConfirmed, booking, room["hotel_name"])
-    )
     if idempotency_key is not None:
         await repo.attach_idempotency_key(conn, idempotency_key, booking.id)
     return PlacedBooking(booking, replayed=False)

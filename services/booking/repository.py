@@ -10,6 +10,8 @@ from uuid import UUID
 import asyncpg
 
 from shared.db.pool import Connection
+from shared.events import Event
+from shared.outbox import OUTBOX_COLUMNS, outbox_values
 
 S = "booking"  # this service's schema
 
@@ -30,16 +32,6 @@ async def list_hotels(conn: Connection) -> list[dict[str, Any]]:
             GROUP BY h.id ORDER BY h.id"""
     )
     return [dict(row) for row in rows]
-
-
-async def room_type(conn: Connection, hotel_id: int, code: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        f"""SELECT h.name AS hotel_name, h.currency, r.price_per_night, r.total_rooms
-            FROM {S}.hotels h JOIN {S}.room_types r ON r.hotel_id = h.id
-            WHERE h.id = $1 AND r.code = $2""",
-        hotel_id,
-        code,
-    )
 
 
 async def hotel_exists(conn: Connection, hotel_id: int) -> bool:
@@ -65,39 +57,57 @@ async def availability(
     )
 
 
-async def reserve_nights(
+async def reserve_room(
     conn: Connection, hotel_id: int, code: str, check_in: date, check_out: date
-) -> set[date]:
-    """Take one room for every night of the stay; return the nights that could be taken.
+) -> asyncpg.Record | None:
+    """Take one room of the type for every night of the stay, in one round trip: the room
+    type's hotel name, currency and price, with ``nights_taken``, the nights that could be
+    taken (fewer than the stay's: no room; the caller rolls back). None: no such room type.
 
     A conditional upsert: row locks serialise concurrent bookings of the same night, and the
     WHERE re-checks the count after the wait, so the last room is never sold twice. Nights
     are locked in date order, so overlapping stays cannot deadlock.
     """
-    rows = await conn.fetch(
-        f"""INSERT INTO {S}.room_nights AS n (hotel_id, room_type, night, reserved, capacity)
-            SELECT r.hotel_id, r.code, d.night::date, 1, r.total_rooms
-            FROM {S}.room_types r
-            CROSS JOIN generate_series($3::date, $4::date - 1, interval '1 day') AS d(night)
-            WHERE r.hotel_id = $1 AND r.code = $2 AND r.total_rooms > 0
-            ORDER BY d.night
-            ON CONFLICT (hotel_id, room_type, night)
-            DO UPDATE SET reserved = n.reserved + 1 WHERE n.reserved < n.capacity
-            RETURNING n.night""",
+    return await conn.fetchrow(
+        f"""WITH room AS (
+                SELECT h.name AS hotel_name, h.currency, r.price_per_night, r.total_rooms
+                FROM {S}.hotels h JOIN {S}.room_types r ON r.hotel_id = h.id
+                WHERE h.id = $1 AND r.code = $2),
+            taken AS (
+                INSERT INTO {S}.room_nights AS n (hotel_id, room_type, night, reserved, capacity)
+                SELECT r.hotel_id, r.code, d.night::date, 1, r.total_rooms
+                FROM {S}.room_types r
+                CROSS JOIN generate_series($3::date, $4::date - 1, interval '1 day') AS d(night)
+                WHERE r.hotel_id = $1 AND r.code = $2 AND r.total_rooms > 0
+                ORDER BY d.night
+                ON CONFLICT (hotel_id, room_type, night)
+                DO UPDATE SET reserved = n.reserved + 1 WHERE n.reserved < n.capacity
+                RETURNING n.night)
+            SELECT room.*, (SELECT count(*) FROM taken) AS nights_taken FROM room""",
         hotel_id,
         code,
         check_in,
         check_out,
     )
-    return {row["night"] for row in rows}
 
 
-async def insert_booking(conn: Connection, booking: dict[str, Any]) -> asyncpg.Record:
+async def insert_booking(
+    conn: Connection, booking: dict[str, Any], confirmed: Event
+) -> asyncpg.Record:
+    """Insert the booking and write its event to the outbox, in one statement."""
     columns = ", ".join(booking)
     params = ", ".join(f"${i}" for i in range(1, len(booking) + 1))
+    event = outbox_values(confirmed)
+    first = len(booking) + 1
+    event_params = ", ".join(f"${i}" for i in range(first, first + len(event)))
     row = await conn.fetchrow(
-        f"INSERT INTO {S}.bookings ({columns}) VALUES ({params}) RETURNING {_BOOKING_COLUMNS}",
+        f"""WITH b AS (
+                INSERT INTO {S}.bookings ({columns}) VALUES ({params})
+                RETURNING {_BOOKING_COLUMNS}),
+            o AS (INSERT INTO {S}.outbox ({OUTBOX_COLUMNS}) VALUES ({event_params}))
+            SELECT * FROM b""",
         *booking.values(),
+        *event,
     )
     assert row is not None
     return row
