@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+from concurrent.futures import Executor, ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
 import asyncpg
 
 from services.email.handlers import send_cancellation, send_confirmation
+from services.email.process import EmailProcess
 from services.email.settings import EmailSettings
 from services.email.smtp import SmtpSender
-from shared.consumer_service import ConsumerProcess, build_consumer_process
+from shared.consumer_service import build_consumer_process
 from shared.events import BookingCancelled, BookingConfirmed
 from shared.messaging.consumer import Handler, route
 
@@ -20,12 +23,20 @@ SERVICE = "email"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def make_handlers(settings: EmailSettings, sender: SmtpSender | None = None) -> dict[str, Handler]:
-    sender = sender or SmtpSender.from_settings(settings)
+def make_render_executor() -> ThreadPoolExecutor:
+    # One thread renders and composes every email: it is CPU work under the GIL, so more
+    # threads would not be faster, and each thread that allocates gets a malloc arena of
+    # its own (the default executor's six made the process's peak memory grow).
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="email-render")
+
+
+def make_handlers(
+    settings: EmailSettings, sender: SmtpSender, render: Executor
+) -> dict[str, Handler]:
     # Recorded with each email, so the spread of work over replicas can be seen.
     sent_by = f"{socket.gethostname()}:{os.getpid()}"
     confirm, cancel = (
-        partial(send, sender=sender, email_from=settings.email_from, sent_by=sent_by)
+        partial(send, sender=sender, render=render, email_from=settings.email_from, sent_by=sent_by)
         for send in (send_confirmation, send_cancellation)
     )
     return dict([route(BookingConfirmed, confirm), route(BookingCancelled, cancel)])
@@ -36,7 +47,14 @@ async def bootstrap(
     *,
     handlers: dict[str, Handler] | None = None,
     pool: asyncpg.Pool | None = None,
-) -> ConsumerProcess:
-    return await build_consumer_process(
-        SERVICE, settings, handlers or make_handlers(settings), MIGRATIONS, pool
-    )
+) -> EmailProcess:
+    async with contextlib.AsyncExitStack() as undo:  # closes what was built if a step fails
+        sender = SmtpSender.from_settings(settings)  # connects on its first email
+        undo.push_async_callback(sender.close)
+        render = make_render_executor()
+        undo.callback(render.shutdown, wait=False)
+        if handlers is None:
+            handlers = make_handlers(settings, sender, render)
+        base = await build_consumer_process(SERVICE, settings, handlers, MIGRATIONS, pool)
+        undo.pop_all()
+    return EmailProcess.extend(base, sender=sender, render=render)

@@ -5,11 +5,19 @@ it in ``email.emails`` and then hands it to the SMTP server, all inside the tran
 also records the event as processed. A failed send rolls the record back; the only window
 for a second copy of an email is a commit that fails after the server took it, and the
 copy then carries the same Message-ID.
+
+Building an email (the voucher PDF, the MIME structure) is CPU work: it runs off the event
+loop, on the ``render`` executor the process gives (one thread), so other messages keep
+moving meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+from collections.abc import Callable
+from concurrent.futures import Executor
+from functools import partial
 
 from services.email.messages import Outgoing, cancellation_email, confirmation_email
 from services.email.smtp import SmtpSender
@@ -22,11 +30,11 @@ async def send_confirmation(
     tx: Connection,
     *,
     sender: SmtpSender,
+    render: Executor,
     email_from: str,
     sent_by: str | None = None,
 ) -> None:
-    # Rendering the voucher is CPU work: off the event loop, so other messages keep moving.
-    outgoing = await asyncio.to_thread(confirmation_email, event, email_from=email_from)
+    outgoing = await _build(render, partial(confirmation_email, event, email_from=email_from))
     await _record_and_send(event, outgoing, tx, sender, sent_by)
 
 
@@ -35,11 +43,19 @@ async def send_cancellation(
     tx: Connection,
     *,
     sender: SmtpSender,
+    render: Executor,
     email_from: str,
     sent_by: str | None = None,
 ) -> None:
-    outgoing = cancellation_email(event, email_from=email_from)
+    outgoing = await _build(render, partial(cancellation_email, event, email_from=email_from))
     await _record_and_send(event, outgoing, tx, sender, sent_by)
+
+
+async def _build(render: Executor, build: Callable[[], Outgoing]) -> Outgoing:
+    # In the handler's context, as asyncio.to_thread would: log lines and spans from the
+    # build keep the message's trace.
+    context = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(render, context.run, build)
 
 
 async def _record_and_send(

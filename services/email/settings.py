@@ -25,6 +25,11 @@ class EmailSettings(ConsumerSettings):
     smtp_starttls: bool = False
     # Seconds allowed for each step of an SMTP session (connect, each command and reply).
     smtp_timeout: float = Field(default=10.0, gt=0, le=300)
+    # SMTP connections kept open and reused between emails; also the most emails being
+    # handed to the server at once (the others wait for a free connection).
+    smtp_pool_size: int = Field(default=4, ge=1, le=100)
+    # The name this client gives in EHLO; unset: this machine's FQDN, looked up once.
+    smtp_local_hostname: str | None = None
     # The From header; its address is also the envelope sender.
     email_from: str = "Hotel Booking <bookings@hotel.example>"
     http_port: int = Field(default=8003, ge=0, le=65535)
@@ -36,6 +41,16 @@ class EmailSettings(ConsumerSettings):
         if not address or "@" not in address or any(c in value for c in "\r\n"):
             raise ValueError(f"not an email address: {value!r}")
         Address(display_name=name, addr_spec=address)  # ValueError if it cannot be a header
+        return value
+
+    @field_validator("smtp_local_hostname")
+    @classmethod
+    def _check_local_hostname(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None  # set but empty: the default
+        # It goes on the EHLO line: whitespace or a control character would add to it.
+        if any(c.isspace() or not c.isprintable() for c in value):
+            raise ValueError(f"not a host name: {value!r}")
         return value
 
     @model_validator(mode="after")

@@ -1,8 +1,13 @@
 """Sending over SMTP with aiosmtplib, and what its errors mean to the consumer runtime.
 
-One SMTP session per email: a message in hand never waits for another's session, and
-there is no idle connection to keep alive. aiosmtplib's ``timeout`` bounds each step of the
-session (connect, every command and reply).
+Connections are pooled: up to ``pool_size`` sessions, each carrying one email at a time and
+kept open between emails, so an email costs MAIL, RCPT and DATA rather than a connect,
+EHLO and QUIT as well. A connection that fails is closed, never reused. A pooled connection
+the server has dropped meanwhile (idle timeout, message limit: a lost connection, a timeout
+or 421) is replaced, and the email sent again on a new connection, once, and only when the
+failure came before DATA: until then the server holds nothing of the email, after it the
+server may have taken it, and a second send would be a duplicate. aiosmtplib's ``timeout``
+bounds each step of a session (connect, every command and reply).
 
 Errors are translated at this boundary:
 
@@ -14,8 +19,12 @@ Errors are translated at this boundary:
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import socket
+import time
 from email.message import EmailMessage
+from typing import Any
 
 import aiosmtplib
 
@@ -26,6 +35,13 @@ log = logging.getLogger(__name__)
 
 # OSError covers refused and lost connections and TimeoutError (= asyncio.TimeoutError).
 SEND_ERRORS: tuple[type[BaseException], ...] = (aiosmtplib.SMTPException, OSError)
+# An idle connection older than this is closed instead of reused: servers drop idle
+# sessions (after a minute or more, typically), and a firewall may do so silently, which
+# only a timeout would reveal. Under load connections never sit idle this long.
+MAX_IDLE_SECONDS = 30.0
+# QUIT at shutdown is a courtesy: it may not hold up the process.
+QUIT_TIMEOUT = 2.0
+_SERVICE_CLOSING = 421  # "closing transmission channel"
 
 
 def _is_transient_code(code: int) -> bool:
@@ -55,8 +71,31 @@ def translate_smtp_error(exc: BaseException, server: str) -> HandlerError:
     return TransientError(f"SMTP {server} failed: {detail}")
 
 
+class _Connection(aiosmtplib.SMTP):
+    """One pooled SMTP session. It notes when an email's DATA begins (``send_message``
+    calls ``data`` after MAIL and RCPT), which is what decides whether a failed send may be
+    repeated on another connection."""
+
+    data_started = False
+    idle_since = 0.0
+
+    async def data(self, message: str | bytes, /, **kwargs: Any) -> aiosmtplib.SMTPResponse:
+        self.data_started = True
+        return await super().data(message, **kwargs)
+
+
+def _dropped_before_data(conn: _Connection, exc: BaseException) -> bool:
+    """Whether the server ended the session before it could have taken the email."""
+    if conn.data_started:
+        return False  # the server may hold the email already
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return exc.code == _SERVICE_CLOSING  # e.g. too many messages on this session
+    return isinstance(exc, OSError)  # lost connection, reset, timeout
+
+
 class SmtpSender:
-    """Hands an email to one SMTP server; built once per process, in bootstrap."""
+    """Hands emails to one SMTP server over a small pool of connections; built once per
+    process, in bootstrap, and closed with it."""
 
     def __init__(
         self,
@@ -67,6 +106,8 @@ class SmtpSender:
         password: str | None = None,
         starttls: bool = False,
         timeout: float = 10.0,
+        pool_size: int = 4,
+        local_hostname: str | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -74,6 +115,11 @@ class SmtpSender:
         self._password = password
         self._starttls = starttls
         self._timeout = timeout
+        # The name given in EHLO: looked up once, not by aiosmtplib for every connection.
+        self._local_hostname = local_hostname
+        self._slots = asyncio.Semaphore(pool_size)
+        self._idle: list[_Connection] = []  # most recently used last
+        self._closed = False
 
     @classmethod
     def from_settings(cls, settings: EmailSettings) -> SmtpSender:
@@ -85,6 +131,8 @@ class SmtpSender:
             password=password.get_secret_value() if password is not None else None,
             starttls=settings.smtp_starttls,
             timeout=settings.smtp_timeout,
+            pool_size=settings.smtp_pool_size,
+            local_hostname=settings.smtp_local_hostname,
         )
 
     @property
@@ -99,15 +147,88 @@ class SmtpSender:
 
         Raises TransientError or PermanentError (chained to the SMTP error)."""
         try:
-            await aiosmtplib.send(
-                message,
-                hostname=self.host,
-                port=self.port,
-                username=self._username,
-                password=self._password,
-                start_tls=self._starttls,
-                timeout=self._timeout,
-            )
+            async with self._slots:
+                await self._send(message)
         except SEND_ERRORS as exc:
             raise translate_smtp_error(exc, self.server) from exc
         log.info("sent %s via %s", message["Message-ID"], self.server)
+
+    async def close(self) -> None:
+        """QUIT the idle connections; one still sending is closed when it comes back."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        await asyncio.gather(*(self._quit(conn) for conn in idle))
+
+    async def _send(self, message: EmailMessage) -> None:
+        conn = self._take_idle()
+        reused = conn is not None
+        if conn is None:
+            conn = await self._connect()
+        try:
+            await self._send_on(conn, message)
+        except SEND_ERRORS as exc:
+            if not (reused and _dropped_before_data(conn, exc)):
+                raise
+            log.info(
+                "SMTP %s dropped a pooled connection before DATA (%s: %s); sending %s on a "
+                "new connection",
+                self.server,
+                type(exc).__name__,
+                exc,
+                message["Message-ID"],
+            )
+            conn = await self._connect()
+            await self._send_on(conn, message)
+        self._put_idle(conn)
+
+    async def _send_on(self, conn: _Connection, message: EmailMessage) -> None:
+        conn.data_started = False
+        try:
+            await conn.send_message(message)
+        except BaseException:
+            # Whatever failed (a reply, the connection, a cancellation mid-command), the
+            # session's state is uncertain: never reuse it.
+            conn.close()
+            raise
+
+    def _take_idle(self) -> _Connection | None:
+        # The most recently used first: the least likely to have been dropped meanwhile.
+        while self._idle:
+            conn = self._idle.pop()
+            if conn.is_connected and time.monotonic() - conn.idle_since < MAX_IDLE_SECONDS:
+                return conn
+            conn.close()  # closed by the server while idle (seen by the loop), or too old
+        return None
+
+    def _put_idle(self, conn: _Connection) -> None:
+        if self._closed or not conn.is_connected:
+            conn.close()
+            return
+        conn.idle_since = time.monotonic()
+        self._idle.append(conn)
+
+    async def _connect(self) -> _Connection:
+        if self._local_hostname is None:
+            # What aiosmtplib would look up for each connection, once (it may ask the DNS).
+            self._local_hostname = await asyncio.to_thread(socket.getfqdn)
+        conn = _Connection(
+            hostname=self.host,
+            port=self.port,
+            username=self._username,
+            password=self._password,
+            start_tls=self._starttls,
+            timeout=self._timeout,
+            local_hostname=self._local_hostname,
+        )
+        await conn.connect()  # closes itself if it fails
+        return conn
+
+    @staticmethod
+    async def _quit(conn: _Connection) -> None:
+        try:
+            if conn.is_connected:
+                await conn.quit(timeout=QUIT_TIMEOUT)
+        except SEND_ERRORS:
+            pass  # the server went first, or is slow: closing is enough
+        finally:
+            conn.close()

@@ -3,9 +3,12 @@ SMTP server (aiosmtpd) on a free port."""
 
 from __future__ import annotations
 
+import asyncio
 import io
+import logging
 from email.message import EmailMessage
 
+import pytest
 from pypdf import PdfReader
 
 from shared.events import BookingCancelled
@@ -155,3 +158,40 @@ async def test_a_guest_name_or_email_with_header_injection_is_dead_lettered_and_
     assert envelope.rcpt_tos == ["ada@example.com"]
     assert b"victim" not in envelope.content
     assert await effects(env, "email") == 1
+
+
+async def test_emails_one_after_another_go_over_one_smtp_connection_quit_at_shutdown(
+    env: TestEnv,
+) -> None:
+    sent = [confirmed() for _ in range(5)]
+    async with smtp_server() as smtp:
+        async with running_consumer("email", env, smtp_port=smtp.port):
+            for count, event in enumerate(sent, start=1):
+                await publish_raw(env.amqp_url(), EVENTS_EXCHANGE, event_message(event))
+                await wait_until(lambda n=count: len(smtp.envelopes) == n, what="the email")
+        assert smtp.quits == 1  # the pool was closed with the process
+    assert smtp.sessions == 1
+    assert [m["Message-ID"] for m in smtp.messages] == [
+        f"<{e.event_id}@hotel-booking>" for e in sent
+    ]
+
+
+async def test_an_smtp_server_dropping_idle_and_busy_connections_loses_and_duplicates_nothing(
+    env: TestEnv, caplog: pytest.LogCaptureFixture
+) -> None:
+    bursts = [[confirmed() for _ in range(5)] for _ in range(2)]
+    async with smtp_server(idle_timeout=0.3) as smtp:
+        smtp.messages_per_session = 2  # then 421 and the connection closed, at the next MAIL
+        async with running_consumer("email", env, smtp_port=smtp.port, smtp_pool_size=2) as process:
+            with caplog.at_level(logging.INFO, logger="services.email.smtp"):
+                for sent, burst in enumerate(bursts, start=1):
+                    for event in burst:
+                        await publish_raw(env.amqp_url(), EVENTS_EXCHANGE, event_message(event))
+                    await wait_until(lambda n=5 * sent: len(smtp.envelopes) == n, what="emails")
+                    await asyncio.sleep(0.6)  # every pooled connection times out on the server
+            await wait_until(lambda: equals(effects(env, "email"), 10), what="the records")
+    received = sorted(str(m["Message-ID"]) for m in smtp.messages)
+    assert received == sorted(f"<{e.event_id}@hotel-booking>" for b in bursts for e in b)
+    assert "dropped a pooled connection before DATA" in caplog.text  # the 421s were met
+    assert process.consumer.stats["retried"] == 0  # the sender replaced them: no backoff
+    assert await queue_depth(env.amqp_url(), EMAIL.dead_letter_queue) == 0

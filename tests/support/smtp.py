@@ -1,8 +1,10 @@
 """A real SMTP server for tests (aiosmtpd), recording what it receives and answering with a
-chosen error when told to."""
+chosen error when told to, or ending sessions the way real servers do (an idle timeout, a
+limit of messages per connection)."""
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 from collections.abc import AsyncIterator
@@ -23,6 +25,37 @@ class SmtpRecorder:
         # e.g. "451 4.3.0 try again later" or "550 5.1.1 no such user"; None accepts.
         self.answer: str | None = None
         self.refused = 0
+        # Connections that said EHLO, with the name each gave, and QUITs received.
+        self.sessions = 0
+        self.ehlo_names: list[str] = []
+        self.quits = 0
+        # After this many messages a session's next MAIL is answered 421 and the connection
+        # closed, as a server with a per-connection limit does; None: no limit.
+        self.messages_per_session: int | None = None
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        self.sessions += 1
+        self.ehlo_names.append(hostname)
+        session.host_name = hostname  # what aiosmtpd does when there is no hook
+        return responses
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        session.mails = getattr(session, "mails", 0) + 1
+        if self.messages_per_session is not None and session.mails > self.messages_per_session:
+            # Closed once the reply is written (a transport flushes before it closes).
+            asyncio.get_running_loop().call_soon(server.transport.close)
+            return "421 4.7.0 too many messages on this connection, closing"
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:
+        self.quits += 1
+        return "221 Bye"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.answer is not None:
@@ -43,10 +76,13 @@ class SmtpRecorder:
 
 
 @asynccontextmanager
-async def smtp_server() -> AsyncIterator[SmtpRecorder]:
+async def smtp_server(*, idle_timeout: float = 300) -> AsyncIterator[SmtpRecorder]:
+    """``idle_timeout``: seconds after which the server closes a silent connection."""
     recorder = SmtpRecorder()
     recorder.port = free_port()
-    controller = Controller(recorder, hostname="127.0.0.1", port=recorder.port)
+    controller = Controller(
+        recorder, hostname="127.0.0.1", port=recorder.port, timeout=idle_timeout
+    )
     controller.start()
     try:
         yield recorder

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from email.message import EmailMessage
@@ -12,6 +13,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from services.email import messages
 from services.email.messages import cancellation_email, check_header_safe, confirmation_email
 from shared.errors import PermanentError
 from shared.events import BookingCancelled, BookingConfirmed
@@ -162,3 +164,33 @@ def test_a_guest_email_that_is_not_an_address_is_refused_as_permanent() -> None:
     event = BookingConfirmed.model_validate(facts(guest_email="not an address"))
     with pytest.raises(PermanentError, match="not an email address"):
         confirmation_email(event, email_from=FROM)
+
+
+def _without_boundaries(raw: bytes) -> bytes:
+    return re.sub(rb"={15}\d+==", b"BOUNDARY", raw)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"guest_name": "Zoë 李雷", "hotel_name": "Hôtel Été"}, {"guest_email": "zoë@example.com"}],
+)
+def test_the_reusing_header_registry_changes_nothing_in_what_is_sent(
+    overrides: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    confirmation = BookingConfirmed.model_validate(facts(**overrides))
+    cancellation = BookingCancelled.model_validate(facts(**overrides))
+
+    def both() -> list[bytes]:
+        return [
+            _without_boundaries(outgoing.message.as_bytes(policy=email.policy.SMTPUTF8))
+            for outgoing in (
+                confirmation_email(confirmation, email_from=FROM, now=NOW),
+                cancellation_email(cancellation, email_from=FROM, now=NOW),
+            )
+        ]
+
+    reusing = [both(), both()]  # the second reuses what the first one built
+    # The stdlib as it comes: its default policy, every header parsed from its text.
+    monkeypatch.setattr(messages, "POLICY", email.policy.default)
+    monkeypatch.setattr(messages, "_parsed", lambda name, value: value)
+    assert reusing == [both()] * 2

@@ -58,10 +58,11 @@ def test_the_translated_error_carries_the_reply() -> None:
 
 
 SMTP_VARS = ("SMTP_HOST", "SMTP_PORT", "SMTP_USERNAME", "SMTP_PASSWORD", "SMTP_STARTTLS")
+POOL_VARS = ("SMTP_POOL_SIZE", "SMTP_LOCAL_HOSTNAME")
 
 
 def test_the_settings_default_to_a_local_mail_catcher(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in (*SMTP_VARS, "SMTP_TIMEOUT", "EMAIL_FROM"):
+    for var in (*SMTP_VARS, *POOL_VARS, "SMTP_TIMEOUT", "EMAIL_FROM"):
         monkeypatch.delenv(var, raising=False)
     settings = EmailSettings()
     assert (settings.smtp_host, settings.smtp_port) == ("127.0.0.1", 1025)
@@ -70,6 +71,8 @@ def test_the_settings_default_to_a_local_mail_catcher(monkeypatch: pytest.Monkey
     assert settings.email_from == "Hotel Booking <bookings@hotel.example>"
     assert settings.smtp_username is None
     assert settings.smtp_password is None
+    assert settings.smtp_pool_size == 4
+    assert settings.smtp_local_hostname is None  # the FQDN, looked up at the first connect
 
 
 def test_the_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -79,11 +82,15 @@ def test_the_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("SMTP_PASSWORD", "s3cret")
     monkeypatch.setenv("SMTP_STARTTLS", "true")
     monkeypatch.setenv("EMAIL_FROM", "Bookings <b@hotel.example>")
+    monkeypatch.setenv("SMTP_POOL_SIZE", "8")
+    monkeypatch.setenv("SMTP_LOCAL_HOSTNAME", "email-1.hotel.example")
     settings = EmailSettings()
     sender = SmtpSender.from_settings(settings)
     assert sender.server == "mail.example:587"
     assert settings.smtp_starttls is True
     assert settings.email_from == "Bookings <b@hotel.example>"
+    assert settings.smtp_pool_size == 8
+    assert settings.smtp_local_hostname == "email-1.hotel.example"
     assert "s3cret" not in repr(settings)
     assert "s3cret" not in repr(sender)
 
@@ -96,8 +103,16 @@ def test_the_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPa
         {"smtp_port": 0},
         {"smtp_timeout": 0},
         {"smtp_username": "only-a-user"},
+        {"smtp_pool_size": 0},
+        {"smtp_local_hostname": "two words"},
+        {"smtp_local_hostname": "host\r\nMAIL FROM:<x@example.com>"},
     ],
 )
 def test_settings_that_cannot_work_are_refused_at_start(overrides: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         EmailSettings.model_validate(overrides)
+
+
+def test_an_empty_local_hostname_means_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMTP_LOCAL_HOSTNAME", "")
+    assert EmailSettings().smtp_local_hostname is None
