@@ -7,8 +7,10 @@ Variants, all with prefetch 100 on the same quorum queue:
 * ``faststream``: a FastStream subscriber, as its docs write one;
 * ``runtime``: the project's consumer runtime without the idempotency record (the handler is
   called without a database transaction; decoding, validation and acking as usual);
-* ``runtime-record``: the runtime exactly as the services run it (idempotency record and
-  progress report committed per message, the relay publishing the reports).
+* ``runtime-record``: the runtime exactly as the fulfilment consumers run it (idempotency
+  record and progress report committed per message, the relay publishing the reports);
+* ``runtime-batched``: the same with ``BATCH_SIZE`` = prefetch, as the booking service runs
+  its report consumer (the records of the deliveries in hand share one transaction).
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ class NoRecordConsumer(Consumer):
         await self._handlers[event.event_type](event, None)  # type: ignore[arg-type]
 
 
-async def runtime(url: str, service: str, clock: Clock, *, record: bool) -> None:
+async def runtime(url: str, service: str, clock: Clock, *, record: bool, batch: int = 1) -> None:
     async def noop(event: BookingConfirmed, tx: Connection) -> Emitted:
         clock.tick()
         return None
@@ -98,6 +100,7 @@ async def runtime(url: str, service: str, clock: Clock, *, record: bool) -> None
         database_url=os.environ["DATABASE_URL"],
         amqp_url=url,
         prefetch=PREFETCH,
+        batch_size=batch,
         log_level="WARNING",
     )
     handlers = dict([route(BookingConfirmed, noop)])
@@ -129,7 +132,9 @@ def main() -> None:
         asyncio.run(faststream(url, queue, clock))
     else:
         service = queue.split(".", 1)[0]
-        asyncio.run(runtime(url, service, clock, record=variant == "runtime-record"))
+        record = variant in ("runtime-record", "runtime-batched")
+        batch = PREFETCH if variant == "runtime-batched" else 1
+        asyncio.run(runtime(url, service, clock, record=record, batch=batch))
     print(json.dumps(clock.result()))
 
 

@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute
 
 from shared.db.migrate import CONSUMER_MIGRATIONS, migrate
 from shared.db.pool import close_pool
-from shared.errors import SharedError
+from shared.errors import ConfigurationError, SharedError
 from shared.http.server import OpsServer, bind, ops_app
 from shared.logging_setup import configure_logging
 from shared.messaging.consumer import Consumer, ConsumerConfig, Handler
@@ -38,6 +38,8 @@ from shared.startup import connect_database
 
 log = logging.getLogger(__name__)
 DB_CLOSE_TIMEOUT = 5.0
+# Consumers whose handlers reach outside their database (SMTP, webhooks): never batched.
+OUTSIDE_EFFECTS = frozenset({"email", "notification"})
 
 
 @dataclass
@@ -84,6 +86,12 @@ def consumer_config(
     service: str, settings: ConsumingSettings, *, report_progress: bool = True
 ) -> ConsumerConfig:
     latency_ms = settings.simulated_latency_ms if isinstance(settings, ConsumerSettings) else 0
+    if settings.batch_size > 1 and service in OUTSIDE_EFFECTS:
+        # A failed batch runs its handlers again one by one: an email would go out twice.
+        raise ConfigurationError(
+            f"BATCH_SIZE must be 1 for {service}: its handlers have effects outside its "
+            "database, which a rolled-back batch would repeat"
+        )
     return ConsumerConfig(
         service=service,
         amqp_url=settings.amqp_url,
@@ -98,6 +106,7 @@ def consumer_config(
         db_acquire_timeout=settings.db_acquire_timeout,
         report_progress=report_progress,
         simulated_work=latency_ms / 1000,
+        batch_size=settings.batch_size,
     )
 
 

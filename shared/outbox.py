@@ -50,16 +50,17 @@ DB_FAILURES: tuple[type[BaseException], ...] = (
 OUTBOX_COLUMNS = "event_id, event_type, booking_id, occurred_at, body, traceparent"
 
 
-def outbox_values(event: Event) -> tuple[Any, ...]:
+def outbox_values(event: Event, *, traceparent: str | None = None) -> tuple[Any, ...]:
     """The values of :data:`OUTBOX_COLUMNS` for ``event``, for a statement that writes the
-    row along with other changes (one round trip instead of two)."""
+    row along with other changes (one round trip instead of two). The trace context is the
+    current one unless ``traceparent`` is given."""
     return (
         event.event_id,
         event.event_type,
         event.booking_id,
         event.occurred_at,
         event.to_json().decode(),
-        current_traceparent(),
+        traceparent or current_traceparent(),
     )
 
 

@@ -43,6 +43,9 @@ class ConsumingSettings(CommonSettings):
     retry_base_delay: float = Field(default=1.0, gt=0)
     retry_max_delay: float = Field(default=60.0, gt=0)
     shutdown_grace: float = Field(default=10.0, ge=0)
+    # Deliveries recorded per transaction (shared/messaging/batching.py): only for handlers
+    # that write nothing but their own database (refused for email and notification).
+    batch_size: int = Field(default=1, ge=1, le=1_000)
 
 
 class ConsumerSettings(ConsumingSettings):

@@ -34,7 +34,7 @@ class AckBatcher:
         self._name = name
         self._outstanding: set[int] = set()
         self._acked: set[int] = set()
-        self._sending: asyncio.Task[None] | None = None
+        self._sending: set[asyncio.Task[None]] = set()
         self._scheduled = False
 
     def delivered(self, tag: int | None) -> None:
@@ -59,8 +59,9 @@ class AckBatcher:
         self._scheduled = False
         frames = self._frames()
         if frames:
-            previous = self._sending
-            self._sending = asyncio.ensure_future(self._write(frames, previous))
+            task = asyncio.ensure_future(self._write(frames))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
 
     def _frames(self) -> list[tuple[int, bool]]:
         """The (tag, multiple) frames that ack everything in ``_acked``, and only that."""
@@ -78,14 +79,12 @@ class AckBatcher:
         self._acked.clear()
         return frames
 
-    async def _write(
-        self, frames: list[tuple[int, bool]], previous: asyncio.Task[None] | None
-    ) -> None:
-        if previous is not None:
-            await asyncio.wait([previous])  # frames leave in the order they were decided
+    async def _write(self, frames: list[tuple[int, bool]]) -> None:
+        # wait=False: queued for the connection's writer, in order, without waiting for it
+        # to drain; a chain of drains would hold later turns' acks back.
         try:
             for tag, multiple in frames:
-                await self._channel.basic_ack(tag, multiple=multiple)
+                await self._channel.basic_ack(tag, multiple=multiple, wait=False)
         except Exception as exc:  # the channel is gone: the broker redelivers, the record absorbs
             log.warning("%s: could not ack up to %d: %r", self._name, frames[-1][0], exc)
 
@@ -93,5 +92,5 @@ class AckBatcher:
         """Send what this turn gathered and wait until every ack so far was written."""
         if self._scheduled:
             self._send_turn()
-        if self._sending is not None:
-            await asyncio.wait([self._sending])
+        if self._sending:
+            await asyncio.wait(set(self._sending))

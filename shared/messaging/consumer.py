@@ -47,6 +47,7 @@ from shared.errors import (
 from shared.events import BOOKING_EVENTS, Event, FulfilmentProgressed, StepStatus
 from shared.messaging import retry
 from shared.messaging.acks import AckBatcher
+from shared.messaging.batching import BatchRecorder
 from shared.messaging.connection import (
     CONNECTION_ERRORS,
     close_quietly,
@@ -104,6 +105,9 @@ class ConsumerConfig:
     # before the transaction opens, like a step's own slow work (rendering, remote calls),
     # so a slow step holds a message, not one of PostgreSQL's connections.
     simulated_work: float = 0.0
+    # Deliveries recorded per transaction (shared/messaging/batching.py). Above 1 only for
+    # handlers that write nothing but their own database: in a failed batch they run twice.
+    batch_size: int = 1
 
 
 class Consumer:
@@ -124,6 +128,21 @@ class Consumer:
             config.service, self.names, publisher, config.retry_policy, config.requeue_pause
         )
         self._on_outbox_write = on_outbox_write
+        self._batch = (
+            BatchRecorder(
+                pool,
+                config.service,
+                self._handlers,
+                lambda event, attempts: self._progress(event, "done", attempts, None),
+                self._handle_once,
+                on_outbox_write,
+                self._count,
+                max_size=config.batch_size,
+                acquire_timeout=config.db_acquire_timeout,
+            )
+            if config.batch_size > 1
+            else None
+        )
         self._inflight: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self._consuming = False
@@ -267,7 +286,10 @@ class Consumer:
         try:
             if self.config.simulated_work:
                 await asyncio.sleep(self.config.simulated_work)
-            await self._handle_once(event, attempts)
+            if self._batch is not None:
+                await self._batch.record(event, attempts)
+            else:
+                await self._handle_once(event, attempts)
         except (PermanentError, InvalidMessage) as exc:
             await self._report(event, "failed", attempts, exc)
             await self._dead_letter(message, headers, exc, attempts, retry.REASON_PERMANENT)

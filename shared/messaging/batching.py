@@ -1,0 +1,149 @@
+"""Several deliveries recorded in one transaction, for consumers whose handlers only write
+to their own database (the booking service's fulfilment reports; ``ConsumerConfig.batch_size``).
+
+Per message, the runtime's transaction is four round trips (BEGIN, the claim in
+``processed_events``, the outbox row of its progress report, COMMIT); under load that, not
+the handler, bounds a consumer. Here the deliveries that are ready in the same loop turn share
+one transaction::
+
+    BEGIN
+    INSERT INTO processed_events SELECT unnest(ids ...) ON CONFLICT DO NOTHING RETURNING id
+    handler(event, tx) for each event claimed, in delivery order
+    INSERT INTO outbox ... (every event they emitted, and their reports: one pipelined batch)
+    COMMIT ──► every delivery of the batch is acked
+
+If anything fails (a handler raises, the commit fails), the whole transaction rolls back and
+each delivery of the batch is handled again **on its own** (the ordinary path), so one bad
+message decides only its own fate: retried or dead-lettered like any other. A handler may
+therefore run twice for the same event, once in the rolled-back batch, which is invisible
+for database-only handlers and **wrong for handlers with outside effects** (an email, a
+webhook): those consumers keep ``batch_size`` at 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from shared.db.pool import Connection, acquire
+from shared.events import Event
+from shared.observability.tracing import current_traceparent
+from shared.outbox import OUTBOX_COLUMNS, outbox_values
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Event, Connection], Awaitable[Sequence[Event] | None]]
+
+
+@dataclass
+class _Delivery:
+    event: Event
+    attempts: int
+    traceparent: str | None  # of the delivery's span: its emitted events join its trace
+    done: asyncio.Future[None]
+    duplicate: bool = field(default=False)
+
+
+@dataclass
+class BatchRecorder:
+    pool: asyncpg.Pool
+    schema: str
+    handlers: Mapping[str, Handler]
+    # The FulfilmentProgressed(done) report of an event, or None (the consumer's _progress).
+    progress: Callable[[Event, int], Event | None]
+    # The ordinary one-transaction-per-delivery path, for the fallback.
+    handle_one: Callable[[Event, int], Awaitable[None]]
+    on_commit: Callable[[], None]
+    count: Callable[[str], None]
+    max_size: int = 50
+    acquire_timeout: float = 5.0
+    _waiting: list[_Delivery] = field(default_factory=list)
+    _running: asyncio.Task[None] | None = None
+
+    async def record(self, event: Event, attempts: int) -> None:
+        """Return once ``event`` is committed (or raise what its own retry raised)."""
+        done = asyncio.get_running_loop().create_future()
+        self._waiting.append(_Delivery(event, attempts, current_traceparent(), done))
+        if self._running is None:
+            # Started, not run: it begins after this loop turn, with what else came in it.
+            self._running = asyncio.ensure_future(self._record_waiting())
+        await done
+
+    async def _record_waiting(self) -> None:
+        try:
+            while self._waiting:
+                batch = self._waiting[: self.max_size]
+                del self._waiting[: self.max_size]
+                await self._record_batch(batch)
+        finally:
+            self._running = None
+
+    async def _record_batch(self, batch: list[_Delivery]) -> None:
+        try:
+            await self._in_one_transaction(batch)
+        except Exception as exc:
+            if len(batch) > 1:
+                log.info("%s: batch of %d failed (%r); one by one", self.schema, len(batch), exc)
+            results = await asyncio.gather(
+                *(self.handle_one(d.event, d.attempts) for d in batch), return_exceptions=True
+            )
+            for delivery, result in zip(batch, results, strict=True):
+                _settle(delivery.done, result)
+            return
+        self.on_commit()
+        for delivery in batch:
+            if delivery.duplicate:
+                log.info("%s: duplicate %s skipped", self.schema, delivery.event.event_id)
+                self.count("duplicates")
+            _settle(delivery.done, None)
+
+    async def _in_one_transaction(self, batch: list[_Delivery]) -> None:
+        # Claimed in event_id order, so two batches holding the same ids cannot deadlock.
+        ordered = sorted({d.event.event_id: d.event for d in batch}.values(), key=_event_id)
+        rows: list[tuple[object, ...]] = []
+        async with acquire(self.pool, self.acquire_timeout) as tx, tx.transaction():
+            claimed = {
+                row["event_id"]
+                for row in await tx.fetch(
+                    f'INSERT INTO "{self.schema}".processed_events '
+                    "(event_id, event_type, booking_id) "
+                    "SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[]) "
+                    "ON CONFLICT DO NOTHING RETURNING event_id",
+                    [e.event_id for e in ordered],
+                    [e.event_type for e in ordered],
+                    [e.booking_id for e in ordered],
+                )
+            }
+            for delivery in batch:
+                event = delivery.event
+                if event.event_id not in claimed:
+                    delivery.duplicate = True
+                    continue
+                claimed.discard(event.event_id)  # a second copy in this batch is a duplicate
+                emitted = list(await self.handlers[event.event_type](event, tx) or [])
+                report = self.progress(event, delivery.attempts)
+                for new in [*emitted, *([report] if report else [])]:
+                    rows.append(outbox_values(new, traceparent=delivery.traceparent))
+            if rows:
+                params = ", ".join(f"${i}" for i in range(1, len(rows[0]) + 1))
+                await tx.executemany(
+                    f'INSERT INTO "{self.schema}".outbox ({OUTBOX_COLUMNS}) VALUES ({params})',
+                    rows,
+                )
+
+
+def _event_id(event: Event) -> str:
+    return str(event.event_id)
+
+
+def _settle(done: asyncio.Future[None], result: BaseException | None) -> None:
+    if done.done():  # its waiter was cancelled (shutdown past the grace period)
+        return
+    if isinstance(result, BaseException):
+        done.set_exception(result)
+    else:
+        done.set_result(None)
