@@ -10,3 +10,6 @@ class VoucherSettings(ConsumerSettings):
 
     simulated_latency_ms: int = simulated_latency("voucher")
     http_port: int = Field(default=8004, ge=0, le=65535)
+    # The handlers write only this service's database (the PDF goes out through the
+    # outbox), so the deliveries in hand share a transaction, up to BATCH_SIZE of them.
+    batch_size: int = Field(default=20, ge=1, le=1_000)

@@ -3,8 +3,10 @@ PostgreSQL, with the voucher service's real handlers."""
 
 from __future__ import annotations
 
+import logging
 from uuid import UUID
 
+import aio_pika
 import pytest
 
 from services.voucher.handlers import issue_voucher
@@ -14,14 +16,27 @@ from shared.errors import ConfigurationError, PermanentError
 from shared.events import BookingConfirmed, Event
 from shared.messaging.consumer import route
 from shared.messaging.envelope import event_message
-from shared.messaging.topology import EVENTS_EXCHANGE, consumer_topology
+from shared.messaging.topology import EVENTS_EXCHANGE, consumer_topology, declare_all
 from shared.settings import ConsumerSettings
-from tests.support.amqp import publish_raw, queue_depth
+from tests.support.amqp import queue_depth
 from tests.support.events import confirmed
 from tests.support.infra import TestEnv
 from tests.support.stack import effects, equals, fetchval, running_consumer, wait_until
 
 VOUCHER = consumer_topology("voucher")
+
+
+async def prefill(url: str, events: list[BookingConfirmed]) -> None:
+    """Queued before the consumer starts, so deliveries arrive together, as under load."""
+    connection = await aio_pika.connect(url, timeout=5)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        await declare_all(channel)
+        exchange = await channel.get_exchange(EVENTS_EXCHANGE, ensure=False)
+        for event in events:
+            await exchange.publish(event_message(event), routing_key="")
+    finally:
+        await connection.close()
 
 
 async def reports(env: TestEnv) -> int:
@@ -37,9 +52,8 @@ async def test_a_batch_records_each_event_once_with_its_report_and_skips_duplica
 ) -> None:
     events = [confirmed() for _ in range(120)]
     url = env.amqp_url()
+    await prefill(url, [*events, *events[:20]])  # 20 delivered twice
     async with running_consumer("voucher", env, prefetch=60, batch_size=30) as process:
-        for event in [*events, *events[:20]]:  # 20 delivered twice
-            await publish_raw(url, EVENTS_EXCHANGE, event_message(event))
         await wait_until(lambda: equals(effects(env, "voucher"), 120), what="120 vouchers")
         await wait_until(lambda: equals(reports(env), 120), what="120 reports")
         await wait_until(
@@ -55,7 +69,7 @@ async def test_a_batch_records_each_event_once_with_its_report_and_skips_duplica
 
 
 async def test_one_failing_event_in_a_batch_is_dead_lettered_and_the_rest_recorded_once(
-    env: TestEnv,
+    env: TestEnv, caplog: pytest.LogCaptureFixture
 ) -> None:
     events = [confirmed() for _ in range(40)]
     poison: set[UUID] = {events[7].event_id, events[23].event_id}
@@ -65,13 +79,13 @@ async def test_one_failing_event_in_a_batch_is_dead_lettered_and_the_rest_record
             raise PermanentError("refused on purpose")
         return await issue_voucher(event, tx)
 
+    caplog.set_level(logging.INFO, logger="shared.messaging.batching")
     url = env.amqp_url()
     handlers = dict([route(BookingConfirmed, issue_unless_poison)])
+    await prefill(url, events)
     async with running_consumer(
         "voucher", env, handlers=handlers, prefetch=40, batch_size=40
     ) as process:
-        for event in events:
-            await publish_raw(url, EVENTS_EXCHANGE, event_message(event))
         await wait_until(lambda: equals(effects(env, "voucher"), 38), what="38 vouchers")
         await wait_until(
             lambda: equals(queue_depth(url, VOUCHER.dead_letter_queue), 2), what="2 dead"
@@ -79,6 +93,7 @@ async def test_one_failing_event_in_a_batch_is_dead_lettered_and_the_rest_record
     assert await effects(env, "voucher") == 38
     assert await reports(env) == 38 + 2  # done for 38, failed for the two
     assert process.consumer.stats["duplicates"] == 0
+    assert "one by one" in caplog.text  # the fallback ran
 
 
 @pytest.mark.parametrize("service", ["email", "notification"])
