@@ -105,7 +105,8 @@ class Stack:
         self, service: str, name: str | None = None, smtp_port: int = 0, **settings: str | int
     ) -> None:
         """Start one consumer process of ``service`` (optionally as replica ``name``)."""
-        extra: dict[str, str | int] = {"notification_http_port": 0, **settings}
+        # Ops servers on free ports: replicas of one service run side by side.
+        extra: dict[str, str | int] = {"http_port": 0, "notification_http_port": 0, **settings}
         if smtp_port:
             extra["smtp_port"] = smtp_port
         self.start(name or service, ["-m", f"services.{service}"], self.service_env(**extra))

@@ -54,6 +54,7 @@ async def run(sizes: Sizes) -> Outcome:
     if not wrk.available():
         return Outcome([not_available(1, name, "wrk is not installed")])
     async with stack("api") as sut, stack("api_base") as base:
+        await sut.declare_topology()  # so waiting for the consumers can look at their queues
         smtp = await sut.smtp_sink()
         urls = {"booking": await sut.booking()}
         for service in CONSUMER_SERVICES:
