@@ -64,11 +64,14 @@ def outbox_values(event: Event, *, traceparent: str | None = None) -> tuple[Any,
     )
 
 
+def outbox_insert(schema: str) -> str:
+    """The INSERT of one outbox row, its parameters :func:`outbox_values` (``execute`` for
+    one event, ``executemany`` for several)."""
+    return f'INSERT INTO "{schema}".outbox ({OUTBOX_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)'
+
+
 async def add_to_outbox(conn: Connection, schema: str, event: Event) -> None:
-    await conn.execute(
-        f'INSERT INTO "{schema}".outbox ({OUTBOX_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)',
-        *outbox_values(event),
-    )
+    await conn.execute(outbox_insert(schema), *outbox_values(event))
 
 
 class OutboxRelay:

@@ -32,7 +32,7 @@ import asyncpg
 from shared.db.pool import Connection, acquire
 from shared.events import Event
 from shared.observability.tracing import current_traceparent
-from shared.outbox import OUTBOX_COLUMNS, outbox_values
+from shared.outbox import outbox_insert, outbox_values
 
 log = logging.getLogger(__name__)
 
@@ -129,11 +129,7 @@ class BatchRecorder:
                 for new in [*emitted, *([report] if report else [])]:
                     rows.append(outbox_values(new, traceparent=delivery.traceparent))
             if rows:
-                params = ", ".join(f"${i}" for i in range(1, len(rows[0]) + 1))
-                await tx.executemany(
-                    f'INSERT INTO "{self.schema}".outbox ({OUTBOX_COLUMNS}) VALUES ({params})',
-                    rows,
-                )
+                await tx.executemany(outbox_insert(self.schema), rows)
 
 
 def _event_id(event: Event) -> str:
