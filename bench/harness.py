@@ -197,8 +197,14 @@ async def publish_all(
 
 
 async def wait_for(
-    condition: Callable[[], bool] | Callable[[], Awaitable[bool]], timeout: float, what: str
+    condition: Callable[[], bool] | Callable[[], Awaitable[bool]],
+    timeout: float,
+    what: str,
+    interval: float = 0.05,
 ) -> None:
+    """Poll ``condition``. A condition that queries the system under test (a database
+    connection each time) takes a longer ``interval``: polling must not load what it measures;
+    the figures come from the database's timestamps, not from when the poll saw them."""
     deadline = time.monotonic() + timeout
     while True:
         result = condition()
@@ -208,7 +214,7 @@ async def wait_for(
             return
         if time.monotonic() > deadline:
             raise BenchError(f"timed out after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(interval)
 
 
 async def wait_http(url: str, stack: Stack, timeout: float = 60) -> None:

@@ -40,7 +40,7 @@ async def _settled(sut: Stack, base: Stack) -> None:
         return all(ready == 0 for ready, _ in counts)
 
     try:
-        await wait_for(drained, DRAIN_TIMEOUT, "the consumers to drain")
+        await wait_for(drained, DRAIN_TIMEOUT, "the consumers to drain", interval=0.25)
     except BenchError as exc:  # measured anyway; the log says the backlog was still there
         print(f"    scenario 1: {exc}", flush=True)
     async with amqp_channel(base.amqp_url) as channel:

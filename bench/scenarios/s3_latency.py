@@ -32,7 +32,7 @@ async def run(sizes: Sizes) -> Outcome:
                 return len(await latencies_ms(sut, since)) >= created
 
             try:
-                await wait_for(all_done, 60, "every booking to be fulfilled")
+                await wait_for(all_done, 60, "every booking to be fulfilled", interval=0.5)
             except BenchError as exc:  # reported as bookings not fulfilled, not a crash
                 print(f"    scenario 3: {exc}", flush=True)
             e2e = await latencies_ms(sut, since)

@@ -41,7 +41,7 @@ async def _in_flight(sut: Stack, seconds: float) -> dict[str, float]:
             sut.check_alive()
             return int((await sut.sql(query, since))[0]["n"]) >= count
 
-        await wait_for(drained, seconds * 4 + 60, f"{service} to drain its backlog")
+        await wait_for(drained, seconds * 4 + 60, f"{service} to drain its backlog", interval=0.25)
         row = (await sut.sql(query, since))[0]
         # processed_at is when a message's transaction began; the last one ends one step later
         spans[service] = float(row["span"]) + STEP_MS[service] / 1000

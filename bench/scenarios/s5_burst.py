@@ -55,7 +55,7 @@ async def run(sizes: Sizes) -> Outcome:
                 return len(await latencies_ms(sut, since)) >= created
 
             try:
-                await wait_for(drained, DRAIN_LIMIT, "the queues to drain")
+                await wait_for(drained, DRAIN_LIMIT, "the queues to drain", interval=0.5)
             except BenchError as exc:  # reported as bookings not fulfilled, not a crash
                 print(f"    scenario 5: {exc}", flush=True)
             finally:

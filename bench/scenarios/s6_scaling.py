@@ -42,7 +42,7 @@ async def _throughput(sut: Stack, smtp: int, replicas: int, seconds: float) -> f
             sut.check_alive()
             return int((await sut.sql(query, since))[0]["n"]) >= count
 
-        await wait_for(drained, seconds * 6 + 60, f"{replicas} replica(s) to drain")
+        await wait_for(drained, seconds * 6 + 60, f"{replicas} replica(s) to drain", interval=0.25)
         row = (await sut.sql(query, since))[0]
         return count / (float(row["span"]) + STEP_MS / 1000)
     finally:
