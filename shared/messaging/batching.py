@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from shared.db.pool import Connection, acquire
+from shared.errors import TransientError
 from shared.events import Event
 from shared.observability.tracing import current_traceparent
 from shared.outbox import outbox_insert, outbox_values
@@ -74,6 +75,7 @@ class BatchRecorder:
         await done
 
     async def _record_waiting(self) -> None:
+        batch: list[_Delivery] = []
         try:
             while self._waiting:
                 batch = self._waiting[: self.max_size]
@@ -81,6 +83,13 @@ class BatchRecorder:
                 await self._record_batch(batch)
         finally:
             self._running = None
+            # Only if this task itself was cancelled or failed past its own handling: no
+            # delivery may wait for a batch that will never settle it.
+            # Each then takes the ordinary retry path.
+            interrupted = TransientError(f"{self.schema}: batch recording was interrupted")
+            for delivery in [*batch, *self._waiting]:
+                _settle(delivery.done, interrupted)
+            self._waiting.clear()
 
     async def _record_batch(self, batch: list[_Delivery]) -> None:
         try:
