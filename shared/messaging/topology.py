@@ -176,7 +176,8 @@ def consumer_entities(names: ConsumerTopology) -> Topology:
             Exchange(names.dead_letter_exchange, "direct"),
             Exchange(names.retry_exchange, "direct"),
         ),
-        queues=(Queue(names.dead_letter_queue, {"x-queue-type": "quorum"}), work, *retries),
+        # The dead-letter queue comes last: see declare_service.
+        queues=(work, *retries, Queue(names.dead_letter_queue, {"x-queue-type": "quorum"})),
         bindings=(
             Binding(names.dead_letter_exchange, names.dead_letter_queue, names.queue),
             Binding(names.source_exchange, names.queue),
@@ -203,14 +204,20 @@ def whole() -> Topology:
 
 
 async def apply(channel: AbstractChannel, topology: Topology) -> None:
-    """Declare (idempotently) every exchange, queue and binding of ``topology``."""
+    """Declare (idempotently) every exchange of ``topology``, then each queue in order with
+    its bindings right after it: once a queue exists, those before it are bound."""
     for exchange in topology.exchanges:
         await channel.declare_exchange(exchange.name, exchange.type, durable=True)
     for queue in topology.queues:
-        await channel.declare_queue(queue.name, durable=True, arguments=queue.arguments)
+        declared = await channel.declare_queue(queue.name, durable=True, arguments=queue.arguments)
+        for binding in topology.bindings:
+            if binding.queue == queue.name:
+                await declared.bind(binding.exchange, routing_key=binding.routing_key)
+    own = {queue.name for queue in topology.queues}
     for binding in topology.bindings:
-        declared = await channel.get_queue(binding.queue, ensure=False)
-        await declared.bind(binding.exchange, routing_key=binding.routing_key)
+        if binding.queue not in own:
+            queue = await channel.get_queue(binding.queue, ensure=False)
+            await queue.bind(binding.exchange, routing_key=binding.routing_key)
 
 
 async def _missing(channel: AbstractChannel, kind: Literal["exchange", "queue"], name: str) -> bool:
@@ -243,13 +250,19 @@ async def declare_consumer(channel: AbstractChannel, names: ConsumerTopology) ->
 
 async def declare_service(channel: AbstractChannel, service: str) -> None:
     """What a service's publisher declares: what it owns, and what it relies on only when
-    missing. The booking service makes sure every consumer's queue exists, so an event
-    published before a consumer ever started waits for it."""
+    missing. The booking service makes sure every consumer's queue exists and is bound, so an
+    event published before a consumer ever started waits for it.
+
+    It probes for a consumer's dead-letter queue, not its work queue: a consumer declares
+    the dead-letter queue last, so it exists only once the work queue is bound. Probing the
+    work queue, a booking service starting while a consumer was between declaring that queue
+    and binding it skipped it, and the fanout dropped that consumer's first events."""
     if service == "booking":
         await apply(channel, owned_by("booking"))
         for name in CONSUMER_SERVICES:
-            if await _missing(channel, "queue", consumer_topology(name).queue):
-                await declare_consumer(channel, consumer_topology(name))
+            names = consumer_topology(name)
+            if await _missing(channel, "queue", names.dead_letter_queue):
+                await declare_consumer(channel, names)
         return
     await _ensure_fanout(channel, PUBLISHES_TO[service])
     await declare_consumer(channel, consumer_topology(service))

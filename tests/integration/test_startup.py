@@ -10,7 +10,12 @@ import asyncpg
 
 from services.email.bootstrap import MIGRATIONS as EMAIL_MIGRATIONS
 from shared.db.migrate import CONSUMER_MIGRATIONS, migrate
-from shared.messaging.topology import CONSUMER_SERVICES, consumer_topology, declare_all
+from shared.messaging.topology import (
+    CONSUMER_SERVICES,
+    consumer_entities,
+    consumer_topology,
+    declare_all,
+)
 from tests.support.amqp import channel, queue_depth
 from tests.support.infra import TestEnv
 from tests.support.stack import (
@@ -61,3 +66,18 @@ async def test_events_published_before_any_consumer_ever_started_wait_for_each_o
     async with all_consumers(env):
         for service in CONSUMER_SERVICES:
             await wait_until(lambda s=service: equals(effects(env, s), 1), what=service)
+
+
+async def test_an_event_reaches_a_consumer_caught_between_declaring_its_queue_and_binding_it(
+    env: TestEnv,
+) -> None:
+    # A consumer declares its work queue, then its retry queues, then the bindings: the
+    # booking service starting in that window found the queue there and used to skip it, so
+    # the fanout had nowhere to route the first events for that consumer.
+    names = consumer_topology("voucher")
+    (work,) = [q for q in consumer_entities(names).queues if q.name == names.queue]
+    async with channel(env.amqp_url()) as ch:
+        await ch.declare_queue(work.name, durable=True, arguments=work.arguments)
+    async with booking_api(env) as (client, _):
+        assert (await client.post("/bookings", json=booking_body())).status_code == 201
+        await wait_until(lambda: equals(queue_depth(env.amqp_url(), work.name), 1), what="queued")
