@@ -216,8 +216,8 @@ async def apply(channel: AbstractChannel, topology: Topology) -> None:
     own = {queue.name for queue in topology.queues}
     for binding in topology.bindings:
         if binding.queue not in own:
-            queue = await channel.get_queue(binding.queue, ensure=False)
-            await queue.bind(binding.exchange, routing_key=binding.routing_key)
+            target = await channel.get_queue(binding.queue, ensure=False)
+            await target.bind(binding.exchange, routing_key=binding.routing_key)
 
 
 async def _missing(channel: AbstractChannel, kind: Literal["exchange", "queue"], name: str) -> bool:
