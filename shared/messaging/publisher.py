@@ -108,10 +108,10 @@ class ConfirmingPublisher:
                 target.publish(message, routing_key, mandatory=True, timeout=self._publish_timeout),
                 self._publish_timeout,
             )
+        except aio_pika.exceptions.PublishError:  # a DeliveryError too: caught first
+            return PublishRejected(f"message {message.message_id} was unroutable")
         except aio_pika.exceptions.DeliveryError:
             return PublishRejected(f"broker nacked message {message.message_id}")
-        except aio_pika.exceptions.PublishError:
-            return PublishRejected(f"message {message.message_id} was unroutable")
         except TimeoutError:
             return PublishTimeout(
                 f"no confirm for message {message.message_id} within {self._publish_timeout}s"

@@ -1,4 +1,5 @@
-"""The outbox relay: several replicas side by side publish each row once."""
+"""The outbox relay: several replicas side by side publish each row once; its publisher
+names why a message was refused."""
 
 from __future__ import annotations
 
@@ -82,3 +83,17 @@ async def test_three_relays_side_by_side_publish_every_row_exactly_once(env: Tes
     assert all(m.delivery_mode == aio_pika.DeliveryMode.PERSISTENT for m in messages)
     unsent = await fetchval(env, "SELECT count(*) FROM booking.outbox WHERE published_at IS NULL")
     assert unsent == 0
+
+
+async def test_the_publisher_tells_an_unroutable_message_from_one_the_broker_nacked(
+    env: TestEnv,
+) -> None:
+    async with channel(env.amqp_url()) as ch:
+        await ch.declare_exchange("nobody.listens", aio_pika.ExchangeType.FANOUT)
+    publisher = ConfirmingPublisher(env.amqp_url(), name="test")
+    try:
+        message = aio_pika.Message(b"{}", message_id="m-1")
+        [error] = await publisher.publish_many([message], exchange="nobody.listens", routing_key="")
+    finally:
+        await publisher.close()
+    assert str(error) == "message m-1 was unroutable"
