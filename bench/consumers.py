@@ -29,7 +29,8 @@ from bench.config import ROOT
 from shared.consumer_service import build_consumer_process
 from shared.db.pool import Connection
 from shared.events import BookingConfirmed, Event
-from shared.messaging.consumer import Consumer, Emitted, route
+from shared.messaging.consumer import Consumer
+from shared.messaging.handlers import Emitted, route
 from shared.settings import ConsumerSettings
 
 PREFETCH = 100

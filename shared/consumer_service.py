@@ -25,7 +25,8 @@ from shared.db.pool import close_pool
 from shared.errors import ConfigurationError, SharedError
 from shared.http.server import OpsServer, bind, ops_app
 from shared.logging_setup import configure_logging
-from shared.messaging.consumer import Consumer, ConsumerConfig, Handler
+from shared.messaging.consumer import Consumer, ConsumerConfig
+from shared.messaging.handlers import Handler
 from shared.messaging.publisher import ConfirmingPublisher
 from shared.messaging.retry import RetryPolicy
 from shared.messaging.topology import PUBLISHES_TO, declare_service

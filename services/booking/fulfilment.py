@@ -12,7 +12,7 @@ from uuid import UUID
 from services.booking.schemas import STEPS, StepProgress
 from shared.db.pool import Connection
 from shared.events import FulfilmentProgressed, VoucherIssued, VoucherVoided
-from shared.messaging.consumer import Handler, route
+from shared.messaging.handlers import Handler, route
 
 
 async def record_progress(event: FulfilmentProgressed, tx: Connection) -> None:

@@ -17,7 +17,7 @@ from services.email.settings import EmailSettings
 from services.email.smtp import SmtpSender
 from shared.consumer_service import build_consumer_process
 from shared.events import BookingCancelled, BookingConfirmed
-from shared.messaging.consumer import Handler, route
+from shared.messaging.handlers import Handler, route
 
 SERVICE = "email"
 MIGRATIONS = Path(__file__).parent / "migrations"

@@ -19,7 +19,7 @@ from services.notification.process import NotificationProcess
 from services.notification.settings import NotificationSettings
 from shared.consumer_service import build_consumer_process
 from shared.events import BookingCancelled, BookingConfirmed
-from shared.messaging.consumer import Handler, route
+from shared.messaging.handlers import Handler, route
 from shared.startup import connect_database
 
 SERVICE = "notification"

@@ -10,7 +10,7 @@ from services.voucher.handlers import issue_voucher, void_voucher
 from services.voucher.settings import VoucherSettings
 from shared.consumer_service import ConsumerProcess, build_consumer_process
 from shared.events import BookingCancelled, BookingConfirmed
-from shared.messaging.consumer import Handler, route
+from shared.messaging.handlers import Handler, route
 
 SERVICE = "voucher"
 MIGRATIONS = Path(__file__).parent / "migrations"

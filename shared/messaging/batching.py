@@ -54,7 +54,7 @@ class BatchRecorder:
     pool: asyncpg.Pool
     schema: str
     handlers: Mapping[str, Handler]
-    # The FulfilmentProgressed(done) report of an event, or None (the consumer's _progress).
+    # The FulfilmentProgressed(done) report of an event, or None (ProgressReports.of).
     progress: Callable[[Event, int], Event | None]
     # The ordinary one-transaction-per-delivery path, for the fallback.
     handle_one: Callable[[Event, int], Awaitable[None]]

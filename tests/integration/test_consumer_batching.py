@@ -14,8 +14,8 @@ from shared.consumer_service import consumer_config
 from shared.db.pool import Connection
 from shared.errors import ConfigurationError, PermanentError
 from shared.events import BookingConfirmed, Event
-from shared.messaging.consumer import route
 from shared.messaging.envelope import event_message
+from shared.messaging.handlers import route
 from shared.messaging.topology import EVENTS_EXCHANGE, consumer_topology, declare_all
 from shared.settings import ConsumerSettings
 from tests.support.amqp import queue_depth

@@ -6,8 +6,8 @@ import asyncio
 
 from shared.db.pool import Connection
 from shared.events import BookingConfirmed
-from shared.messaging.consumer import route
 from shared.messaging.envelope import event_message
+from shared.messaging.handlers import route
 from shared.messaging.topology import EVENTS_EXCHANGE, consumer_topology
 from tests.support.amqp import publish_raw, queue_depth
 from tests.support.events import confirmed

@@ -12,8 +12,8 @@ import aio_pika
 from shared.db.pool import Connection
 from shared.errors import PermanentError, TransientError
 from shared.events import BookingConfirmed
-from shared.messaging.consumer import Handler, route
 from shared.messaging.envelope import event_message
+from shared.messaging.handlers import Handler, route
 from shared.messaging.topology import EVENTS_EXCHANGE, consumer_topology
 from tests.support.amqp import publish_raw, queue_depth, take
 from tests.support.events import confirmed

@@ -25,7 +25,7 @@ from services.notification.settings import NotificationSettings
 from services.voucher import bootstrap as voucher_bootstrap
 from services.voucher.settings import VoucherSettings
 from shared.consumer_service import ConsumerProcess
-from shared.messaging.consumer import Handler
+from shared.messaging.handlers import Handler
 from tests.support.infra import TestEnv
 from tests.support.smtp import SmtpRecorder, smtp_server
 

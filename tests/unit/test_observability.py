@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import io
 import json
 import logging
@@ -93,24 +93,23 @@ def test_tracing_exporters_none_console_and_a_clear_error_for_the_rest() -> None
             make_exporter("otlp")
 
 
-def _runner() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("deploy_run", ROOT / "deploy" / "run.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["deploy_run"] = module
-    spec.loader.exec_module(module)
-    return module
+def _deploy(script: str) -> ModuleType:
+    """deploy/<script>.py as a module. deploy/ holds scripts rather than a package: it goes
+    on sys.path, as when the runner is started, so their imports of each other work."""
+    deploy = str(ROOT / "deploy")
+    if deploy not in sys.path:
+        sys.path.insert(0, deploy)
+    return importlib.import_module(script)
 
 
 def test_the_runner_gives_each_replica_its_own_ops_port_and_label(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    run = _runner()
+    run, supervisor = _deploy("run"), _deploy("supervisor")
     monkeypatch.delenv("HTTP_PORT", raising=False)
     monkeypatch.delenv("LOG_FORMAT", raising=False)
     plan = run.plan(run.parse_scale(["email=3", "voucher=2"]))
-    envs = {label: run.replica_env(service, label) for service, label in plan}
+    envs = {label: supervisor.replica_env(service, label) for service, label in plan}
     ports = {label: env.get("HTTP_PORT") for label, env in envs.items()}
     assert ports == {
         "booking": None,  # the API port serves its ops endpoints
@@ -125,7 +124,7 @@ def test_the_runner_gives_each_replica_its_own_ops_port_and_label(
     assert {env["LOG_FORMAT"] for env in envs.values()} == {"text"}
     monkeypatch.setenv("HTTP_PORT", "0")
     monkeypatch.setenv("LOG_FORMAT", "json")
-    assert run.replica_env("email", "email-2") == {
+    assert supervisor.replica_env("email", "email-2") == {
         "REPLICA_NAME": "email-2",
         "LOG_FORMAT": "json",
         "HTTP_PORT": "0",
