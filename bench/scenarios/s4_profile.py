@@ -7,6 +7,7 @@ measured with a backlog in its own queue, then (reported beside it) in all three
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from bench.config import RAW, Sizes
@@ -16,7 +17,7 @@ from bench.messages import confirmed_messages
 from bench.openloop import generate
 from bench.scenarios import Outcome
 from bench.stats import Figure, Verdict, percentile
-from shared.messaging.topology import CONSUMER_SERVICES, consumer_topology
+from shared.messaging.topology import CONSUMER_SERVICES, CONSUMERS, consumer_topology
 
 STEP_MS = {"notification": 1000, "email": 500, "voucher": 1000}
 PREFETCH = 50
@@ -51,13 +52,34 @@ async def _drain_backlogs(
     return {s: counts[s] / spans[s] * (STEP_MS[s] / 1000) / PREFETCH for s in services}
 
 
+async def _settle(sut: Stack) -> None:
+    """Wait for the work left from before (the steady load, an earlier backlog, their
+    progress reports) to end, so that a backlog's drain has the machine to itself."""
+
+    async def idle() -> bool:
+        sut.check_alive()
+        for names in CONSUMERS.values():
+            if (await sut.queue_counts(names.queue))[0]:
+                return False
+        for schema in CONSUMERS:
+            query = f"SELECT count(*) AS n FROM {schema}.outbox WHERE published_at IS NULL"
+            if int((await sut.sql(query))[0]["n"]):
+                return False
+        return True
+
+    await wait_for(idle, 120, "the system to go idle", interval=0.5)
+    await asyncio.sleep(max(STEP_MS.values()) / 1000)  # the deliveries still in hand
+
+
 async def _in_flight(sut: Stack, seconds: float) -> tuple[dict[str, float], dict[str, float]]:
     """Each consumer's share with a backlog in its own queue only (what the target is about:
     one process's asyncio concurrency), then with all three backlogs at once (which measures
     how the two cores are shared as much as any one process)."""
     alone: dict[str, float] = {}
     for service in CONSUMER_SERVICES:
+        await _settle(sut)
         alone |= await _drain_backlogs(sut, (service,), seconds)
+    await _settle(sut)
     together = await _drain_backlogs(sut, CONSUMER_SERVICES, seconds)
     return alone, together
 
