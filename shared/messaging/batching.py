@@ -72,7 +72,16 @@ class BatchRecorder:
         if self._running is None:
             # Started, not run: it begins after this loop turn, with what else came in it.
             self._running = asyncio.ensure_future(self._record_waiting())
+            self._running.add_done_callback(self._if_never_started)
         await done
+
+    def _if_never_started(self, task: asyncio.Task[None]) -> None:
+        # A task cancelled before its first step never enters _record_waiting, nor its
+        # finally: still ``_running`` then, it would hold its deliveries (and every later
+        # one, as no new task would start) forever.
+        if self._running is task:
+            self._running = None
+            self._interrupt([])
 
     async def _record_waiting(self) -> None:
         batch: list[_Delivery] = []
@@ -83,13 +92,16 @@ class BatchRecorder:
                 await self._record_batch(batch)
         finally:
             self._running = None
-            # Only if this task itself was cancelled or failed past its own handling: no
-            # delivery may wait for a batch that will never settle it.
-            # Each then takes the ordinary retry path.
-            interrupted = TransientError(f"{self.schema}: batch recording was interrupted")
-            for delivery in [*batch, *self._waiting]:
-                _settle(delivery.done, interrupted)
-            self._waiting.clear()
+            self._interrupt(batch)
+
+    def _interrupt(self, batch: list[_Delivery]) -> None:
+        # Only if this task itself was cancelled or failed past its own handling: no
+        # delivery may wait for a batch that will never settle it.
+        # Each then takes the ordinary retry path.
+        interrupted = TransientError(f"{self.schema}: batch recording was interrupted")
+        for delivery in [*batch, *self._waiting]:
+            _settle(delivery.done, interrupted)
+        self._waiting.clear()
 
     async def _record_batch(self, batch: list[_Delivery]) -> None:
         try:

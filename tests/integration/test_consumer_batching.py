@@ -3,17 +3,22 @@ PostgreSQL, with the voucher service's real handlers."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from uuid import UUID
 
 import aio_pika
+import asyncpg
 import pytest
 
+from services.voucher.bootstrap import MIGRATIONS as VOUCHER_MIGRATIONS
 from services.voucher.handlers import issue_voucher
 from shared.consumer_service import consumer_config
+from shared.db.migrate import CONSUMER_MIGRATIONS, migrate
 from shared.db.pool import Connection
-from shared.errors import ConfigurationError, PermanentError
+from shared.errors import ConfigurationError, PermanentError, TransientError
 from shared.events import BookingConfirmed, Event
+from shared.messaging.batching import BatchRecorder
 from shared.messaging.envelope import event_message
 from shared.messaging.handlers import route
 from shared.messaging.topology import EVENTS_EXCHANGE, consumer_topology, declare_all
@@ -103,3 +108,74 @@ def test_batching_is_refused_for_consumers_with_effects_outside_their_database(
     settings = ConsumerSettings(database_url="postgresql://x/y", amqp_url="amqp://x", batch_size=10)
     with pytest.raises(ConfigurationError, match="BATCH_SIZE must be 1"):
         consumer_config(service, settings)
+
+
+@pytest.mark.parametrize(
+    "death", ["cancelled_mid_transaction", "cancelled_before_it_started", "a_callback_raised"]
+)
+async def test_a_batch_task_that_dies_settles_every_waiting_delivery_with_a_transient_error(
+    env: TestEnv, death: str
+) -> None:
+    """The batch task can die past its own handling (cancelled, or a callback outside its
+    try raising): every record() waiting on it, in its batch or queued behind it, must get a
+    TransientError (the consumer's retry path) promptly, and the recorder must work again."""
+    pool = await asyncpg.create_pool(env.database_url, min_size=1, max_size=2)
+    assert pool is not None
+    await migrate(pool, "voucher", [CONSUMER_MIGRATIONS, VOUCHER_MIGRATIONS])
+    in_transaction = asyncio.Event()
+    never = asyncio.Event()
+    committed: list[int] = []
+    one_by_one: list[Event] = []
+
+    async def issue_and_hold(event: BookingConfirmed, tx: Connection) -> list[Event]:
+        emitted = await issue_voucher(event, tx)  # a real row, in the batch's transaction
+        if death == "cancelled_mid_transaction" and not in_transaction.is_set():
+            in_transaction.set()
+            await never.wait()  # holds the first batch inside its open transaction
+        return emitted
+
+    def on_commit() -> None:
+        committed.append(1)
+        if death == "a_callback_raised" and len(committed) == 1:
+            raise RuntimeError("on_commit failed")  # after the try of _record_batch
+
+    async def handle_one(event: Event, attempts: int) -> None:
+        one_by_one.append(event)  # the batch's own fallback: must not be what settles them
+
+    recorder = BatchRecorder(
+        pool,
+        "voucher",
+        dict([route(BookingConfirmed, issue_and_hold)]),
+        progress=lambda event, attempts: None,
+        handle_one=handle_one,
+        on_commit=on_commit,
+        count=lambda outcome: None,
+        max_size=3,
+    )
+    events = [confirmed() for _ in range(7)]  # a batch of 3, and 4 waiting behind it
+    try:
+        deliveries = [asyncio.ensure_future(recorder.record(e, 1)) for e in events]
+        if death == "cancelled_before_it_started":
+            await asyncio.sleep(0)  # each record() has queued its delivery and started the task
+            task = recorder._running
+            assert task is not None
+            assert len(recorder._waiting) == len(events)  # no batch taken yet: not started
+            task.cancel()  # before its first step: the coroutine's body never runs
+        elif death == "cancelled_mid_transaction":
+            await asyncio.wait_for(in_transaction.wait(), 5)
+            task = recorder._running
+            assert task is not None
+            task.cancel()
+        outcomes = await asyncio.wait_for(asyncio.gather(*deliveries, return_exceptions=True), 5)
+        assert [type(o) for o in outcomes] == [TransientError] * len(events), outcomes
+        assert all("batch recording was interrupted" in str(o) for o in outcomes)
+        assert one_by_one == []
+        recorded = 3 if death == "a_callback_raised" else 0  # committed before on_commit raised
+        assert await fetchval(env, "SELECT count(*) FROM voucher.processed_events") == recorded
+        assert await effects(env, "voucher") == recorded
+        # not wedged: the next delivery starts a new batch task, and is recorded
+        await asyncio.wait_for(recorder.record(events[-1], 2), 5)
+        assert await effects(env, "voucher") == recorded + 1
+    finally:
+        never.set()
+        await pool.close()
