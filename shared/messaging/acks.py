@@ -16,12 +16,19 @@ none (:meth:`AckBatcher.flush` is awaited before the channel closes).
 
 Deliveries settled another way (a nack, or a parked copy's ack) are :meth:`forgotten
 <AckBatcher.forget>` after that settle was written, so a later multiple ack passes over them.
+
+One sender task writes the frames of every turn, strictly in the order they were decided:
+with one task per turn, a later turn's multiple ack could pass an earlier turn's singles
+while both waited on the connection's full write queue, and the broker closes a channel
+acked for a tag it no longer knows. The sender stops when the channel closes, since a write
+waiting on a dead connection's queue is never woken.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 
 from aiormq.abc import AbstractChannel
 
@@ -34,8 +41,10 @@ class AckBatcher:
         self._name = name
         self._outstanding: set[int] = set()
         self._acked: set[int] = set()
-        self._sending: set[asyncio.Task[None]] = set()
+        self._unsent: deque[tuple[int, bool]] = deque()
+        self._sender: asyncio.Task[None] | None = None
         self._scheduled = False
+        channel.closing.add_done_callback(self._on_channel_closed)
 
     def delivered(self, tag: int | None) -> None:
         if tag is not None:  # None: a no-ack delivery, nothing to settle
@@ -57,11 +66,9 @@ class AckBatcher:
 
     def _send_turn(self) -> None:
         self._scheduled = False
-        frames = self._frames()
-        if frames:
-            task = asyncio.ensure_future(self._write(frames))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
+        self._unsent.extend(self._frames())
+        if self._unsent and self._sender is None:
+            self._sender = asyncio.ensure_future(self._send())
 
     def _frames(self) -> list[tuple[int, bool]]:
         """The (tag, multiple) frames that ack everything in ``_acked``, and only that."""
@@ -79,18 +86,33 @@ class AckBatcher:
         self._acked.clear()
         return frames
 
-    async def _write(self, frames: list[tuple[int, bool]]) -> None:
+    async def _send(self) -> None:
         # wait=False: queued for the connection's writer, in order, without waiting for it
         # to drain; a chain of drains would hold later turns' acks back.
         try:
-            for tag, multiple in frames:
+            while self._unsent:
+                tag, multiple = self._unsent[0]
                 await self._channel.basic_ack(tag, multiple=multiple, wait=False)
+                self._unsent.popleft()
         except Exception as exc:  # the channel is gone: the broker redelivers, the record absorbs
-            log.warning("%s: could not ack up to %d: %r", self._name, frames[-1][0], exc)
+            last = self._unsent[-1][0] if self._unsent else "?"
+            log.warning("%s: could not ack up to %s: %r", self._name, last, exc)
+            self._unsent.clear()
+        finally:
+            self._sender = None
+
+    def _on_channel_closed(self, _: object) -> None:
+        if self._unsent:
+            log.warning("%s: channel closed before acks up to %d", self._name, self._unsent[-1][0])
+        self._unsent.clear()
+        if self._sender is not None:
+            # Cancelled before its first step, it would never reach its finally.
+            self._sender.cancel()
+            self._sender = None
 
     async def flush(self) -> None:
         """Send what this turn gathered and wait until every ack so far was written."""
         if self._scheduled:
             self._send_turn()
-        if self._sending:
-            await asyncio.wait(set(self._sending))
+        if self._sender is not None:
+            await asyncio.wait({self._sender})

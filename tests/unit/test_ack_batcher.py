@@ -15,6 +15,7 @@ class RecordingChannel:
     def __init__(self, fail: bool = False) -> None:
         self.frames: list[tuple[int, bool]] = []
         self.fail = fail
+        self.closing: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     async def basic_ack(self, delivery_tag: int, multiple: bool = False, wait: bool = True) -> None:
         if self.fail:
