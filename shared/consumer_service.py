@@ -141,6 +141,7 @@ async def _build(
     # DB_POOL_SIZE bounds the transactions in progress, PREFETCH the messages in hand: a
     # step's slow work (simulated, rendering) happens before its transaction opens, so a
     # large prefetch does not need as many PostgreSQL connections (a server has ~100).
+    config = consumer_config(service, settings)  # refused before anything is opened
     pool = pool or await connect_database(settings)
     await migrate(pool, service, [CONSUMER_MIGRATIONS, migrations])
     metrics = Metrics()
@@ -160,7 +161,7 @@ async def _build(
         metrics=metrics,
     )
     consumer = Consumer(
-        consumer_config(service, settings),
+        config,
         handlers,
         pool,
         publisher,

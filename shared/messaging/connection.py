@@ -9,6 +9,7 @@ from collections.abc import Callable
 import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, ConsumerTag
+from aio_pika.connection import make_url
 
 from shared.errors import BrokerUnavailable
 
@@ -38,13 +39,23 @@ def redact(url: str) -> str:
 async def connect(url: str, *, name: str, timeout: float) -> AbstractConnection:
     """One plain (non-robust) connection. Reconnecting is the caller's loop: we own that
     logic rather than trust robust connections to restore consumers after a drop."""
+    # Built here rather than by aio_pika.connect, which abandons a connection that failed to
+    # open: its __del__ then schedules close() wherever GC runs ("coroutine
+    # 'Connection.close' was never awaited" off the loop). Same arguments as aio_pika.connect.
+    connection = aio_pika.Connection(
+        make_url(url),
+        loop=asyncio.get_running_loop(),
+        client_properties={"connection_name": name},
+    )
     try:
-        return await asyncio.wait_for(
-            aio_pika.connect(url, timeout=timeout, client_properties={"connection_name": name}),
-            timeout,
-        )
-    except CONNECTION_ERRORS as exc:
-        raise BrokerUnavailable(f"cannot connect to {redact(url)}: {exc!r}") from exc
+        await asyncio.wait_for(connection.connect(timeout=timeout), timeout)
+    except BaseException as exc:
+        # Shielded: a second cancel cannot stop it halfway. Quiet: the error raised is ours.
+        await asyncio.shield(close_quietly(connection))
+        if isinstance(exc, CONNECTION_ERRORS):
+            raise BrokerUnavailable(f"cannot connect to {redact(url)}: {exc!r}") from exc
+        raise
+    return connection
 
 
 async def close_quietly(connection: AbstractConnection | None, timeout: float = 2.0) -> None:
@@ -53,6 +64,9 @@ async def close_quietly(connection: AbstractConnection | None, timeout: float = 
     try:
         await asyncio.wait_for(connection.close(), timeout)
     except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is None or task.cancelling():
+            raise  # aimed at our caller, not a close that aio-pika cancelled itself
         log.debug("closing connection was cancelled")
     except CONNECTION_ERRORS as exc:
         log.debug("closing connection failed: %r", exc)

@@ -7,9 +7,13 @@ import asyncio
 
 import aiormq
 import asyncpg
+import pytest
 
 from services.email.bootstrap import MIGRATIONS as EMAIL_MIGRATIONS
+from services.email.bootstrap import bootstrap as email_bootstrap
+from services.email.settings import EmailSettings
 from shared.db.migrate import CONSUMER_MIGRATIONS, migrate
+from shared.errors import ConfigurationError
 from shared.messaging.topology import (
     CONSUMER_SERVICES,
     consumer_entities,
@@ -17,7 +21,7 @@ from shared.messaging.topology import (
     declare_all,
 )
 from tests.support.amqp import channel, queue_depth
-from tests.support.infra import TestEnv
+from tests.support.infra import PG_ADMIN_URL, TestEnv
 from tests.support.stack import (
     all_consumers,
     booking_api,
@@ -81,3 +85,21 @@ async def test_an_event_reaches_a_consumer_caught_between_declaring_its_queue_an
     async with booking_api(env) as (client, _):
         assert (await client.post("/bookings", json=booking_body())).status_code == 201
         await wait_until(lambda: equals(queue_depth(env.amqp_url(), work.name), 1), what="queued")
+
+
+async def test_a_consumer_refused_for_its_configuration_leaves_no_database_connection_open(
+    env: TestEnv,
+) -> None:
+    settings = EmailSettings(
+        database_url=env.database_url, amqp_url=env.amqp_url(), batch_size=10, http_port=0
+    )
+    with pytest.raises(ConfigurationError, match="BATCH_SIZE must be 1"):
+        await email_bootstrap(settings)
+    admin = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        connections = await admin.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1", env.name
+        )
+    finally:
+        await admin.close()
+    assert connections == 0
