@@ -13,16 +13,18 @@ one transaction::
     COMMIT ──► every delivery of the batch is acked
 
 If anything fails (a handler raises, the commit fails), the whole transaction rolls back and
-each delivery of the batch is handled again **on its own** (the ordinary path), so one bad
-message decides only its own fate: retried or dead-lettered like any other. A handler may
-therefore run twice for the same event, once in the rolled-back batch, which is invisible
-for database-only handlers and **wrong for handlers with outside effects** (an email, a
+each delivery of the batch is handled again **on its own** (the ordinary path, a few at a
+time, each in its own delivery's trace and log context), so one bad message decides only
+its own fate: retried or dead-lettered like any other. A handler may therefore run twice
+for the same event, once in the rolled-back batch, which is invisible for database-only
+handlers and **wrong for handlers with outside effects** (an email, a
 webhook): those consumers keep ``batch_size`` at 1.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +39,15 @@ from shared.outbox import outbox_insert, outbox_values
 
 log = logging.getLogger(__name__)
 
+# The fallback's transactions in progress at once. Each takes a pool connection of its own,
+# from a pool the consumer shares (the booking service's report consumer: with its API, 20
+# connections, batches of 50): all of a batch at once would starve the rest of the process.
+# Not one at a time either: no later batch starts until the fallback is over, so one slow
+# transaction (a duplicate blocked on a concurrent claim, a wait for a connection of up to
+# acquire_timeout) would hold every delivery behind it. Four keeps the batch's failure to a
+# fifth of the booking pool while the others go on.
+FALLBACK_CONCURRENCY = 4
+
 Handler = Callable[[Event, Connection], Awaitable[Sequence[Event] | None]]
 
 
@@ -46,6 +57,8 @@ class _Delivery:
     attempts: int
     traceparent: str | None  # of the delivery's span: its emitted events join its trace
     done: asyncio.Future[None]
+    # The delivery's own context (its span, its log fields): its fallback runs in it.
+    context: contextvars.Context
     duplicate: bool = field(default=False)
 
 
@@ -67,11 +80,15 @@ class BatchRecorder:
 
     async def record(self, event: Event, attempts: int) -> None:
         """Return once ``event`` is committed (or raise what its own retry raised)."""
-        done = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Delivery(event, attempts, current_traceparent(), done))
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        context = contextvars.copy_context()
+        self._waiting.append(_Delivery(event, attempts, current_traceparent(), done, context))
         if self._running is None:
             # Started, not run: it begins after this loop turn, with what else came in it.
-            self._running = asyncio.ensure_future(self._record_waiting())
+            # In a context of its own: it works for every delivery, not for the one that
+            # happened to start it (whose trace and log fields it would otherwise carry).
+            self._running = loop.create_task(self._record_waiting(), context=contextvars.Context())
             self._running.add_done_callback(self._if_never_started)
         await done
 
@@ -82,6 +99,15 @@ class BatchRecorder:
         if self._running is task:
             self._running = None
             self._interrupt([])
+
+    async def close(self) -> None:
+        """Cancel the batch in progress and wait until it has let go of its connection (the
+        consumer has stopped: its deliveries were given their grace period and are left for
+        redelivery). Whoever still waits on it gets the TransientError of ``_interrupt``."""
+        task = self._running
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task])
 
     async def _record_waiting(self) -> None:
         batch: list[_Delivery] = []
@@ -109,9 +135,11 @@ class BatchRecorder:
         except Exception as exc:
             if len(batch) > 1:
                 log.info("%s: batch of %d failed (%r); one by one", self.schema, len(batch), exc)
-            results = await asyncio.gather(
-                *(self.handle_one(d.event, d.attempts) for d in batch), return_exceptions=True
-            )
+            slots = asyncio.Semaphore(FALLBACK_CONCURRENCY)
+            # Each in its own delivery's context: its outbox rows join its trace, its log
+            # lines carry its ids.
+            alone = [asyncio.create_task(self._alone(d, slots), context=d.context) for d in batch]
+            results = await asyncio.gather(*alone, return_exceptions=True)
             for delivery, result in zip(batch, results, strict=True):
                 _settle(delivery.done, result)
             return
@@ -121,6 +149,10 @@ class BatchRecorder:
                 log.info("%s: duplicate %s skipped", self.schema, delivery.event.event_id)
                 self.count("duplicates")
             _settle(delivery.done, None)
+
+    async def _alone(self, delivery: _Delivery, slots: asyncio.Semaphore) -> None:
+        async with slots:
+            await self.handle_one(delivery.event, delivery.attempts)
 
     async def _in_one_transaction(self, batch: list[_Delivery]) -> None:
         # Claimed in event_id order, so two batches holding the same ids cannot deadlock.

@@ -144,7 +144,13 @@ class Consumer:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, reconnecting whenever the connection or channel is
         lost. Returns after a graceful drain."""
-        await self._subscription.run(stop)
+        try:
+            await self._subscription.run(stop)
+        finally:
+            # Its deliveries are settled or given up by now: a batch still in progress must
+            # not hold a connection of the pool that is about to close.
+            if self._batch is not None:
+                await self._batch.close()
 
     async def _settle(self, message: AbstractIncomingMessage, acks: AckBatcher) -> None:
         self._count("consumed")

@@ -5,23 +5,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from uuid import UUID
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from uuid import UUID, uuid4
 
 import aio_pika
 import asyncpg
 import pytest
 
+from services.voucher import bootstrap as voucher_bootstrap
 from services.voucher.bootstrap import MIGRATIONS as VOUCHER_MIGRATIONS
 from services.voucher.handlers import issue_voucher
+from services.voucher.settings import VoucherSettings
 from shared.consumer_service import consumer_config
 from shared.db.migrate import CONSUMER_MIGRATIONS, migrate
-from shared.db.pool import Connection
+from shared.db.pool import Connection, create_pool
 from shared.errors import ConfigurationError, PermanentError, TransientError
 from shared.events import BookingConfirmed, Event
-from shared.messaging.batching import BatchRecorder
+from shared.logging_setup import ContextFilter, message_context
+from shared.messaging.batching import FALLBACK_CONCURRENCY, BatchRecorder
+from shared.messaging.consumer import Consumer, ConsumerConfig
 from shared.messaging.envelope import event_message
-from shared.messaging.handlers import route
+from shared.messaging.handlers import Handler, route
+from shared.messaging.publisher import ConfirmingPublisher
 from shared.messaging.topology import EVENTS_EXCHANGE, consumer_topology, declare_all
+from shared.observability.tracing import carried_context, current_traceparent
 from shared.settings import ConsumerSettings
 from tests.support.amqp import queue_depth
 from tests.support.events import confirmed
@@ -111,7 +119,13 @@ def test_batching_is_refused_for_consumers_with_effects_outside_their_database(
 
 
 @pytest.mark.parametrize(
-    "death", ["cancelled_mid_transaction", "cancelled_before_it_started", "a_callback_raised"]
+    "death",
+    [
+        "cancelled_mid_transaction",
+        "cancelled_before_it_started",
+        "a_callback_raised",
+        "closed_mid_transaction",  # BatchRecorder.close(), as the consumer calls it at stop
+    ],
 )
 async def test_a_batch_task_that_dies_settles_every_waiting_delivery_with_a_transient_error(
     env: TestEnv, death: str
@@ -129,7 +143,8 @@ async def test_a_batch_task_that_dies_settles_every_waiting_delivery_with_a_tran
 
     async def issue_and_hold(event: BookingConfirmed, tx: Connection) -> list[Event]:
         emitted = await issue_voucher(event, tx)  # a real row, in the batch's transaction
-        if death == "cancelled_mid_transaction" and not in_transaction.is_set():
+        held = death in ("cancelled_mid_transaction", "closed_mid_transaction")
+        if held and not in_transaction.is_set():
             in_transaction.set()
             await never.wait()  # holds the first batch inside its open transaction
         return emitted
@@ -166,6 +181,10 @@ async def test_a_batch_task_that_dies_settles_every_waiting_delivery_with_a_tran
             task = recorder._running
             assert task is not None
             task.cancel()
+        elif death == "closed_mid_transaction":
+            await asyncio.wait_for(in_transaction.wait(), 5)
+            await asyncio.wait_for(recorder.close(), 5)
+            assert recorder._running is None
         outcomes = await asyncio.wait_for(asyncio.gather(*deliveries, return_exceptions=True), 5)
         assert [type(o) for o in outcomes] == [TransientError] * len(events), outcomes
         assert all("batch recording was interrupted" in str(o) for o in outcomes)
@@ -179,3 +198,205 @@ async def test_a_batch_task_that_dies_settles_every_waiting_delivery_with_a_tran
     finally:
         never.set()
         await pool.close()
+
+
+@asynccontextmanager
+async def voucher_recorder(
+    env: TestEnv, handlers: dict[str, Handler], batch_size: int = 50
+) -> AsyncIterator[tuple[BatchRecorder, asyncpg.Pool]]:
+    """The batch recorder of a real voucher Consumer (its own one-by-one path as the
+    fallback), fed directly: deliveries recorded in one loop turn make one batch."""
+    pool = await create_pool(env.database_url, max_size=30)
+    try:
+        await migrate(pool, "voucher", [CONSUMER_MIGRATIONS, VOUCHER_MIGRATIONS])
+        config = ConsumerConfig(service="voucher", amqp_url=env.amqp_url(), batch_size=batch_size)
+        publisher = ConfirmingPublisher(env.amqp_url(), name="unused")  # never connects
+        consumer = Consumer(config, handlers, pool, publisher)
+        assert consumer._batch is not None
+        yield consumer._batch, pool
+    finally:
+        await pool.close()
+
+
+def new_traceparent() -> str:
+    return f"00-{uuid4().hex}-{uuid4().hex[:16]}-01"
+
+
+async def deliver(recorder: BatchRecorder, event: Event, traceparent: str | None) -> None:
+    """One delivery as the consumer runtime has it in hand: its trace and log fields set."""
+    headers = {"traceparent": traceparent} if traceparent else {}
+    with (
+        message_context(event_id=event.event_id, booking_id=event.booking_id),
+        carried_context(headers),
+    ):
+        await recorder.record(event, 1)
+
+
+async def outbox_traceparents(env: TestEnv) -> list[tuple[UUID, str, str | None]]:
+    conn = await asyncpg.connect(env.database_url)
+    try:
+        rows = await conn.fetch("SELECT booking_id, event_type, traceparent FROM voucher.outbox")
+    finally:
+        await conn.close()
+    return [(r["booking_id"], r["event_type"], r["traceparent"]) for r in rows]
+
+
+async def test_each_delivery_of_a_failed_batch_is_retried_in_its_own_trace_and_log_context(
+    env: TestEnv, caplog: pytest.LogCaptureFixture
+) -> None:
+    events = [confirmed() for _ in range(3)]
+    poison = events[2].event_id  # forces the one-by-one fallback for the whole batch
+    traceparents = {e.event_id: new_traceparent() for e in events}
+    handler_log = logging.getLogger("test.batching.handler")
+    seen: list[tuple[UUID, str | None]] = []
+
+    async def issue_unless_poison(event: BookingConfirmed, tx: Connection) -> list[Event]:
+        seen.append((event.event_id, current_traceparent()))
+        handler_log.info("issuing for %s", event.event_id)
+        if event.event_id == poison:
+            raise PermanentError("refused on purpose")
+        return await issue_voucher(event, tx)
+
+    caplog.set_level(logging.INFO)
+    caplog.handler.addFilter(ContextFilter("voucher", "voucher"))  # log fields, as in prod
+    async with voucher_recorder(env, dict([route(BookingConfirmed, issue_unless_poison)])) as (
+        recorder,
+        _,
+    ):
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(
+                *(deliver(recorder, e, traceparents[e.event_id]) for e in events),
+                return_exceptions=True,
+            ),
+            10,
+        )
+    assert [type(o) for o in outcomes] == [type(None), type(None), PermanentError], outcomes
+    assert "one by one" in caplog.text  # the batch failed; each was handled again alone
+    # Each event's outbox rows (its VoucherIssued, its report) carry its own traceparent.
+    rows = await outbox_traceparents(env)
+    by_booking = {e.booking_id: traceparents[e.event_id] for e in events}
+    assert sorted(event_type for _, event_type, _ in rows) == sorted(
+        ["VoucherIssued", "FulfilmentProgressed"] * 2
+    )
+    assert [(b, t) for b, _, t in rows] == [(b, by_booking[b]) for b, _, _ in rows]
+    # The handler saw its own trace, or none (in the batch): never another delivery's.
+    assert all(tp in (None, traceparents[event_id]) for event_id, tp in seen), seen
+    assert {event_id for event_id, tp in seen if tp} == set(traceparents)  # fallback: own
+    # Likewise the log fields of each line the handler wrote.
+    # (the event a line is about, the event_id field it carries)
+    lines = [
+        (r.getMessage().rsplit(" ", 1)[1], getattr(r, "event_id", None))
+        for r in caplog.records
+        if r.name == handler_log.name
+    ]
+    assert all(field in (None, about) for about, field in lines), lines
+    assert {field for _, field in lines} - {None} == {str(e.event_id) for e in events}
+
+
+async def test_a_batched_delivery_without_a_trace_does_not_take_the_trace_of_the_first(
+    env: TestEnv,
+) -> None:
+    traced, untraced = confirmed(), confirmed()
+    traceparent = new_traceparent()
+    async with voucher_recorder(env, dict([route(BookingConfirmed, issue_voucher)])) as (
+        recorder,
+        _,
+    ):
+        await asyncio.wait_for(
+            asyncio.gather(
+                deliver(recorder, traced, traceparent), deliver(recorder, untraced, None)
+            ),
+            10,
+        )
+    # one batch: both recorded in the same transaction
+    assert await fetchval(env, "SELECT count(DISTINCT xmin::text) FROM voucher.vouchers") == 1
+    rows = await outbox_traceparents(env)
+    assert len(rows) == 4
+    expected = {traced.booking_id: traceparent, untraced.booking_id: None}
+    assert [(b, t) for b, _, t in rows] == [(b, expected[b]) for b, _, _ in rows]
+
+
+async def test_the_fallback_of_a_big_batch_holds_no_more_than_a_few_connections_at_once(
+    env: TestEnv, caplog: pytest.LogCaptureFixture
+) -> None:
+    events = [confirmed() for _ in range(30)]
+    poison = events[0].event_id
+    in_transaction: list[int] = []  # sessions of the test database in a transaction
+
+    async def issue_slowly(event: BookingConfirmed, tx: Connection) -> list[Event]:
+        if event.event_id == poison:
+            raise PermanentError("refused on purpose")
+        emitted = await issue_voucher(event, tx)
+        await asyncio.sleep(0.1)  # long enough for every transaction started to overlap
+        in_transaction.append(
+            await tx.fetchval(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND xact_start IS NOT NULL"
+            )
+        )
+        return emitted
+
+    caplog.set_level(logging.INFO, logger="shared.messaging.batching")
+    handlers = dict([route(BookingConfirmed, issue_slowly)])
+    async with voucher_recorder(env, handlers, batch_size=len(events)) as (recorder, pool):
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(*(recorder.record(e, 1) for e in events), return_exceptions=True),
+            30,
+        )
+        assert pool.get_max_size() > FALLBACK_CONCURRENCY * 2  # the pool is not the bound
+    assert "batch of 30 failed" in caplog.text
+    assert [type(o) for o in outcomes] == [PermanentError] + [type(None)] * 29, outcomes
+    assert await effects(env, "voucher") == 29
+    assert len(in_transaction) == 29  # the fallback's (the batch failed at its first event)
+    assert max(in_transaction) <= FALLBACK_CONCURRENCY, in_transaction
+    assert max(in_transaction) > 1  # a few at a time, not one by one
+
+
+async def test_a_stopped_consumer_leaves_no_batch_holding_a_connection(env: TestEnv) -> None:
+    """Stopped while a batch is stuck in its transaction: once run() has returned (the
+    grace period over), the batch is cancelled and its connection given back, so closing
+    the pool does not wait for it."""
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def issue_and_hold(event: BookingConfirmed, tx: Connection) -> list[Event]:
+        emitted = await issue_voucher(event, tx)
+        held.set()
+        await release.wait()  # stuck inside the batch's open transaction
+        return emitted
+
+    url = env.amqp_url()
+    await prefill(url, [confirmed() for _ in range(3)])
+    settings = VoucherSettings(
+        database_url=env.database_url,
+        amqp_url=url,
+        amqp_connect_timeout=2.0,
+        amqp_publish_timeout=2.0,
+        prefetch=10,
+        batch_size=10,
+        shutdown_grace=0.2,
+        http_port=0,
+    )
+    process = await voucher_bootstrap.bootstrap(
+        settings, handlers=dict([route(BookingConfirmed, issue_and_hold)])
+    )
+    stop = asyncio.Event()
+    run = asyncio.create_task(process.run(stop))
+    try:
+        await asyncio.wait_for(held.wait(), 10)
+        stop.set()
+        await asyncio.wait_for(run, 10)
+        open_transactions = await fetchval(
+            env,
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND xact_start IS NOT NULL "
+            "AND pid <> pg_backend_pid()",
+        )
+        assert open_transactions == 0
+        assert process.pool.get_idle_size() == process.pool.get_size()  # none held
+        assert await effects(env, "voucher") == 0  # rolled back: redelivered later
+        assert await queue_depth(url, VOUCHER.queue) == 3
+    finally:
+        release.set()
+        stop.set()
+        await asyncio.wait_for(run, 10)
+        await process.close()
