@@ -34,6 +34,7 @@ import asyncpg
 from shared.db.pool import Connection, acquire
 from shared.errors import TransientError
 from shared.events import Event
+from shared.logging_setup import message_context
 from shared.observability.tracing import current_traceparent
 from shared.outbox import outbox_insert, outbox_values
 
@@ -177,7 +178,13 @@ class BatchRecorder:
                     delivery.duplicate = True
                     continue
                 claimed.discard(event.event_id)  # a second copy in this batch is a duplicate
-                emitted = list(await self.handlers[event.event_type](event, tx) or [])
+                # Its own ids on the handler's log lines (the batch task has no delivery's).
+                with message_context(
+                    event_id=event.event_id,
+                    booking_id=event.booking_id,
+                    correlation_id=event.booking_id,
+                ):
+                    emitted = list(await self.handlers[event.event_type](event, tx) or [])
                 report = self.progress(event, delivery.attempts)
                 for new in [*emitted, *([report] if report else [])]:
                     rows.append(outbox_values(new, traceparent=delivery.traceparent))
