@@ -11,6 +11,7 @@ from typing import Any
 
 from bench import BenchError
 from bench.config import ROOT, Sizes
+from bench.consumers import PREFETCH
 from bench.harness import Stack, amqp_channel, publish_all, stack
 from bench.messages import confirmed_messages
 from bench.plots import bar_plot
@@ -43,12 +44,27 @@ async def _drain(sut: Stack, variant: str, count: int) -> float:
         raise BenchError(f"{variant} did not drain {count} messages in time") from None
     if process.returncode != 0:
         raise BenchError(f"consumer variant {variant} exited with {process.returncode}")
-    ready, _ = await sut.queue_counts(queue)
-    if ready:  # a variant that left messages would get a flattering rate: clear and say so
-        async with amqp_channel(sut.amqp_url) as channel:
-            await (await channel.get_queue(queue, ensure=False)).purge()
-        raise BenchError(f"{variant} left {ready} messages")
+    await _no_leftovers(sut, variant, queue)
     return float(json.loads(out.decode().strip().splitlines()[-1])["rate"])
+
+
+async def _no_leftovers(sut: Stack, variant: str, queue: str) -> None:
+    """Every variant stops after COUNT handled messages, so it cannot flatter itself by
+    leaving some; but leftovers would end the next variant early. Now and then (seen with
+    the bare aio-pika loop too: every message received once, each ack awaited) a few acks
+    of the last moment before the connection closed do not count and their messages come
+    back: cleared, and said. More than a prefetch left means a variant that did not drain."""
+    ready = 0
+    for _ in range(20):  # a quorum queue's counts lag its consumer's departure
+        ready, consumers = await sut.queue_counts(queue)
+        if not (ready or consumers):
+            return
+        await asyncio.sleep(0.1)
+    async with amqp_channel(sut.amqp_url) as channel:
+        await (await channel.get_queue(queue, ensure=False)).purge()
+    if ready > PREFETCH:
+        raise BenchError(f"{variant} left {ready} messages")
+    print(f"    {variant}: {ready} message(s) back after their acks; cleared", flush=True)
 
 
 async def run(sizes: Sizes) -> Outcome:
