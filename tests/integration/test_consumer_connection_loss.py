@@ -10,7 +10,7 @@ from shared.messaging.envelope import event_message
 from shared.messaging.handlers import route
 from shared.messaging.topology import EVENTS_EXCHANGE, consumer_topology
 from tests.support.amqp import publish_raw, queue_depth
-from tests.support.events import confirmed
+from tests.support.events import confirmed, record_email
 from tests.support.infra import AMQP_HOST, AMQP_PORT, TestEnv
 from tests.support.stack import effects, equals, running_consumer, wait_until
 from tests.support.tcp_proxy import TcpProxy
@@ -29,13 +29,7 @@ async def test_a_handler_in_progress_when_the_connection_drops_finishes_and_acts
         calls.append(str(event.event_id))
         entered.set()
         await release.wait()  # the SMTP server is taking the message
-        await tx.execute(
-            "INSERT INTO email.emails (event_id, booking_id, kind, recipient, subject) "
-            "VALUES ($1, $2, 'confirmation', $3, 'test')",
-            event.event_id,
-            event.booking_id,
-            event.guest_email,
-        )
+        await record_email(tx, event)
 
     handlers = dict([route(BookingConfirmed, slow_send)])
     async with (

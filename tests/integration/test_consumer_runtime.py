@@ -16,7 +16,7 @@ from shared.messaging.envelope import event_message
 from shared.messaging.handlers import Handler, route
 from shared.messaging.topology import EVENTS_EXCHANGE, consumer_topology
 from tests.support.amqp import publish_raw, queue_depth, take
-from tests.support.events import confirmed
+from tests.support.events import confirmed, record_email
 from tests.support.infra import TestEnv
 from tests.support.stack import all_consumers, effects, equals, running_consumer, wait_until
 
@@ -31,13 +31,7 @@ def failing(times: int, error: Exception, calls: list[str]) -> dict[str, Handler
         calls.append(str(event.event_id))
         if len(calls) <= times:
             raise error
-        await tx.execute(
-            "INSERT INTO email.emails (event_id, booking_id, kind, recipient, subject) "
-            "VALUES ($1, $2, 'confirmation', $3, 'test')",
-            event.event_id,
-            event.booking_id,
-            event.guest_email,
-        )
+        await record_email(tx, event)
 
     return dict([route(BookingConfirmed, handler)])
 
@@ -177,13 +171,7 @@ async def test_acks_coalesced_around_parked_and_slow_messages_settle_each_messag
         await asyncio.sleep(random.uniform(0, 0.03))
         if event.event_id in doomed:
             raise PermanentError("refused on purpose")
-        await tx.execute(
-            "INSERT INTO email.emails (event_id, booking_id, kind, recipient, subject) "
-            "VALUES ($1, $2, 'confirmation', $3, 'test')",
-            event.event_id,
-            event.booking_id,
-            event.guest_email,
-        )
+        await record_email(tx, event)
 
     url = env.amqp_url()
     handlers = dict([route(BookingConfirmed, handler)])

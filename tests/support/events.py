@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 from uuid import uuid4
 
+from shared.db.pool import Connection
 from shared.events import BookingConfirmed, Event
 
 E = TypeVar("E", bound=Event)
@@ -36,3 +37,14 @@ def booking_event(kind: type[E], **overrides: Any) -> E:
 
 def confirmed(**overrides: Any) -> BookingConfirmed:
     return booking_event(BookingConfirmed, **overrides)
+
+
+async def record_email(tx: Connection, event: BookingConfirmed) -> None:
+    """The row the email service writes for a sent confirmation: a test handler's effect."""
+    await tx.execute(
+        "INSERT INTO email.emails (event_id, booking_id, kind, recipient, subject) "
+        "VALUES ($1, $2, 'confirmation', $3, 'test')",
+        event.event_id,
+        event.booking_id,
+        event.guest_email,
+    )
