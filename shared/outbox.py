@@ -36,6 +36,7 @@ from shared.observability.tracing import (
     headers_for,
     tracer,
 )
+from shared.waiting import first_of
 
 log = logging.getLogger(__name__)
 LOGGED_FAILURES = 3  # rows of a batch whose failure is logged one by one, with their ids
@@ -148,12 +149,7 @@ class OutboxRelay:
             await self.relay_once()
 
     async def _sleep(self, stop: asyncio.Event, seconds: float, wake_early: bool = False) -> None:
-        waiters = {asyncio.ensure_future(stop.wait())}
-        if wake_early:
-            waiters.add(asyncio.ensure_future(self._wakeup.wait()))
-        _, pending = await asyncio.wait(waiters, timeout=seconds, return_when="FIRST_COMPLETED")
-        for waiter in pending:
-            waiter.cancel()
+        await first_of(stop, *([self._wakeup] if wake_early else []), timeout=seconds)
 
     async def relay_once(self) -> tuple[int, int]:
         """Publish one batch; return (published, failed)."""

@@ -84,8 +84,7 @@ class FeedHub:
             except LISTENER_ERRORS as exc:
                 log.warning("feed listener: %r; reconnecting in %.1fs", exc, delay)
             if not stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
+                await first_of(stop, timeout=delay)
                 delay = min(delay * 2, self._reconnect_max_delay)
 
     async def _listen_until_lost(self, stop: asyncio.Event) -> None:

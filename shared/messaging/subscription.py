@@ -9,7 +9,6 @@ drains: no new deliveries, those in hand get a grace period, pending acks are wr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -78,8 +77,7 @@ class Subscription:
                     "%s: broker unavailable, retrying in %.1fs: %s", self.names.queue, delay, exc
                 )
             if not stop.is_set():
-                with contextlib.suppress(TimeoutError):  # its wait is cancelled, not left behind
-                    await asyncio.wait_for(stop.wait(), delay)
+                await first_of(stop, timeout=delay)
                 delay = min(delay * 2, self.config.reconnect_max_delay)
 
     async def _consume_until_lost(self, stop: asyncio.Event) -> None:
