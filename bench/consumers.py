@@ -89,7 +89,7 @@ class NoRecordConsumer(Consumer):
     """The runtime with the per-message database transaction left out."""
 
     async def _handle_once(self, event: Event, attempts: int) -> None:
-        await self._handlers[event.event_type](event, None)  # type: ignore[arg-type]
+        await self._handlers[event.event_type].handle(event, None, None)  # type: ignore[arg-type]
 
 
 async def runtime(url: str, service: str, clock: Clock, *, record: bool, batch: int = 1) -> None:

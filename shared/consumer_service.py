@@ -30,7 +30,7 @@ from shared.messaging.handlers import Handler
 from shared.messaging.publisher import ConfirmingPublisher
 from shared.messaging.retry import RetryPolicy
 from shared.messaging.topology import PUBLISHES_TO, declare_service
-from shared.observability.health import Ops, consuming_check, database_check
+from shared.observability.health import Ops, consuming_check, database_check, moving_check
 from shared.observability.metrics import Metrics, OutboxProbe
 from shared.observability.tracing import configure_tracing
 from shared.outbox import OutboxRelay
@@ -108,6 +108,8 @@ def consumer_config(
         report_progress=report_progress,
         simulated_work=latency_ms / 1000,
         batch_size=settings.batch_size,
+        max_message_bytes=settings.max_message_bytes,
+        stall_timeout=settings.stall_timeout,
     )
 
 
@@ -173,6 +175,7 @@ async def _build(
     checks = {
         "database": database_check(pool, timeout),
         "consumer": consuming_check(lambda: consumer.consuming, consumer.names.queue),
+        "deliveries": moving_check(consumer.stalled),
     }
     ops = Ops(service, metrics, checks, timeout=timeout)
     server = OpsServer(ops_app(ops, routes), sock)

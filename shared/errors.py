@@ -6,11 +6,14 @@ The tree::
     ├── ConfigurationError        a setting that cannot work
     ├── OpsServerStopped          a process's health/metrics server stopped by itself
     ├── DatabaseUnavailable       PostgreSQL cannot be reached (or timed out)
+    │   └── PoolBusy              every connection of the process's pool is in use
     ├── MessagingError
     │   ├── BrokerUnavailable     no connection to RabbitMQ, or it dropped
     │   ├── PublishTimeout        the broker did not confirm within the timeout
     │   └── PublishRejected       the broker nacked or returned the message
+    │       └── MessageUnencodable  the message cannot be put into AMQP frames at all
     ├── InvalidMessage            a message that can never be handled: dead-letter it
+    │   └── MessageTooLarge       its body is over the runtime's size limit
     ├── UnhandledEventType        a well-formed event this consumer does not handle: ack and log
     └── HandlerError              raised by handlers to steer the runtime
         ├── TransientError        worth retrying with backoff
@@ -36,6 +39,10 @@ class DatabaseUnavailable(SharedError):
     pass
 
 
+class PoolBusy(DatabaseUnavailable):
+    pass
+
+
 class MessagingError(SharedError):
     pass
 
@@ -52,7 +59,15 @@ class PublishRejected(MessagingError):
     pass
 
 
+class MessageUnencodable(PublishRejected):
+    pass
+
+
 class InvalidMessage(SharedError):
+    pass
+
+
+class MessageTooLarge(InvalidMessage):
     pass
 
 

@@ -42,16 +42,18 @@ class Event(BaseModel):
 class _BookingFacts(Event):
     """What a consumer needs to know about a booking, carried by every booking event."""
 
-    hotel_id: int
-    hotel_name: str
-    room_type: str
+    # Bounded like the booking service's own columns: a careless publisher's event with a
+    # megabyte of name or a price of 1e300 is refused here, before a handler renders it.
+    hotel_id: int = Field(ge=1, le=2**31 - 1)
+    hotel_name: str = Field(min_length=1, max_length=200)
+    room_type: str = Field(min_length=1, max_length=50)
     check_in: date
     check_out: date
-    nights: int
-    total_price: Decimal
-    currency: str
-    guest_name: str
-    guest_email: str
+    nights: int = Field(ge=1, le=366)
+    total_price: Decimal = Field(ge=0, max_digits=12, decimal_places=2)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    guest_name: str = Field(min_length=1, max_length=200)
+    guest_email: str = Field(min_length=3, max_length=254)
 
 
 class BookingConfirmed(_BookingFacts):
@@ -76,23 +78,23 @@ class FulfilmentProgressed(Event):
     version: Literal[1] = 1
     step: Step
     status: StepStatus
-    attempts: int
+    attempts: int = Field(ge=0, le=1_000_000)
     source_event_id: UUID
-    source_event_type: str
-    error: str | None = None
+    source_event_type: str = Field(max_length=100)
+    error: str | None = Field(default=None, max_length=1000)
 
 
 class VoucherIssued(Event):
     event_type: ClassVar[str] = "VoucherIssued"
     version: Literal[1] = 1
-    code: str
-    pdf_base64: str = Field(description="The voucher PDF, base64-encoded")
+    code: str = Field(max_length=50)
+    pdf_base64: str = Field(description="The voucher PDF, base64-encoded", max_length=4_000_000)
 
 
 class VoucherVoided(Event):
     event_type: ClassVar[str] = "VoucherVoided"
     version: Literal[1] = 1
-    code: str
+    code: str = Field(max_length=50)
 
 
 EVENT_TYPES: dict[tuple[str, int], type[Event]] = {
@@ -117,8 +119,10 @@ def decode_event(body: bytes, handled: frozenset[str] | None = None) -> Event:
     """
     try:
         raw: Any = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidMessage(f"body is not JSON: {exc}") from exc
+    except Exception as exc:  # not only JSONDecodeError: see below
+        # Valid-looking JSON can still fail to become Python: an integer of more than 4,300
+        # digits (ValueError), arrays nested beyond the recursion limit (RecursionError).
+        raise InvalidMessage(f"body is not JSON Python can read: {type(exc).__name__}: {exc}") from exc
     if not isinstance(raw, dict):
         raise InvalidMessage("body is not a JSON object")
     event_type, version = raw.get("event_type"), raw.get("version")
@@ -133,3 +137,5 @@ def decode_event(body: bytes, handled: frozenset[str] | None = None) -> Event:
         return model.model_validate(raw)
     except ValidationError as exc:
         raise InvalidMessage(f"{event_type} v{version} does not match its schema: {exc}") from exc
+    except Exception as exc:  # whatever else a hostile body provokes
+        raise InvalidMessage(f"{event_type} v{version} cannot be validated: {exc!r}") from exc

@@ -46,6 +46,12 @@ class ConsumingSettings(CommonSettings):
     # Deliveries recorded per transaction (shared/messaging/batching.py): only for handlers
     # that write nothing but their own database (refused for email and notification).
     batch_size: int = Field(default=1, ge=1, le=1_000)
+    # A message body over this is dead-lettered (message-too-large) without being decoded.
+    # Keep it under the broker's max_message_size (2 MiB in deploy/rabbitmq/rabbitmq.conf),
+    # so the dead-lettered copy, same body, is always accepted.
+    max_message_bytes: int = Field(default=1024 * 1024, ge=1024, le=512 * 1024 * 1024)
+    # A delivery held longer than this (taken, never settled) turns /health/ready false.
+    stall_timeout: float = Field(default=300.0, gt=0)
 
 
 class ConsumerSettings(ConsumingSettings):

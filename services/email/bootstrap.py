@@ -11,13 +11,13 @@ from pathlib import Path
 
 import asyncpg
 
-from services.email.handlers import send_cancellation, send_confirmation
+from services.email.handlers import prepare_email, send_cancellation, send_confirmation
 from services.email.process import EmailProcess
 from services.email.settings import EmailSettings
 from services.email.smtp import SmtpSender
 from shared.consumer_service import build_consumer_process
 from shared.events import BookingCancelled, BookingConfirmed
-from shared.messaging.handlers import Handler, route
+from shared.messaging.handlers import Handler, route_prepared
 
 SERVICE = "email"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -35,11 +35,13 @@ def make_handlers(
 ) -> dict[str, Handler]:
     # Recorded with each email, so the spread of work over replicas can be seen.
     sent_by = f"{socket.gethostname()}:{os.getpid()}"
-    confirm, cancel = (
-        partial(send, sender=sender, render=render, email_from=settings.email_from, sent_by=sent_by)
-        for send in (send_confirmation, send_cancellation)
+    prepare = partial(prepare_email, sender=sender, render=render, email_from=settings.email_from)
+    return dict(
+        [
+            route_prepared(BookingConfirmed, prepare, partial(send_confirmation, sent_by=sent_by)),
+            route_prepared(BookingCancelled, prepare, partial(send_cancellation, sent_by=sent_by)),
+        ]
     )
-    return dict([route(BookingConfirmed, confirm), route(BookingCancelled, cancel)])
 
 
 async def bootstrap(

@@ -1,54 +1,79 @@
-"""Email handlers: plain async functions of (event, transaction, named dependencies).
+"""Email handlers: plain async functions of (event, transaction, what was prepared, named
+dependencies).
 
-Each builds its email (refusing, as permanent, an event that would inject headers), records
-it in ``email.emails`` and then hands it to the SMTP server, all inside the transaction that
-also records the event as processed. A failed send rolls the record back; the only window
-for a second copy of an email is a commit that fails after the server took it, and the
-copy then carries the same Message-ID.
+Each email is prepared before the delivery's transaction opens: built (refusing, as
+permanent, an event that would inject headers) and given one of the SMTP pool's slots, so
+no database connection is held while an email renders or waits for an SMTP connection.
+Inside the transaction it is recorded in ``email.emails`` and handed to the SMTP server; a
+failed send rolls the record back. The only window for a second copy of an email is a
+commit that fails after the server took it, and the copy then carries the same Message-ID.
 
 Building an email (the voucher PDF, the MIME structure) is CPU work: it runs off the event
 loop, on the ``render`` executor the process gives (one thread), so other messages keep
 moving meanwhile.
+
+A cancellation can overtake its confirmation (the confirmation was retrying, or waited in
+another replica): the guest must not get "you are booked" after "you are cancelled". Both
+handlers take a lock on the booking, and a confirmation finding the cancellation sent sends
+nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Callable
+import logging
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from functools import partial
 
 from services.email.messages import Outgoing, cancellation_email, confirmation_email
-from services.email.smtp import SmtpSender
+from services.email.smtp import SmtpSender, SmtpSlot
 from shared.db.pool import Connection
 from shared.events import BookingCancelled, BookingConfirmed
 
+log = logging.getLogger(__name__)
+BookingEvent = BookingConfirmed | BookingCancelled
+
+
+@dataclass(frozen=True)
+class ReadyEmail:
+    """What preparing an email gives its handler: the email, and a slot to send it in."""
+
+    outgoing: Outgoing
+    slot: SmtpSlot
+
+
+@asynccontextmanager
+async def prepare_email(
+    event: BookingEvent, *, sender: SmtpSender, render: Executor, email_from: str
+) -> AsyncIterator[ReadyEmail]:
+    if isinstance(event, BookingConfirmed):
+        build = partial(confirmation_email, event, email_from=email_from)
+    else:
+        build = partial(cancellation_email, event, email_from=email_from)
+    outgoing = await _build(render, build)
+    async with sender.slot() as slot:
+        yield ReadyEmail(outgoing, slot)
+
 
 async def send_confirmation(
-    event: BookingConfirmed,
-    tx: Connection,
-    *,
-    sender: SmtpSender,
-    render: Executor,
-    email_from: str,
-    sent_by: str | None = None,
+    event: BookingConfirmed, tx: Connection, ready: ReadyEmail, *, sent_by: str | None = None
 ) -> None:
-    outgoing = await _build(render, partial(confirmation_email, event, email_from=email_from))
-    await _record_and_send(event, outgoing, tx, sender, sent_by)
+    await _lock_booking(tx, event)
+    if await _cancellation_sent(tx, event):
+        log.info("booking %s was cancelled first: no confirmation email", event.booking_id)
+        return
+    await _record_and_send(event, ready, tx, sent_by)
 
 
 async def send_cancellation(
-    event: BookingCancelled,
-    tx: Connection,
-    *,
-    sender: SmtpSender,
-    render: Executor,
-    email_from: str,
-    sent_by: str | None = None,
+    event: BookingCancelled, tx: Connection, ready: ReadyEmail, *, sent_by: str | None = None
 ) -> None:
-    outgoing = await _build(render, partial(cancellation_email, event, email_from=email_from))
-    await _record_and_send(event, outgoing, tx, sender, sent_by)
+    await _lock_booking(tx, event)
+    await _record_and_send(event, ready, tx, sent_by)
 
 
 async def _build(render: Executor, build: Callable[[], Outgoing]) -> Outgoing:
@@ -58,13 +83,28 @@ async def _build(render: Executor, build: Callable[[], Outgoing]) -> Outgoing:
     return await asyncio.get_running_loop().run_in_executor(render, context.run, build)
 
 
+async def _lock_booking(tx: Connection, event: BookingEvent) -> None:
+    # Until the transaction ends: a confirmation and a cancellation of one booking, handled
+    # at once by two replicas, take turns, so the confirmation sees a cancellation sent.
+    await tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))", str(event.booking_id)
+    )
+
+
+async def _cancellation_sent(tx: Connection, event: BookingConfirmed) -> bool:
+    return bool(
+        await tx.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM email.emails "
+            "WHERE booking_id = $1 AND kind = 'cancellation')",
+            event.booking_id,
+        )
+    )
+
+
 async def _record_and_send(
-    event: BookingConfirmed | BookingCancelled,
-    outgoing: Outgoing,
-    tx: Connection,
-    sender: SmtpSender,
-    sent_by: str | None,
+    event: BookingEvent, ready: ReadyEmail, tx: Connection, sent_by: str | None
 ) -> None:
+    outgoing = ready.outgoing
     # Recorded first, so a database error surfaces before the email has gone out.
     await tx.execute(
         "INSERT INTO email.emails "
@@ -79,4 +119,4 @@ async def _record_and_send(
         outgoing.voucher_code,
         sent_by,
     )
-    await sender.send(outgoing.message)
+    await ready.slot.send(outgoing.message)

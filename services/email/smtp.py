@@ -20,9 +20,11 @@ Errors are translated at this boundary:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import time
+from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from typing import Any
 
@@ -93,6 +95,22 @@ def _dropped_before_data(conn: _Connection, exc: BaseException) -> bool:
     return isinstance(exc, OSError)  # lost connection, reset, timeout
 
 
+class SmtpSlot:
+    """The right to send one email now (see :meth:`SmtpSender.slot`)."""
+
+    def __init__(self, sender: SmtpSender) -> None:
+        self._sender = sender
+
+    async def send(self, message: EmailMessage) -> None:
+        """As :meth:`SmtpSender.send`, within this slot."""
+        sender = self._sender
+        try:
+            await sender._send(message)
+        except SEND_ERRORS as exc:
+            raise translate_smtp_error(exc, sender.server) from exc
+        log.info("sent %s via %s", message["Message-ID"], sender.server)
+
+
 class SmtpSender:
     """Hands emails to one SMTP server over a small pool of connections; built once per
     process, in bootstrap, and closed with it."""
@@ -146,12 +164,16 @@ class SmtpSender:
         """Send ``message`` to the addresses in its headers (envelope from its From).
 
         Raises TransientError or PermanentError (chained to the SMTP error)."""
-        try:
-            async with self._slots:
-                await self._send(message)
-        except SEND_ERRORS as exc:
-            raise translate_smtp_error(exc, self.server) from exc
-        log.info("sent %s via %s", message["Message-ID"], self.server)
+        async with self.slot() as slot:
+            await slot.send(message)
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[SmtpSlot]:
+        """One of the ``pool_size`` sending slots, held until the block ends: the email
+        handler takes it before its transaction opens, so no database connection waits for
+        an SMTP connection."""
+        async with self._slots:
+            yield SmtpSlot(self)
 
     async def close(self) -> None:
         """QUIT the idle connections; one still sending is closed when it comes back."""

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from shared.errors import DatabaseUnavailable
+from shared.errors import DatabaseUnavailable, PoolBusy
 
 # Errors that mean PostgreSQL is unreachable, restarting or too slow: retry later.
 # What handlers and repositories receive: a pooled connection (generic only in the stubs).
@@ -62,12 +62,39 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 
 @asynccontextmanager
 async def acquire(pool: asyncpg.Pool, timeout: float = 5.0) -> AsyncIterator[Connection]:
-    """A pooled connection, or DatabaseUnavailable when none comes within ``timeout``."""
+    """A pooled connection, or DatabaseUnavailable when none comes within ``timeout`` (its
+    PoolBusy when every connection of the pool was in use: the process is busy, PostgreSQL
+    may be fine)."""
     try:
         async with pool.acquire(timeout=timeout) as conn:
             yield conn
+    except TimeoutError as exc:
+        if pool.get_idle_size() == 0 and pool.get_size() >= pool.get_max_size():
+            raise PoolBusy(f"all {pool.get_max_size()} pool connections in use: {exc!r}") from exc
+        raise DatabaseUnavailable(f"PostgreSQL unavailable: {exc!r}") from exc
     except UNAVAILABLE_ERRORS as exc:
         raise DatabaseUnavailable(f"PostgreSQL unavailable: {exc!r}") from exc
+
+
+@asynccontextmanager
+async def acquire_patiently(
+    pool: asyncpg.Pool, timeout: float = 5.0, *, on_wait: Callable[[], None] = lambda: None
+) -> AsyncIterator[Connection]:
+    """As :func:`acquire`, but waits for as long as the pool is merely busy: for a message,
+    a wait for its own process's connections is no failed attempt (it would spend the retry
+    budget, and park the message, for no fault of its own). PostgreSQL unreachable still
+    raises DatabaseUnavailable."""
+    while True:
+        entered = False
+        try:
+            async with acquire(pool, timeout) as conn:
+                entered = True
+                yield conn
+            return
+        except PoolBusy:
+            if entered:  # raised by the caller's own work, not by our wait
+                raise
+            on_wait()
 
 
 async def close_pool(pool: asyncpg.Pool, timeout: float) -> None:

@@ -26,15 +26,16 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 import asyncpg
 
-from shared.db.pool import Connection, acquire
+from shared.db.pool import acquire
 from shared.errors import TransientError
 from shared.events import Event
 from shared.logging_setup import message_context
+from shared.messaging.handlers import Handler
 from shared.observability.tracing import current_traceparent
 from shared.outbox import outbox_insert, outbox_values
 
@@ -48,8 +49,6 @@ log = logging.getLogger(__name__)
 # acquire_timeout) would hold every delivery behind it. Four keeps the batch's failure to a
 # fifth of the booking pool while the others go on.
 FALLBACK_CONCURRENCY = 4
-
-Handler = Callable[[Event, Connection], Awaitable[Sequence[Event] | None]]
 
 
 @dataclass
@@ -184,7 +183,8 @@ class BatchRecorder:
                     booking_id=event.booking_id,
                     correlation_id=event.booking_id,
                 ):
-                    emitted = list(await self.handlers[event.event_type](event, tx) or [])
+                    handler = self.handlers[event.event_type]
+                    emitted = list(await handler.handle(event, tx, None) or [])
                 report = self.progress(event, delivery.attempts)
                 for new in [*emitted, *([report] if report else [])]:
                     rows.append(outbox_values(new, traceparent=delivery.traceparent))

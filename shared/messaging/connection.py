@@ -12,18 +12,20 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, ConsumerTag
 from aio_pika.connection import make_url
 
 from shared.errors import BrokerUnavailable
+from shared.messaging import amqp_codec
 
 log = logging.getLogger(__name__)
 
-# Errors that mean "the broker or the link to it is gone", as opposed to a bug of ours.
+# Errors that mean "the broker or the link to it is gone", and only those: a message-level
+# failure (a body that will not decode, a header that will not encode, a bug) must be that
+# message's failure, never taken for a lost link (that left such messages unacked forever,
+# each holding a prefetch slot). RuntimeError is not here: RecursionError is one.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncio.TimeoutError,
-    aiormq.exceptions.AMQPError,
-    aio_pika.exceptions.ChannelInvalidStateError,
-    ConnectionError,
-    RuntimeError,  # aio-pika raises it for a channel used after its connection closed
+    OSError,  # ConnectionError, TimeoutError (= asyncio's) and socket errors
+    aiormq.exceptions.AMQPConnectionError,  # the connection closed, or never opened
+    aiormq.exceptions.AMQPChannelError,  # the channel closed (by the broker, or with it)
+    aiormq.exceptions.ChannelInvalidStateError,  # a channel used after it closed
+    aiormq.exceptions.ProtocolSyntaxError,  # a frame the client could not read: it hangs up
 )
 
 
@@ -39,6 +41,7 @@ def redact(url: str) -> str:
 async def connect(url: str, *, name: str, timeout: float) -> AbstractConnection:
     """One plain (non-robust) connection. Reconnecting is the caller's loop: we own that
     logic rather than trust robust connections to restore consumers after a drop."""
+    amqp_codec.install()  # a hostile message must not close the connection: see amqp_codec
     # Built here rather than by aio_pika.connect, which abandons a connection that failed to
     # open: its __del__ then schedules close() wherever GC runs ("coroutine
     # 'Connection.close' was never awaited" off the loop). Same arguments as aio_pika.connect.
@@ -52,7 +55,7 @@ async def connect(url: str, *, name: str, timeout: float) -> AbstractConnection:
     except BaseException as exc:
         # Shielded: a second cancel cannot stop it halfway. Quiet: the error raised is ours.
         await asyncio.shield(close_quietly(connection))
-        if isinstance(exc, CONNECTION_ERRORS):
+        if isinstance(exc, Exception):  # whatever failed, there is no connection to use
             raise BrokerUnavailable(f"cannot connect to {redact(url)}: {exc!r}") from exc
         raise
     return connection

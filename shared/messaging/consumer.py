@@ -40,8 +40,14 @@ import asyncpg
 from aio_pika.abc import AbstractIncomingMessage
 from opentelemetry import trace
 
-from shared.db.pool import acquire
-from shared.errors import InvalidMessage, PermanentError, UnhandledEventType
+from shared.db.pool import acquire_patiently
+from shared.errors import (
+    ConfigurationError,
+    InvalidMessage,
+    MessageTooLarge,
+    PermanentError,
+    UnhandledEventType,
+)
 from shared.events import Event
 from shared.messaging import retry
 from shared.messaging.acks import AckBatcher
@@ -84,6 +90,12 @@ class ConsumerConfig:
     # Deliveries recorded per transaction (shared/messaging/batching.py). Above 1 only for
     # handlers that write nothing but their own database: in a failed batch they run twice.
     batch_size: int = 1
+    # A body over this is dead-lettered as message-too-large, never decoded. Below the
+    # broker's max_message_size, so the dead-lettered copy always fits.
+    max_message_bytes: int = 1024 * 1024
+    # A delivery in hand for longer than this means the consumer has stopped moving: it
+    # turns the process unready (shared/messaging/subscription.py, HeldDeliveries).
+    stall_timeout: float = 300.0
 
 
 class Consumer:
@@ -99,6 +111,10 @@ class Consumer:
         self.config = config
         self.names = consumer_topology(config.service)
         self._handlers = dict(handlers)
+        if config.batch_size > 1 and any(h.prepares for h in self._handlers.values()):
+            # A prepare step holds something outside the database (an SMTP connection): the
+            # kind of handler a rolled-back batch would run twice.
+            raise ConfigurationError(f"{config.service}: prepared handlers cannot be batched")
         self._pool = pool
         self._parking = Parking(
             config.service, self.names, publisher, config.retry_policy, config.requeue_pause
@@ -137,6 +153,10 @@ class Consumer:
         """True while the subscription is live (see Subscription.consuming)."""
         return self._subscription.consuming
 
+    def stalled(self) -> str | None:
+        """Why the deliveries in hand stopped moving (held past STALL_TIMEOUT), or None."""
+        return self._subscription.held.stalled(self.config.stall_timeout)
+
     def _count(self, outcome: str) -> None:
         self.stats[outcome] += 1
         self.metrics.count(outcome)
@@ -156,7 +176,12 @@ class Consumer:
         self._count("consumed")
         try:
             with delivery_scope(self.config.service, self.names.queue, message):
-                await self.process(message, acks)
+                try:
+                    await self.process(message, acks)
+                except CONNECTION_ERRORS:
+                    raise
+                except Exception as exc:
+                    await self._refuse(message, exc)
         except CONNECTION_ERRORS as exc:
             # Could not ack: the broker redelivers it and the idempotency record absorbs it.
             log.warning("%s: could not settle %s: %r", self.names.queue, message.message_id, exc)
@@ -164,11 +189,41 @@ class Consumer:
             if message.processed:  # parked: settled by its own ack or nack, not the batcher's
                 acks.forget(message.delivery_tag)
 
+    async def _refuse(self, message: AbstractIncomingMessage, error: Exception) -> None:
+        """A failure outside any handler (decoding, validating, settling; a bug of ours or a
+        message nobody foresaw): this message's permanent failure. Never held: a message
+        left unacked keeps a prefetch slot, and enough of them stop the consumer."""
+        log.error(
+            "%s: cannot process %s; dead-lettering it",
+            self.names.queue,
+            message.message_id,
+            exc_info=error,
+        )
+        if message.processed:  # it was settled before the failure: nothing is held
+            return
+        headers = dict(message.headers or {})
+        attempts = retry.attempts_so_far(headers) + 1
+        try:
+            await self._dead_letter(message, headers, error, attempts, retry.REASON_PERMANENT)
+        except CONNECTION_ERRORS:
+            raise
+        except Exception as again:  # even parking fails: the broker's dead-lettering takes it
+            log.error(
+                "%s: cannot park %s either", self.names.queue, message.message_id, exc_info=again
+            )
+            if not message.processed:
+                await message.reject(requeue=False)
+
     async def process(self, message: AbstractIncomingMessage, acks: AckBatcher) -> None:
         headers: dict[str, Any] = dict(message.headers or {})
         attempts = retry.attempts_so_far(headers) + 1
         try:
-            event = decode_message(message, frozenset(self._handlers))
+            event = decode_message(
+                message, frozenset(self._handlers), self.config.max_message_bytes
+            )
+        except MessageTooLarge as exc:
+            await self._dead_letter(message, headers, exc, attempts, retry.REASON_TOO_LARGE)
+            return
         except InvalidMessage as exc:
             await self._dead_letter(message, headers, exc, attempts, retry.REASON_INVALID)
             return
@@ -206,7 +261,15 @@ class Consumer:
     async def _handle_once(self, event: Event, attempts: int) -> None:
         handler = self._handlers[event.event_type]
         schema = self.config.service
-        async with acquire(self._pool, self.config.db_acquire_timeout) as tx, tx.transaction():
+        # Prepared first (an email rendered, an SMTP connection taken): no database connection
+        # is held while waiting for those. Waiting for a pool connection counts as no attempt.
+        async with (
+            handler.prepare(event) as ready,
+            acquire_patiently(
+                self._pool, self.config.db_acquire_timeout, on_wait=self._pool_busy
+            ) as tx,
+            tx.transaction(),
+        ):
             # A concurrent duplicate blocks on this insert until we commit, then finds the row.
             claimed = await tx.fetchval(
                 f'INSERT INTO "{schema}".processed_events (event_id, event_type, booking_id) '
@@ -219,11 +282,14 @@ class Consumer:
                 log.info("%s: duplicate %s %s skipped", schema, event.event_type, event.event_id)
                 self._count("duplicates")
                 return
-            emitted = list(await handler(event, tx) or [])
+            emitted = list(await handler.handle(event, tx, ready) or [])
             progress = self._progress.of(event, "done", attempts, None)
             for new_event in [*emitted, *([progress] if progress else [])]:
                 await add_to_outbox(tx, schema, new_event)
         self._on_outbox_write()
+
+    def _pool_busy(self) -> None:
+        log.info("%s: every database connection is in use; waiting", self.names.queue)
 
     async def _retry(
         self,

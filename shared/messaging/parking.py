@@ -4,7 +4,9 @@ queue with the reason in its headers.
 Either way the copy is published with a publisher confirm *before* the original is acked;
 if the copy cannot be confirmed, the original is requeued instead. A message is never in
 neither place; a crash in between leaves it in both, and the idempotency record absorbs
-the duplicate.
+the duplicate. A copy that cannot even be encoded (which copy_message is there to prevent)
+is left to the broker: the original is rejected, and the work queue's dead-letter exchange
+(at-least-once) puts it in the dead-letter queue with the broker's ``x-death`` reason.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
-from shared.errors import MessagingError
+from shared.errors import MessageUnencodable, MessagingError
 from shared.messaging import retry
 from shared.messaging.envelope import copy_message
 from shared.messaging.publisher import ConfirmingPublisher
@@ -102,6 +104,14 @@ class Parking:
     ) -> bool:
         try:
             await self.publisher.publish(copy, exchange=exchange, routing_key=routing_key)
+        except MessageUnencodable as exc:
+            # copy_message makes every header encodable, so this is a case nobody foresaw:
+            # the broker's own dead-lettering takes the original as it is.
+            log.error(
+                "%s: cannot copy %s (%r); rejecting it", self.names.queue, original.message_id, exc
+            )
+            await original.reject(requeue=False)
+            return False
         except MessagingError as exc:
             log.error(
                 "%s: cannot park %s (%r); requeueing", self.names.queue, original.message_id, exc

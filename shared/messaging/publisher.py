@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 from collections.abc import Awaitable, Callable, Sequence
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 
-from shared.errors import BrokerUnavailable, MessagingError, PublishRejected, PublishTimeout
+from shared.errors import (
+    BrokerUnavailable,
+    MessageUnencodable,
+    MessagingError,
+    PublishRejected,
+    PublishTimeout,
+)
 from shared.messaging.connection import CONNECTION_ERRORS, close_quietly, connect
 
 log = logging.getLogger(__name__)
 
 Declare = Callable[[AbstractChannel], Awaitable[None]]
+# What pamqp raises for a property or header it cannot put into a frame (a str where an int
+# belongs, a short string over 255 bytes, a float too large for a single): that message's
+# failure, not the connection's.
+ENCODING_ERRORS = (TypeError, ValueError, OverflowError, struct.error)
 
 
 class ConfirmingPublisher:
@@ -63,7 +74,7 @@ class ConfirmingPublisher:
                 )
                 if self._declare is not None:
                     await asyncio.wait_for(self._declare(channel), self._connect_timeout)
-            except CONNECTION_ERRORS as exc:
+            except Exception as exc:  # whatever failed, there is no channel to publish on
                 await self._reset()
                 raise BrokerUnavailable(f"cannot open a publishing channel: {exc!r}") from exc
             self._channel = channel
@@ -108,6 +119,8 @@ class ConfirmingPublisher:
                 target.publish(message, routing_key, mandatory=True, timeout=self._publish_timeout),
                 self._publish_timeout,
             )
+        except ENCODING_ERRORS as exc:  # raised before anything was written: the link is fine
+            return MessageUnencodable(f"message {message.message_id} cannot be encoded: {exc!r}")
         except aio_pika.exceptions.PublishError:  # a DeliveryError too: caught first
             return PublishRejected(f"message {message.message_id} was unroutable")
         except aio_pika.exceptions.DeliveryError:
@@ -118,6 +131,8 @@ class ConfirmingPublisher:
             )
         except CONNECTION_ERRORS as exc:
             return BrokerUnavailable(f"publish failed: {exc!r}")
+        except Exception as exc:  # not the link's failure (those are above): this message's
+            return PublishRejected(f"publishing message {message.message_id} failed: {exc!r}")
         return None
 
     async def _reset(self) -> None:

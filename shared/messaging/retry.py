@@ -32,6 +32,7 @@ _BROKER_BOOKKEEPING = (
 
 # Why a message was dead-lettered.
 REASON_INVALID = "invalid-message"
+REASON_TOO_LARGE = "message-too-large"
 REASON_PERMANENT = "permanent-failure"
 REASON_EXHAUSTED = "retries-exhausted"
 
@@ -48,7 +49,7 @@ class RetryPolicy:
         "Equal jitter": half the exponential delay is fixed, half random, so retries of a
         burst of failures spread out but none comes back immediately.
         """
-        exponential = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
+        exponential = min(self.max_delay, self.base_delay * 2.0 ** min(attempt - 1, 64))
         half = exponential / 2
         jitter = rng.uniform(0, half) if rng is not None else random.uniform(0, half)
         return half + jitter
@@ -57,9 +58,15 @@ class RetryPolicy:
         return attempts >= self.max_attempts
 
 
+# A count beyond this is not ours: a publisher's header, read as no count at all, so that
+# adding to it can neither overflow AMQP's 64-bit integers nor the backoff's arithmetic.
+MAX_COUNT = 1_000_000
+
+
 def _count(headers: dict[str, Any], name: str) -> int:
     value = headers.get(name, 0)
-    return value if isinstance(value, int) and value >= 0 else 0
+    valid = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT
+    return value if valid else 0
 
 
 def attempts_so_far(headers: dict[str, Any]) -> int:

@@ -14,7 +14,10 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from aio_pika import IncomingMessage
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage, AbstractQueue, ConsumerTag
+from aiormq.abc import AbstractChannel as RawChannel
+from aiormq.abc import DeliveredMessage
 
 from shared.errors import BrokerUnavailable
 from shared.messaging.acks import AckBatcher
@@ -24,6 +27,7 @@ from shared.messaging.connection import (
     connect,
     on_consumer_cancelled,
 )
+from shared.messaging.held import HeldDeliveries
 from shared.messaging.topology import ConsumerTopology, declare_consumer
 from shared.observability.metrics import QueueMetrics
 from shared.waiting import first_of
@@ -50,6 +54,8 @@ class Subscription:
         self.metrics = metrics
         self._deliver = deliver
         self._inflight: set[asyncio.Task[Any]] = set()
+        self.held = HeldDeliveries()
+        metrics.watch(self.held)
         self._stopping = False
         self._consuming = False
 
@@ -116,8 +122,16 @@ class Subscription:
         await declare_consumer(channel, self.names)
         queue = await channel.get_queue(self.names.queue, ensure=False)
         # One batcher per channel: a delivery tag means something on its own channel only.
-        acks = AckBatcher(await channel.get_underlay_channel(), self.names.queue)
-        tag = await queue.consume(partial(self._on_message, acks=acks))
+        raw = await channel.get_underlay_channel()
+        acks = AckBatcher(raw, self.names.queue)
+        # Consumed through aiormq rather than queue.consume, which builds the IncomingMessage
+        # where a failure would leave the delivery unsettled and out of our sight.
+        consume = await raw.basic_consume(
+            self.names.queue, partial(self._on_delivered, channel=raw, acks=acks)
+        )
+        tag = consume.consumer_tag
+        if tag is None:
+            raise BrokerUnavailable(f"the broker gave no consumer tag for {self.names.queue}")
         # A consumer the broker cancels (its queue deleted, a quorum leader moved) leaves
         # the connection up and idle: treat it as a loss, so the loop consumes again.
         await on_consumer_cancelled(channel, tag, lost.set)
@@ -141,6 +155,19 @@ class Subscription:
                 await asyncio.wait(pending, timeout=1.0)
         await asyncio.wait_for(acks.flush(), self.config.connect_timeout)
 
+    async def _on_delivered(
+        self, delivered: DeliveredMessage, *, channel: RawChannel, acks: AckBatcher
+    ) -> None:
+        try:
+            message = IncomingMessage(delivered)
+        except Exception as exc:  # properties aio-pika cannot represent (amqp_codec saw them)
+            tag = getattr(delivered.delivery, "delivery_tag", None)
+            log.error("%s: unreadable delivery %s rejected: %r", self.names.queue, tag, exc)
+            if tag is not None:  # the work queue's dead-letter exchange takes it as it is
+                await channel.basic_reject(tag, requeue=False)
+            return
+        await self._on_message(message, acks)
+
     async def _on_message(self, message: AbstractIncomingMessage, acks: AckBatcher) -> None:
         if self._stopping:
             return  # left unacked: requeued when the channel closes
@@ -152,4 +179,15 @@ class Subscription:
         # but not yet recorded went out twice.
         work = asyncio.ensure_future(self._deliver(message, acks))
         self._inflight.add(work)
-        work.add_done_callback(self._inflight.discard)
+        self.held.take(work)
+        work.add_done_callback(self._settled)
+
+    def _settled(self, work: asyncio.Task[Any]) -> None:
+        self._inflight.discard(work)
+        self.held.settle(work)
+        if not work.cancelled() and work.exception() is not None:
+            # _deliver settles every failure itself; anything escaping it is a bug, and its
+            # message stays unacked until the channel closes: say so, never silently.
+            log.error(
+                "%s: a delivery failed unsettled", self.names.queue, exc_info=work.exception()
+            )

@@ -33,6 +33,15 @@ def consuming_check(is_consuming: Callable[[], bool], queue: str) -> Check:
     return check
 
 
+def moving_check(stalled: Callable[[], str | None]) -> Check:
+    """Unready while the consumer's deliveries in hand have stopped moving (held.py)."""
+
+    async def check() -> str | None:
+        return stalled()
+
+    return check
+
+
 @dataclass
 class Ops:
     """What the ops endpoints serve: the process's metrics and its readiness checks."""

@@ -20,6 +20,8 @@ Names (all prefixed ``hotel_``)::
     handler_duration_seconds{queue,event_type}        histogram: claim + handler + commit
     consumer_consuming{queue}                         1 while the subscription is live
     consumer_subscriptions_lost_total{queue}          connection, channel or consumer lost
+    deliveries_in_hand{queue}                         taken from the broker, not settled yet
+    oldest_delivery_in_hand_seconds{queue}            how long the oldest of them has been held
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from shared.db.pool import acquire
+from shared.messaging.held import HeldDeliveries
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +88,10 @@ class Metrics:
         self.subscriptions_lost = counter(
             "consumer_subscriptions_lost", "Subscriptions lost (connection, channel, cancel)", q
         )
+        self.in_hand = gauge("deliveries_in_hand", "Deliveries taken, not settled yet", q)
+        self.oldest_in_hand = gauge(
+            "oldest_delivery_in_hand_seconds", "How long the oldest delivery in hand is held", q
+        )
 
     def for_queue(self, queue: str) -> QueueMetrics:
         return QueueMetrics(self, queue)
@@ -136,6 +143,11 @@ class QueueMetrics:
 
     def subscription_lost(self) -> None:
         self._metrics.subscriptions_lost.labels(queue=self._queue).inc()
+
+    def watch(self, held: HeldDeliveries) -> None:
+        """Read the deliveries in hand and the oldest one's age at each scrape."""
+        self._metrics.in_hand.labels(queue=self._queue).set_function(held.count)
+        self._metrics.oldest_in_hand.labels(queue=self._queue).set_function(held.oldest_age)
 
 
 class OutboxProbe:

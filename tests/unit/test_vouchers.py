@@ -130,7 +130,10 @@ def test_a_guest_name_with_non_latin_characters_is_drawn_with_the_unicode_font()
     ["李雷", "Zoë 😀 Ødegård", "\u202eevil\u202c", "tab\tand\nnewline\x00", "\ud800", "x" * 2000],
 )
 def test_any_guest_name_renders_without_error(guest_name: str) -> None:
-    text = pdf_text(render_voucher_pdf(confirmed(guest_name=guest_name), "V-1"))
+    # model_copy skips validation: events refuse some of these names (a lone surrogate, 2000
+    # characters), but the renderer must not depend on that.
+    event = confirmed().model_copy(update={"guest_name": guest_name})
+    text = pdf_text(render_voucher_pdf(event, "V-1"))
     assert "V-1" in text
 
 
