@@ -32,6 +32,8 @@ class SmtpRecorder:
         # After this many messages a session's next MAIL is answered 421 and the connection
         # closed, as a server with a per-connection limit does; None: no limit.
         self.messages_per_session: int | None = None
+        # Seconds the server takes to answer DATA: a slow relay.
+        self.data_delay = 0.0
 
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
@@ -58,6 +60,8 @@ class SmtpRecorder:
         return "221 Bye"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
         if self.answer is not None:
             self.refused += 1
             return self.answer
