@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 QUICK ?=
 SCENARIOS ?=
 
-.PHONY: venv bench services chromium rabbitmq-management run test test-unit test-integration test-e2e test-chaos lint typecheck format clean
+.PHONY: venv bench services chromium rabbitmq-management rabbitmq-limits run test test-unit test-integration test-e2e test-chaos lint typecheck format clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,11 @@ venv: $(VENV)/.installed
 # PostgreSQL and RabbitMQ reachable (installed and started from Debian's packages when root).
 services: venv chromium
 	$(PY) deploy/run.py --ensure-services
-	@$(MAKE) --no-print-directory rabbitmq-management
+	@$(MAKE) --no-print-directory rabbitmq-management rabbitmq-limits
+
+# The compose broker's limits (max_message_size) on the machine's own RabbitMQ, when root.
+rabbitmq-limits:
+	@[ "$$(id -u)" != 0 ] || ! command -v rabbitmqctl >/dev/null || $(PY) deploy/rabbitmq/local_limits.py
 
 # RabbitMQ's management API and UI (http://127.0.0.1:15672), enabled when root: the tests
 # create and drop their vhosts through it in milliseconds (rabbitmqctl, their fallback, takes

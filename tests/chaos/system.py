@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import signal
 import subprocess
 import threading
@@ -117,6 +118,13 @@ class Service:
         self._log_offset = self.log.stat().st_size if self.log.exists() else 0
         self.process = start_service(self.name, self.env, self.logs)
         self.starts += 1
+
+    def ops_url(self) -> str:
+        """The ops server's address, as the consumer logged it (it takes a free port)."""
+        found = re.findall(r"ops HTTP server on (http://\S+)", self.log_since_start())
+        if not found:
+            raise AssertionError(f"{self.name} has not logged its ops server")
+        return str(found[-1])
 
     def log_since_start(self) -> str:
         if not self.log.exists():

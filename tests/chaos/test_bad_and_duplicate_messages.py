@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import aio_pika
 import asyncpg
+import httpx
 import pytest
 
 from shared.messaging.envelope import outbox_message
@@ -19,14 +20,16 @@ from tests.chaos.drain import POISON_HEADER
 from tests.chaos.figures import Figures
 from tests.chaos.invariants import check
 from tests.chaos.load import LoadDriver
-from tests.chaos.system import CONSUMER_SERVICES, System
+from tests.chaos.system import CONSUMER_SERVICES, Service, System
+from tests.support.hostile import publish_raw
+from tests.support.poison import POISON, poison_message
 from tests.support.stack import at_least, effects, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
 
 
 def _poison(n: int, real_body: bytes) -> aio_pika.Message:
-    """The n-th poison message: each kind of invalid message in turn."""
+    """The n-th well-formed poison message: each kind of invalid message in turn."""
     event_id = str(uuid.uuid4())
     bodies: list[tuple[bytes, str | None]] = [
         (b"\x00\xff not json", event_id),
@@ -52,6 +55,41 @@ def _poison(n: int, real_body: bytes) -> aio_pika.Message:
     )
 
 
+async def _publish_poison(url: str, count: int, spread: float, real_body: bytes) -> set[str]:
+    """``count`` well-formed poison messages (each kind in turn), then every hostile kind
+    (tests/support/poison.py: huge integers, deep nesting, bodies over the size limit,
+    headers and properties that are not UTF-8 or out of range, wrong header types), sent
+    byte by byte. Returns the labels of all of them."""
+    connection = await aio_pika.connect(url, timeout=10)
+    try:
+        channel = await connection.channel()  # publisher confirms: each poison is in
+        exchange = await channel.get_exchange(EVENTS_EXCHANGE)
+        for n in range(count):
+            await exchange.publish(_poison(n, real_body), routing_key="", timeout=10)
+            await asyncio.sleep(spread / count)
+    finally:
+        await connection.close()
+    hostile = [f"hostile-{kind}" for kind in POISON]
+    await publish_raw(
+        url,
+        EVENTS_EXCHANGE,
+        [poison_message(label[8:], str(uuid.uuid4()), POISON_HEADER, label) for label in hostile],
+    )
+    return {f"poison-{n}" for n in range(count)} | set(hostile)
+
+
+async def _held_and_lost(service: Service) -> tuple[float, float]:
+    """Deliveries the consumer holds now, and subscriptions it lost, from its /metrics."""
+    async with httpx.AsyncClient(base_url=service.ops_url(), timeout=5) as client:
+        text = (await client.get("/metrics")).text
+    samples = dict(line.rsplit(" ", 1) for line in text.splitlines() if line.startswith("hotel_"))
+
+    def value(prefix: str) -> float:
+        return sum(float(v) for k, v in samples.items() if k.startswith(prefix))
+
+    return value("hotel_deliveries_in_hand{"), value("hotel_consumer_subscriptions_lost_total{")
+
+
 async def _a_real_event_body(system: System) -> bytes:
     conn = await asyncpg.connect(system.env.database_url, timeout=10)
     try:
@@ -74,26 +112,20 @@ async def test_poison_messages_reach_every_dead_letter_queue_once_while_good_one
         spread = size.pick(3.0, 20.0)
         driving = asyncio.create_task(load.run(total - 5, first=5, rate=total / spread))
         real_body = await _a_real_event_body(system)
-        connection = await aio_pika.connect(system.amqp_url, timeout=10)
-        try:
-            channel = await connection.channel()  # publisher confirms: each poison is in
-            exchange = await channel.get_exchange(EVENTS_EXCHANGE)
-            for n in range(count):
-                await exchange.publish(_poison(n, real_body), routing_key="", timeout=10)
-                await asyncio.sleep(spread / count)
-        finally:
-            await connection.close()
+        poison = await _publish_poison(system.amqp_url, count, spread, real_body)
         record = await driving
         figures = await check(
             system,
             record,
             scenario="6. 1% poison messages",
-            faults=count,
+            faults=len(poison),
             started=started,
-            poison=frozenset(f"poison-{n}" for n in range(count)),
+            poison=frozenset(poison),
         )
         assert {name: s.pid for name, s in system.services.items()} == pids, "a process restarted"
         assert all(s.alive for s in system.services.values())
+        for consumer in system.consumers:  # nothing held, no connection lost to a message
+            assert await _held_and_lost(consumer) == (0.0, 0.0), consumer.name
     report(figures)
 
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
-from pamqp.commands import Basic
 from pamqp import encode, frame
+from pamqp.commands import Basic
 from pamqp.header import ContentHeader
 
 from shared.errors import InvalidMessage, MessageTooLarge

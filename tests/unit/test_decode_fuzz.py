@@ -101,9 +101,11 @@ def test_every_delivery_is_an_event_or_a_dead_letter_that_can_be_published(
     except UnhandledEventType:
         return  # well-formed, of a type this consumer does not handle: acked
     except InvalidMessage as refused:
-        assert str(refused)
+        reason = str(refused)  # what the dead letter's headers will say
     else:
         assert isinstance(event, Event)
+        reason = "a handler's failure"
+    assert reason
     # Dead-lettered (or retried after a handler failure): the copy must encode.
     assert encodes(message, failure_headers_of(message))
 
