@@ -122,7 +122,9 @@ def decode_event(body: bytes, handled: frozenset[str] | None = None) -> Event:
     except Exception as exc:  # not only JSONDecodeError: see below
         # Valid-looking JSON can still fail to become Python: an integer of more than 4,300
         # digits (ValueError), arrays nested beyond the recursion limit (RecursionError).
-        raise InvalidMessage(f"body is not JSON Python can read: {type(exc).__name__}: {exc}") from exc
+        raise InvalidMessage(
+            f"body is not JSON Python can read: {type(exc).__name__}: {exc}"
+        ) from exc
     if not isinstance(raw, dict):
         raise InvalidMessage("body is not a JSON object")
     event_type, version = raw.get("event_type"), raw.get("version")

@@ -82,6 +82,8 @@ class Subscription:
                 log.warning(
                     "%s: broker unavailable, retrying in %.1fs: %s", self.names.queue, delay, exc
                 )
+            except Exception:  # not a lost link, yet the loop must live: say it loudly
+                log.exception("%s: subscribing failed; retrying in %.1fs", self.names.queue, delay)
             if not stop.is_set():
                 await first_of(stop, timeout=delay)
                 delay = min(delay * 2, self.config.reconnect_max_delay)
