@@ -35,7 +35,7 @@ async def test_a_consumer_whose_queue_is_deleted_turns_unready_then_consumes_aga
             ready = await client.get(f"{url}/health/ready")
         assert live.status_code == 200
         assert ready.status_code == 200, ready.text
-        assert ready.json()["checks"] == {"database": "ok", "consumer": "ok"}
+        assert ready.json()["checks"] == {"database": "ok", "consumer": "ok", "deliveries": "ok"}
 
         # Without the right to declare, the consumer cannot re-subscribe: its unready spell
         # lasts until the right comes back, so the test cannot miss it.
