@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from email.headerregistry import Address
 from email.utils import parseaddr
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from pydantic import Field, FilePath, SecretStr, TypeAdapter, field_validator, model_validator
 
 from services.email.smtp_tls import IMPLICIT_TLS_PORT, SmtpTls
-from shared.settings import ConsumerSettings, simulated_latency
+from shared.settings import Age, ConsumerSettings, simulated_latency
 
 # The older SMTP_STARTTLS, when set and SMTP_TLS is not: true = required, false = never.
 _STARTTLS_MEANS: dict[bool, SmtpTls] = {True: "starttls", False: "off"}
@@ -40,6 +41,8 @@ class EmailSettings(ConsumerSettings):
     smtp_pool_size: int = Field(default=4, ge=1, le=100)
     # The name this client gives in EHLO; unset: this machine's FQDN, looked up once.
     smtp_local_hostname: str | None = None
+    # Emails sent (email.emails: the guest's name and address) are deleted after this long.
+    emails_max_age: Age = timedelta(days=30)
     # The From header; its address is also the envelope sender.
     email_from: str = "Hotel Booking <bookings@hotel.example>"
     http_port: int = Field(default=8003, ge=0, le=65535)
