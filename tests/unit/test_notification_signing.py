@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+import textwrap
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -95,3 +100,27 @@ def test_the_push_topic_is_booking_and_20_hex_chars_of_the_hmac_of_the_booking_i
     assert ntfy_topic(BOOKING, "s3cret") == topic
     assert ntfy_topic(BOOKING, "other") != topic
     assert ntfy_topic(UUID(int=BOOKING.int + 1), "s3cret") != topic
+
+
+def documented_verify(readme: Path) -> Callable[[bytes, str, str], bool]:
+    """The ``verify`` of the stdlib example in ``readme``, as a receiver would paste it."""
+    blocks = re.findall(r"^( *)```python\n(.*?)^\1```", readme.read_text(), re.M | re.S)
+    [code] = [c for _, c in blocks if "def verify(" in c]
+    namespace: dict[str, Any] = {}
+    exec(textwrap.dedent(code), namespace)  # the documentation's own code
+    verify: Callable[[bytes, str, str], bool] = namespace["verify"]
+    return verify
+
+
+@pytest.mark.parametrize("readme", ["README.md", "services/notification/README.md"])
+def test_the_documented_receiver_example_verifies_what_is_sent_and_refuses_the_rest(
+    readme: str,
+) -> None:
+    verify = documented_verify(Path(__file__).resolve().parents[2] / readme)
+    now = int(time.time())
+    assert verify(BODY, sign(BODY, "s3cret"), "s3cret")
+    assert not verify(BODY, sign(BODY, "s3cret"), "another secret")
+    assert not verify(BODY + b" ", sign(BODY, "s3cret"), "s3cret")
+    assert not verify(BODY, sign(BODY, "s3cret", timestamp=now - DEFAULT_TOLERANCE - 5), "s3cret")
+    assert not verify(BODY, "sha256=" + "0" * 64, "s3cret")
+    assert not verify(BODY, f"t=²,v1={'0' * 64}", "s3cret")
