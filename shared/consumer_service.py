@@ -62,19 +62,20 @@ class ConsumerProcess:
         """Consume, relay and serve the ops endpoints until ``stop``. The relay outlives
         the consumer's drain so the last progress reports still go out; the ops server
         answers (unready) until the end. If the ops server fails, the process stops."""
-        relay_stop, http_stop = asyncio.Event(), asyncio.Event()
+        relay_stop, http_stop, retention_stop = asyncio.Event(), asyncio.Event(), asyncio.Event()
         relay = asyncio.create_task(self.relay.run(relay_stop))
         http = asyncio.create_task(self.ops.serve(http_stop), name="ops-http")
         http.add_done_callback(lambda _: stop.set())
-        retention = asyncio.create_task(self.retention.run(stop), name="retention")
+        retention = asyncio.create_task(self.retention.run(retention_stop), name="retention")
         try:
             await self.consumer.run(stop)
         finally:
             try:
                 self.relay.wake()
                 relay_stop.set()
+                retention_stop.set()  # it stops between two batches
                 await relay
-                await retention  # stops between two batches
+                await retention
             finally:
                 http_stop.set()
                 await http  # raises if the server failed
