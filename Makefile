@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 QUICK ?=
 SCENARIOS ?=
 
-.PHONY: venv bench services chromium rabbitmq-management rabbitmq-limits run test test-unit test-integration test-e2e test-chaos lint typecheck format clean
+.PHONY: venv bench services chromium rabbitmq-management rabbitmq-limits run test test-unit test-integration test-e2e test-chaos lint typecheck format lock clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -89,6 +89,24 @@ bench: services $(VENV)/.bench
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } \
 		|| echo "wrk missing (apt-get install wrk): scenario 1 will be reported not available"
 	BENCH_QUICK=$(QUICK) $(PY) -m bench $(SCENARIOS)
+
+# The image's dependencies pinned with their hashes, for deploy/Dockerfile's
+# `pip install --require-hashes`: deploy/requirements.lock from [project.dependencies],
+# deploy/build-requirements.lock from [build-system.requires], both by `uv pip compile`
+# for Python 3.11 on every platform. Pins already in a lock are kept unless pyproject.toml
+# asks otherwise; `make lock UPGRADE=1` moves everything to the newest allowed versions.
+# tests/unit/test_dependency_lock.py fails when the locks no longer match pyproject.toml.
+UV_COMPILE = $(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 \
+	--generate-hashes --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
+
+$(VENV)/.lock: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[dev,lock]'
+	touch $@
+
+lock: $(VENV)/.lock
+	$(UV_COMPILE) pyproject.toml -o deploy/requirements.lock
+	$(PY) -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['build-system']['requires'], sep='\n')" \
+	  | $(UV_COMPILE) - -o deploy/build-requirements.lock
 
 clean:
 	rm -rf $(VENV) *.egg-info .mypy_cache .ruff_cache

@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute
 
 from shared.db.migrate import CONSUMER_MIGRATIONS, migrate
 from shared.db.pool import close_pool
+from shared.db.retention import RetentionJob, Rule, processed_events, sent_outbox
 from shared.errors import ConfigurationError, SharedError
 from shared.http.server import OpsServer, bind, ops_app
 from shared.logging_setup import configure_logging
@@ -51,6 +52,7 @@ class ConsumerProcess:
     publisher: ConfirmingPublisher
     ops: OpsServer
     metrics: Metrics
+    retention: RetentionJob
 
     @property
     def ops_url(self) -> str:
@@ -60,17 +62,20 @@ class ConsumerProcess:
         """Consume, relay and serve the ops endpoints until ``stop``. The relay outlives
         the consumer's drain so the last progress reports still go out; the ops server
         answers (unready) until the end. If the ops server fails, the process stops."""
-        relay_stop, http_stop = asyncio.Event(), asyncio.Event()
+        relay_stop, http_stop, retention_stop = asyncio.Event(), asyncio.Event(), asyncio.Event()
         relay = asyncio.create_task(self.relay.run(relay_stop))
         http = asyncio.create_task(self.ops.serve(http_stop), name="ops-http")
         http.add_done_callback(lambda _: stop.set())
+        retention = asyncio.create_task(self.retention.run(retention_stop), name="retention")
         try:
             await self.consumer.run(stop)
         finally:
             try:
                 self.relay.wake()
                 relay_stop.set()
+                retention_stop.set()  # it stops between two batches
                 await relay
+                await retention
             finally:
                 http_stop.set()
                 await http  # raises if the server failed
@@ -120,12 +125,15 @@ async def build_consumer_process(
     migrations: Path,
     pool: asyncpg.Pool | None = None,
     routes: Sequence[BaseRoute] = (),
+    retention: Sequence[Rule] = (),
 ) -> ConsumerProcess:
-    """Build a consumer process; ``routes`` are served beside the ops endpoints."""
+    """Build a consumer process; ``routes`` are served beside the ops endpoints, and the
+    ``retention`` rules of the service's own tables join those of its outbox and
+    processed-event records."""
     # Bound first: a port in use is a start-up error before anything else is built.
     sock = bind(settings.http_host, settings.http_port)
     try:
-        return await _build(service, settings, handlers, migrations, pool, routes, sock)
+        return await _build(service, settings, handlers, migrations, pool, routes, retention, sock)
     except BaseException:
         sock.close()
         raise
@@ -138,6 +146,7 @@ async def _build(
     migrations: Path,
     pool: asyncpg.Pool | None,
     routes: Sequence[BaseRoute],
+    retention: Sequence[Rule],
     sock: socket.socket,
 ) -> ConsumerProcess:
     # DB_POOL_SIZE bounds the transactions in progress, PREFETCH the messages in hand: a
@@ -179,7 +188,21 @@ async def _build(
     }
     ops = Ops(service, metrics, checks, timeout=timeout)
     server = OpsServer(ops_app(ops, routes), sock)
-    return ConsumerProcess(consumer, relay, pool, publisher, ops=server, metrics=metrics)
+    rules = [
+        sent_outbox(service, settings.outbox_sent_max_age),
+        processed_events(service, settings.processed_events_max_age),
+        *retention,
+    ]
+    job = RetentionJob(
+        pool,
+        rules,
+        interval=settings.retention_interval,
+        batch_size=settings.retention_batch_size,
+        acquire_timeout=settings.db_acquire_timeout,
+    )
+    return ConsumerProcess(
+        consumer, relay, pool, publisher, ops=server, metrics=metrics, retention=job
+    )
 
 
 async def run_until_signalled(process: ConsumerProcess) -> None:

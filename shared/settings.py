@@ -4,13 +4,27 @@ machine with PostgreSQL and RabbitMQ on 127.0.0.1."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from datetime import timedelta
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.db.retention import PROCESSED_EVENTS_MIN_AGE
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/booking"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def _seconds_or_iso(value: object) -> object:
+    """An age from the environment: seconds ("86400") or ISO 8601 ("P1D", "PT12H")."""
+    if isinstance(value, str) and value.strip().replace(".", "", 1).isdigit():
+        return float(value)
+    return value
+
+
+# A retention age (shared/db/retention.py).
+Age = Annotated[timedelta, BeforeValidator(_seconds_or_iso), Field(gt=timedelta(0))]
 
 
 class CommonSettings(BaseSettings):
@@ -52,6 +66,25 @@ class ConsumingSettings(CommonSettings):
     max_message_bytes: int = Field(default=1024 * 1024, ge=1024, le=512 * 1024 * 1024)
     # A delivery held longer than this (taken, never settled) turns /health/ready false.
     stall_timeout: float = Field(default=300.0, gt=0)
+    # Retention (shared/db/retention.py): seconds between passes (0: no deletion), rows per
+    # DELETE, and the ages (seconds or ISO 8601, e.g. P30D) after which rows go.
+    retention_interval: float = Field(default=3600.0, ge=0)
+    retention_batch_size: int = Field(default=1000, ge=1, le=100_000)
+    outbox_sent_max_age: Age = timedelta(days=7)
+    processed_events_max_age: Age = timedelta(days=30)
+
+    @model_validator(mode="after")
+    def _records_outlive_redeliveries(self) -> Self:
+        # A record deleted while a copy of its event can still come lets that copy act again.
+        floor = max(
+            PROCESSED_EVENTS_MIN_AGE, timedelta(seconds=self.max_attempts * self.retry_max_delay)
+        )
+        if self.processed_events_max_age < floor:
+            raise ValueError(
+                f"PROCESSED_EVENTS_MAX_AGE must be at least {floor} (redeliveries, retries and "
+                "dead-letter replays of an event must still find its record)"
+            )
+        return self
 
 
 class ConsumerSettings(ConsumingSettings):

@@ -31,6 +31,7 @@ from services.dlq.operations import DeadLetterOps, OpsConfig
 from shared.consumer_service import consumer_config
 from shared.db.migrate import CONSUMER_MIGRATIONS, migrate
 from shared.db.pool import UNAVAILABLE_ERRORS, close_pool
+from shared.db.retention import RetentionJob, created_before, processed_events, sent_outbox
 from shared.errors import DatabaseUnavailable
 from shared.http.ops import ops_routes
 from shared.messaging.consumer import Consumer
@@ -100,8 +101,9 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
             ),
             AuditStore(db, settings.db_acquire_timeout),
         )
+        app.state.retention = retention = _retention(db, settings)
         stop = asyncio.Event()
-        tasks = [asyncio.create_task(reports.run(stop))]
+        tasks = [asyncio.create_task(reports.run(stop)), asyncio.create_task(retention.run(stop))]
         if settings.relay_enabled:
             tasks.append(asyncio.create_task(relay.run(stop)))
         try:
@@ -155,6 +157,22 @@ def _refresh_openapi_daily(app: FastAPI) -> None:
         return build()
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _retention(pool: asyncpg.Pool, settings: BookingSettings) -> RetentionJob:
+    """Deletes the booking schema's rows past their use (shared/db/retention.py)."""
+    rules = [
+        sent_outbox("booking", settings.outbox_sent_max_age),
+        processed_events("booking", settings.processed_events_max_age),
+        created_before("booking.idempotency_keys", "key", settings.idempotency_keys_max_age),
+    ]
+    return RetentionJob(
+        pool,
+        rules,
+        interval=settings.retention_interval,
+        batch_size=settings.retention_batch_size,
+        acquire_timeout=settings.db_acquire_timeout,
+    )
 
 
 def _is_ops_request(scope: MutableMapping[str, Any]) -> bool:

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import Field, SecretStr
 
-from shared.settings import ConsumingSettings
+from shared.settings import Age, ConsumingSettings
 
 
 class BookingSettings(ConsumingSettings):
@@ -19,6 +21,8 @@ class BookingSettings(ConsumingSettings):
     outbox_sweep_interval: float = Field(default=1.0, gt=0)
     outbox_retry_max_delay: float = Field(default=5.0, gt=0)
     relay_enabled: bool = True
+    # Idempotency keys are deleted after this long (a client's retries come well before).
+    idempotency_keys_max_age: Age = timedelta(days=1)
     # The progress-report consumer shares the pool with the API. Its handlers only write
     # this database, so the reports in hand are recorded BATCH_SIZE per transaction: one
     # pooled connection for up to PREFETCH reports, not one each (one each queued reports

@@ -16,6 +16,7 @@ from services.email.process import EmailProcess
 from services.email.settings import EmailSettings
 from services.email.smtp import SmtpSender
 from shared.consumer_service import build_consumer_process
+from shared.db.retention import created_before
 from shared.events import BookingCancelled, BookingConfirmed
 from shared.messaging.handlers import Handler, route_prepared
 
@@ -57,6 +58,9 @@ async def bootstrap(
         undo.callback(render.shutdown, wait=False)
         if handlers is None:
             handlers = make_handlers(settings, sender, render)
-        base = await build_consumer_process(SERVICE, settings, handlers, MIGRATIONS, pool)
+        emails = created_before("email.emails", "event_id", settings.emails_max_age)
+        base = await build_consumer_process(
+            SERVICE, settings, handlers, MIGRATIONS, pool, retention=[emails]
+        )
         undo.pop_all()
     return EmailProcess.extend(base, sender=sender, render=render)

@@ -7,10 +7,14 @@ the server has dropped meanwhile (idle timeout, message limit: a lost connection
 or 421) is replaced, and the email sent again on a new connection, once, and only when the
 failure came before DATA: until then the server holds nothing of the email, after it the
 server may have taken it, and a second send would be a duplicate. aiosmtplib's ``timeout``
-bounds each step of a session (connect, every command and reply).
+bounds each step of a session (connect, every command and reply). TLS (STARTTLS when
+offered by default, required, or implicit) and the rule that credentials only ever travel
+over TLS live in :mod:`services.email.smtp_tls`.
 
 Errors are translated at this boundary:
 
+* a session that cannot be secured as required (STARTTLS not offered, a certificate
+  refused) → :class:`PermanentError`: a deployment fault, not a passing one;
 * a 4xx reply (including all recipients refused with 4xx), a refused or lost connection, a
   timeout, any other SMTP error → :class:`TransientError` (retried with backoff);
 * a 5xx reply, or no SMTPUTF8 on the server for an internationalised address →
@@ -26,11 +30,13 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import aiosmtplib
 
 from services.email.settings import EmailSettings
+from services.email.smtp_tls import SmtpTls, TlsRefused, certificate_error, secure, tls_context
 from shared.errors import HandlerError, PermanentError, TransientError
 
 log = logging.getLogger(__name__)
@@ -52,6 +58,10 @@ def _is_transient_code(code: int) -> bool:
 
 def translate_smtp_error(exc: BaseException, server: str) -> HandlerError:
     """The runtime's view of a failed send to ``server`` (host:port)."""
+    if isinstance(exc, TlsRefused):
+        return PermanentError(f"SMTP {server}: {exc}")
+    if (refused := certificate_error(exc)) is not None:
+        return PermanentError(f"SMTP {server}: TLS certificate refused: {refused.verify_message}")
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         replies = "; ".join(f"{r.code} {r.message}" for r in exc.recipients)
         message = f"SMTP {server} refused all recipients: {replies}"
@@ -122,7 +132,8 @@ class SmtpSender:
         *,
         username: str | None = None,
         password: str | None = None,
-        starttls: bool = False,
+        tls: SmtpTls = "opportunistic",
+        ca_file: Path | None = None,
         timeout: float = 10.0,
         pool_size: int = 4,
         local_hostname: str | None = None,
@@ -131,7 +142,9 @@ class SmtpSender:
         self.port = port
         self._username = username
         self._password = password
-        self._starttls = starttls
+        self._tls = tls
+        # Built once: it reads the CA file (a missing one fails at start, not per email).
+        self._tls_context = tls_context(ca_file)
         self._timeout = timeout
         # The name given in EHLO: looked up once, not by aiosmtplib for every connection.
         self._local_hostname = local_hostname
@@ -147,7 +160,8 @@ class SmtpSender:
             settings.smtp_port,
             username=settings.smtp_username,
             password=password.get_secret_value() if password is not None else None,
-            starttls=settings.smtp_starttls,
+            tls=settings.smtp_tls,
+            ca_file=settings.smtp_tls_ca_file,
             timeout=settings.smtp_timeout,
             pool_size=settings.smtp_pool_size,
             local_hostname=settings.smtp_local_hostname,
@@ -158,7 +172,7 @@ class SmtpSender:
         return f"{self.host}:{self.port}"
 
     def __repr__(self) -> str:  # never the password
-        return f"SmtpSender({self.server}, starttls={self._starttls})"
+        return f"SmtpSender({self.server}, tls={self._tls})"
 
     async def send(self, message: EmailMessage) -> None:
         """Send ``message`` to the addresses in its headers (envelope from its From).
@@ -236,13 +250,20 @@ class SmtpSender:
         conn = _Connection(
             hostname=self.host,
             port=self.port,
-            username=self._username,
-            password=self._password,
-            start_tls=self._starttls,
+            use_tls=self._tls == "implicit",
+            start_tls=False,  # decided by secure(), which aiosmtplib's options cannot say
+            tls_context=self._tls_context,
             timeout=self._timeout,
             local_hostname=self._local_hostname,
         )
         await conn.connect()  # closes itself if it fails
+        try:
+            await secure(conn, self._tls, needs_tls=self._username is not None)
+            if self._username is not None:
+                await conn.login(self._username, self._password or "")
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     @staticmethod

@@ -14,6 +14,7 @@ from starlette.routing import Mount
 from services.notification.delivery import Deliverer
 from services.notification.feed import create_feed_app
 from services.notification.feed_hub import FeedHub
+from services.notification.feed_limits import StreamSlots
 from services.notification.handlers import notify
 from services.notification.process import NotificationProcess
 from services.notification.settings import NotificationSettings
@@ -70,7 +71,13 @@ async def bootstrap(
         if handlers is None:
             handlers = make_handlers(settings, make_deliverer(settings, http, records_pool))
         hub = FeedHub(settings.database_url, connect_timeout=settings.db_acquire_timeout)
-        feed = create_feed_app(hub, feed_pool, heartbeat=settings.notification_feed_heartbeat)
+        slots = StreamSlots(
+            per_client=settings.notification_feed_max_streams_per_client,
+            total=settings.notification_feed_max_streams,
+        )
+        feed = create_feed_app(
+            hub, feed_pool, heartbeat=settings.notification_feed_heartbeat, slots=slots
+        )
         # The feed is served by the process's ops server, beside /health and /metrics.
         base = await build_consumer_process(
             SERVICE, settings, handlers, MIGRATIONS, pool, routes=[Mount("", app=feed)]

@@ -6,6 +6,12 @@
   comment heartbeat. Live updates come from the hub (PostgreSQL LISTEN/NOTIFY).
 * ``GET /feeds/{booking_id}/history``: every notification of the booking as JSON.
 
+A booking this service does not know is 404 on both: it knows a booking once it has
+notified something about it (a row in ``notification.notifications``, written when it handles
+the booking's first event, normally well under a second after the booking). Streams are
+capped per client address and in total (:mod:`services.notification.feed_limits`): 429 or 503
+with ``Retry-After`` beyond.
+
 The booking id (a random UUID) is the only credential: put an authenticating proxy in front
 before exposing this beyond a trusted network.
 """
@@ -16,7 +22,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from uuid import UUID
 
@@ -25,8 +31,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from services.notification.feed_hub import LISTENER_ERRORS, FeedHub
+from services.notification.feed_limits import StreamSlots
 from shared.db.pool import acquire
 from shared.errors import DatabaseUnavailable
 
@@ -37,6 +45,43 @@ RETRY_MS = 2000  # how long an EventSource waits before reconnecting
 MAX_ID = 2**63 - 1
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 READ_ERRORS: tuple[type[BaseException], ...] = (DatabaseUnavailable, *LISTENER_ERRORS)
+RETRY_AFTER_SECONDS = 5  # when a stream over a cap may be tried again
+UNKNOWN = {"detail": "no such booking (or nothing notified about it yet)"}
+
+
+class HeldStream(StreamingResponse):
+    """A stream that gives its slot back however it ends: finished, the client gone, or
+    cancelled at shutdown (the generator's own ``finally`` never runs if it never began)."""
+
+    def __init__(self, content: AsyncIterator[str], release: Callable[[], None]) -> None:
+        super().__init__(content, media_type="text/event-stream", headers=SSE_HEADERS)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
+
+
+async def is_known(pool: asyncpg.Pool, booking_id: UUID, *, timeout: float = 5.0) -> bool:
+    """Whether this service has notified anything about the booking."""
+    async with acquire(pool, timeout) as conn:
+        known: bool = await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM notification.notifications WHERE booking_id = $1)",
+            booking_id,
+        )
+    return known
+
+
+def over_cap(refusal: str) -> Response:
+    if refusal == "client":
+        detail, status = "too many feed streams from this address", 429
+    else:
+        detail, status = "too many feed streams open; try again shortly", 503
+    return JSONResponse(
+        {"detail": detail}, status_code=status, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+    )
 
 
 async def notifications_after(
@@ -107,16 +152,37 @@ async def sse_stream(
                 yield ": heartbeat\n\n"
 
 
-def create_feed_app(hub: FeedHub, pool: asyncpg.Pool, *, heartbeat: float = 15.0) -> Starlette:
+def create_feed_app(
+    hub: FeedHub,
+    pool: asyncpg.Pool,
+    *,
+    heartbeat: float = 15.0,
+    slots: StreamSlots | None = None,
+) -> Starlette:
+    slots = slots or StreamSlots(per_client=20, total=1000)
+
     async def feed(request: Request) -> Response:
         after = last_event_id(request)
         if after is None:
             return JSONResponse({"detail": "Last-Event-ID must be a row id"}, status_code=400)
-        stream = sse_stream(hub, pool, request.path_params["booking_id"], after, heartbeat)
-        return StreamingResponse(stream, media_type="text/event-stream", headers=SSE_HEADERS)
+        booking_id: UUID = request.path_params["booking_id"]
+        release = slots.take(request.client.host if request.client else "")
+        if isinstance(release, str):
+            return over_cap(release)
+        known = False
+        try:
+            known = await is_known(pool, booking_id)
+        finally:
+            if not known:  # 404, or the database failed (503): no stream holds the slot
+                release()
+        if not known:
+            return JSONResponse(UNKNOWN, status_code=404)
+        return HeldStream(sse_stream(hub, pool, booking_id, after, heartbeat), release)
 
     async def history(request: Request) -> Response:
         booking_id: UUID = request.path_params["booking_id"]
+        if not await is_known(pool, booking_id):
+            return JSONResponse(UNKNOWN, status_code=404)
         notifications: list[dict[str, Any]] = []
         while True:
             after = notifications[-1]["id"] if notifications else 0

@@ -45,6 +45,9 @@ class NotificationSettings(ConsumerSettings):
     )
     # Seconds between comment heartbeats on an idle SSE feed.
     notification_feed_heartbeat: float = Field(default=15.0, gt=0)
+    # Feed streams open at once, per client address (429 beyond) and in all (503 beyond).
+    notification_feed_max_streams_per_client: int = Field(default=20, ge=1, le=100_000)
+    notification_feed_max_streams: int = Field(default=1000, ge=1, le=100_000)
 
     @field_validator("notification_webhook_urls", mode="before")
     @classmethod

@@ -122,15 +122,16 @@ def _table(data: bytes, depth: int = 0) -> tuple[int, dict[str, Any]]:
     table: dict[str, Any] = {}
     offset = 0
     while offset < len(body):
-        consumed, key = _short_str(body[offset:])
-        offset += consumed
-        if isinstance(key, Undecodable):
-            key = Undecodable.of(key, f"header name {key!r} is not UTF-8")
+        key: str = Undecodable.of("?", "a header name runs past its table")
         try:
+            consumed, key = _short_str(body[offset:])
+            offset += consumed
+            if isinstance(key, Undecodable):
+                key = Undecodable.of(key, f"header name {key!r} is not UTF-8")
             consumed, table[key] = _value(body[offset:], depth)
         except (ValueError, struct.error, IndexError) as exc:
             table[key] = Undecodable.of("?", f"header {key!r}: {exc}")
-            break  # its length is unknown: the rest of the table cannot be read
+            break  # a length is unknown: the rest of the table cannot be read
         offset += consumed
     return end, table
 

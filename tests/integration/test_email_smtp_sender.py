@@ -159,14 +159,6 @@ async def test_an_smtp_server_that_never_answers_times_out_as_transient() -> Non
         await server.wait_closed()
 
 
-async def test_starttls_required_by_settings_but_not_offered_is_retried_not_sent_in_clear() -> None:
-    async with recorder() as smtp:
-        with pytest.raises(TransientError, match="STARTTLS"):
-            async with sending(smtp.port, starttls=True) as sender:
-                await sender.send(email())
-    assert smtp.envelopes == []
-
-
 async def test_an_address_that_needs_smtputf8_is_sent_with_it_and_is_permanent_without() -> None:
     async with recorder(smtputf8=True) as smtp, sending(smtp.port) as sender:
         await sender.send(email(guest_email="zoë@example.com"))

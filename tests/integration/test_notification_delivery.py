@@ -8,13 +8,15 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import re
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from services.notification.signing import verify_signature
+from services.notification.signing import DEFAULT_TOLERANCE, verify_signature
 from shared.events import BookingCancelled, BookingConfirmed
 from shared.messaging.envelope import event_message
 from shared.messaging.topology import EVENTS_EXCHANGE, consumer_topology
@@ -134,7 +136,7 @@ async def publish(env: TestEnv, event: BookingConfirmed | BookingCancelled) -> N
     await publish_raw(env.amqp_url(), EVENTS_EXCHANGE, event_message(event))
 
 
-async def test_a_webhook_is_signed_so_verify_signature_accepts_it_and_rejects_a_wrong_secret(
+async def test_a_webhook_is_signed_with_a_timestamp_and_fails_with_a_wrong_secret_body_or_age(
     env: TestEnv, recorder: Recorder
 ) -> None:
     event = booking_event()
@@ -149,10 +151,15 @@ async def test_a_webhook_is_signed_so_verify_signature_accepts_it_and_rejects_a_
     assert request.headers["x-event-id"] == str(event.event_id)
     assert request.headers["x-event-type"] == "BookingConfirmed"
     signature = request.headers["x-signature"]
-    assert signature.startswith("sha256=")
+    assert re.fullmatch(r"t=\d+,v1=[0-9a-f]{64}", signature)
+    signed_at = int(signature.split(",")[0].removeprefix("t="))
+    assert time.time() - 60 < signed_at <= time.time()
     assert verify_signature(request.body, signature, SECRET)
     assert not verify_signature(request.body, signature, "not-the-secret")
     assert not verify_signature(request.body + b" ", signature, SECRET)
+    # Captured and replayed after the tolerance (5 minutes): refused.
+    stale = signed_at + DEFAULT_TOLERANCE + 1
+    assert not verify_signature(request.body, signature, SECRET, now=stale)
     recorded = await fetchval(
         env,
         "SELECT status_code FROM notification.deliveries WHERE event_id = $1 AND target = $2",

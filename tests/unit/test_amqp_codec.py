@@ -113,3 +113,11 @@ def test_values_pamqp_cannot_encode_again_are_made_encodable() -> None:
     assert fixed == {"x-raw": bytearray(b"\xff\xfe"), "x-float": "1e+300", "x-int": str(2**70),
                      "x-list": [bytearray(b"\x00")]}  # fmt: skip
     assert encode.field_table(fixed)
+
+
+def test_a_table_that_ends_inside_a_header_name_is_cut_there() -> None:
+    # Found by the fuzz test: a value one byte short, so the next name's length byte runs
+    # past the end of the table.
+    raw = b"\x00\x00\x00\x1c\nx-attemptsb\nx-attemptsS\x00\x00\x00\x00"
+    message = delivered(b"{}", RawProperties({"headers": raw}))
+    assert "runs past its table" in str(amqp_codec.damage(message.headers, {}))
