@@ -5,10 +5,18 @@ from __future__ import annotations
 import unicodedata
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 MAX_NIGHTS = 30
 STEPS = ("voucher", "email", "notification")
@@ -22,6 +30,18 @@ NO_CONTROL_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
 
 def today() -> date:
     return datetime.now(UTC).date()
+
+
+def _json_integer(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# JSON Schema's integer, which the OpenAPI document promises: 3 and 3.0, never "3" or true
+# (pydantic's lax mode takes those; its strict mode alone refuses 3.0). Use it after a
+# Field(strict=True, <bounds>) in Annotated: bounds placed after it leave the document.
+JSON_INTEGER = BeforeValidator(_json_integer)
 
 
 def example_booking() -> dict[str, Any]:
@@ -63,7 +83,9 @@ class BookingRequest(BaseModel):
         extra="forbid", frozen=True, str_strip_whitespace=True, json_schema_extra=_add_example
     )
 
-    hotel_id: int = Field(gt=0, le=PG_INT_MAX, description="A hotel id from GET /hotels")
+    hotel_id: Annotated[int, Field(strict=True, gt=0, le=PG_INT_MAX), JSON_INTEGER] = Field(
+        description="A hotel id from GET /hotels"
+    )
     room_type: str = Field(
         min_length=1,
         max_length=50,

@@ -122,3 +122,12 @@ def test_a_new_booking_links_to_reading_cancelling_and_its_voucher(
         path, method = ref.removeprefix("#/paths/").replace("~1", "/").rsplit("/", 1)
         assert method in openapi["paths"][path]
     assert created["headers"]["Location"]["required"] is True
+
+
+def test_every_operation_with_a_body_documents_a_body_that_is_not_json_or_too_large(
+    openapi: dict[str, Any],
+) -> None:
+    with_body = [(name, op) for name, op in operations(openapi) if "requestBody" in op]
+    assert len(with_body) == 3  # POST /bookings, replay, purge
+    for name, operation in with_body:
+        assert {"400", "413", "422"} <= operation["responses"].keys(), name

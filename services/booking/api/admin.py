@@ -23,7 +23,7 @@ from services.booking.api.admin_requests import (
     ReplayRequest,
     Selection,
 )
-from services.booking.api.examples import error, ok, validation_error
+from services.booking.api.examples import NOT_JSON, TOO_LARGE, error, ok, validation_error
 from services.booking.deps import AdminDep
 from services.booking.schemas import ErrorBody
 from services.dlq.errors import AuditUnavailable, DlqError, InvalidRequest, UnknownQueue
@@ -50,6 +50,8 @@ QUEUE_RESPONSES: dict[int | str, dict[str, Any]] = {
 # A replay or purge the broker failed part-way answers 503 with its summary.
 SWEEP_RESPONSES: dict[int | str, dict[str, Any]] = {
     **QUEUE_RESPONSES,
+    400: NOT_JSON,
+    413: TOO_LARGE,
     503: {
         "model": Summary | ErrorBody,
         "description": "Admin API disabled, broker or database down (before anything was "

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import Header, Path
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from services.booking.schemas import JSON_INTEGER
 from services.dlq.errors import InvalidRequest
 from services.dlq.model import (
     DURATION_PATTERN,
@@ -55,7 +56,8 @@ def _purge_schema(schema: dict[str, Any]) -> None:
 class Selection(BaseModel):
     """What a purge takes: everything (`all`) or exactly the given ids, never both."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_purge_schema)
+    # strict: 0 is not false, "1" is not a number (what the schema says, the API does).
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_purge_schema)
 
     all: bool = Field(default=False, description="Every message")
     ids: list[Label] = Field(default_factory=list, description="Exactly these message ids")
@@ -87,7 +89,7 @@ class ReplayRequest(BaseModel):
     """What a replay takes: `all`, `ids` or a filter must say which messages; set filters are
     ANDed."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_replay_schema)
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_replay_schema)
 
     all: bool = Field(default=False, description="Every message (filters still apply)")
     ids: list[Label] = Field(default_factory=list, description="Exactly these message ids")
@@ -99,7 +101,7 @@ class ReplayRequest(BaseModel):
         examples=["30m"],
         pattern=DURATION_PATTERN,
     )
-    limit: int | None = Field(default=None, ge=1, le=PG_INT_MAX)
+    limit: Annotated[int, Field(strict=True, ge=1, le=PG_INT_MAX), JSON_INTEGER] | None = None
     # At least 1/s: a slower replay would hold the request open past any client's patience.
     rate: float | None = Field(
         default=None,

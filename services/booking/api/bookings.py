@@ -8,7 +8,15 @@ from uuid import UUID
 from fastapi import APIRouter, Response
 
 from services.booking.api import examples
-from services.booking.api.examples import NOT_FOUND, UNAVAILABLE, error, ok, validation_error
+from services.booking.api.examples import (
+    NOT_FOUND,
+    NOT_JSON,
+    TOO_LARGE,
+    UNAVAILABLE,
+    error,
+    ok,
+    validation_error,
+)
 from services.booking.api.refusals import check_horizon
 from services.booking.bookings import cancel_booking, get_booking, get_voucher, place_booking
 from services.booking.deps import (
@@ -60,11 +68,12 @@ CREATED_LINKS = {
             },
             "links": CREATED_LINKS,
         },
+        400: NOT_JSON,
         409: error(
             "No room of that type free every night",
             "no standard room is free at hotel 1 for the whole stay 2027-03-01 to 2027-03-04",
         ),
-        413: error("Body over 16 KiB", "request body larger than 16384 bytes"),
+        413: TOO_LARGE,
         422: validation_error(
             "Value error, check_out must be after check_in (also: check_in beyond the "
             "booking horizon; as one sentence: unknown hotel or room type, Idempotency-Key "

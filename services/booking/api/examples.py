@@ -95,6 +95,8 @@ def validation_error(message: str, *location: str | int) -> dict[str, Any]:
     }
 
 
+NOT_JSON = error("The body is not JSON", "There was an error parsing the body")
+TOO_LARGE = error("Body over 16 KiB", "request body larger than 16384 bytes")
 NOT_FOUND = error("No such booking", f"booking {BOOKING_ID} not found")
 UNAVAILABLE = error(
     "Database unavailable; try again", "the database is unavailable; try again shortly"
