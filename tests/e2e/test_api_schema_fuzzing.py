@@ -22,7 +22,7 @@ import pytest
 from tests.support.dlq import park
 from tests.support.events import confirmed
 from tests.support.infra import TestEnv
-from tests.support.processes import ROOT, free_port, start_service, stop, wait_http
+from tests.support.processes import free_port, start_service, stop, wait_http
 
 pytestmark = pytest.mark.e2e
 CONFIG = Path(__file__).with_name("schemathesis.toml")
@@ -61,7 +61,7 @@ async def _park_some(amqp_url: str) -> None:
 
 
 def test_every_operation_and_linked_sequence_answers_generated_input_as_documented(
-    api: str,
+    api: str, tmp_path: Path
 ) -> None:
     command = [str(SCHEMATHESIS), "--config-file", str(CONFIG), "--no-color"]
     command += ["run", f"{api}/openapi.json", "--output-truncate", "false"]
@@ -71,7 +71,7 @@ def test_every_operation_and_linked_sequence_answers_generated_input_as_document
         command += ["--seed", os.environ["SCHEMATHESIS_SEED"]]
     done = subprocess.run(
         command,
-        cwd=ROOT,
+        cwd=tmp_path,  # where Hypothesis keeps its files: not in the work tree
         env={**os.environ, "ADMIN_TOKEN": TOKEN},
         capture_output=True,
         text=True,
