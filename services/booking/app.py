@@ -11,9 +11,11 @@ from typing import Any
 
 import asyncpg
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from services.booking.api import admin, bookings, docs, events, hotels
+from services.booking.api.refusals import invalid_request
 from services.booking.errors import (
     BookingServiceError,
     IdempotencyKeyReused,
@@ -201,6 +203,7 @@ def _add_error_handlers(app: FastAPI) -> None:
         )
 
     app.add_exception_handler(BookingServiceError, booking_error)
+    app.add_exception_handler(RequestValidationError, invalid_request)
     unavailable_errors: tuple[type[BaseException], ...] = (DatabaseUnavailable, *UNAVAILABLE_ERRORS)
     for error in unavailable_errors:
         if issubclass(error, Exception):

@@ -13,12 +13,24 @@ from typing import Annotated
 import asyncpg
 from fastapi import Depends, Header, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AfterValidator
 
 from services.booking.settings import BookingSettings
 from services.dlq.operations import DeadLetterOps
 from shared.observability.health import Ops
 from shared.observability.metrics import Metrics
 from shared.outbox import OutboxRelay
+
+# An Idempotency-Key is a token (the IETF draft makes it a structured-field string): printable
+# ASCII. It is stored in PostgreSQL text, which cannot hold NUL.
+_PRINTABLE_ASCII = r"^[\x20-\x7e]+$"
+
+
+def _printable_ascii(value: str) -> str:
+    if not all(" " <= ch <= "~" for ch in value):
+        raise ValueError("must be printable ASCII: no NUL or other control characters")
+    return value
+
 
 # auto_error=False: a missing header is ours to answer (401 with WWW-Authenticate, below).
 _bearer = HTTPBearer(auto_error=False, description="The ADMIN_TOKEN of the booking service")
@@ -69,12 +81,16 @@ RelayDep = Annotated[OutboxRelay, Depends(_relay)]
 SettingsDep = Annotated[BookingSettings, Depends(_settings)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
 IdempotencyKeyHeader = Annotated[
-    str | None,
+    Annotated[str, AfterValidator(_printable_ascii)] | None,
     Header(
         alias="Idempotency-Key",
         min_length=1,
         max_length=255,
-        description="Repeat a request safely: the same key and body return the same booking",
+        description=(
+            "Repeat a request safely: the same key and body return the same booking. "
+            "Printable ASCII, 1 to 255 characters."
+        ),
+        json_schema_extra={"pattern": _PRINTABLE_ASCII},
     ),
 ]
 AdminDep = Annotated[DeadLetterOps, Depends(_admin)]

@@ -5,17 +5,43 @@ from __future__ import annotations
 import unicodedata
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 MAX_NIGHTS = 30
 STEPS = ("voucher", "email", "notification")
+# Ids are PostgreSQL `integer` columns: a larger number would fail inside the driver (a 500),
+# so the schema refuses it first, and says so in the OpenAPI document.
+PG_INT_MAX = 2**31 - 1
+# What the OpenAPI document says of free text: no C0 or C1 control character (NUL among
+# them, which PostgreSQL cannot store in text). The validators below refuse at least these.
+NO_CONTROL_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
 
 
 def today() -> date:
     return datetime.now(UTC).date()
+
+
+def _json_integer(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# JSON Schema's integer, which the OpenAPI document promises: 3 and 3.0, never "3" or true
+# (pydantic's lax mode takes those; its strict mode alone refuses 3.0). Use it after a
+# Field(strict=True, <bounds>) in Annotated: bounds placed after it leave the document.
+JSON_INTEGER = BeforeValidator(_json_integer)
 
 
 def example_booking() -> dict[str, Any]:
@@ -37,10 +63,19 @@ def _add_example(schema: dict[str, Any]) -> None:
 
 
 def reject_control_characters(value: str) -> str:
-    """CR and LF in a name would let a guest inject e-mail headers downstream."""
+    """CR and LF in a name would let a guest inject e-mail headers downstream; NUL cannot be
+    stored in PostgreSQL text."""
     if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in value):
-        raise ValueError("must not contain control characters (such as CR or LF)")
+        raise ValueError("must not contain control characters (such as NUL, CR or LF)")
     return value
+
+
+def beyond_horizon(check_in: date, horizon_days: int) -> str | None:
+    """Why a check-in is too far ahead to book or look up (BOOKING_HORIZON_DAYS), or None."""
+    last = today() + timedelta(days=horizon_days)
+    if check_in > last:
+        return f"check_in must be at most {horizon_days} days ahead (on or before {last})"
+    return None
 
 
 class BookingRequest(BaseModel):
@@ -48,11 +83,27 @@ class BookingRequest(BaseModel):
         extra="forbid", frozen=True, str_strip_whitespace=True, json_schema_extra=_add_example
     )
 
-    hotel_id: int = Field(gt=0, description="A hotel id from GET /hotels")
-    room_type: str = Field(min_length=1, max_length=50, description="A room type code")
-    check_in: date
-    check_out: date = Field(description="The morning of departure; after check_in")
-    guest_name: str = Field(min_length=1, max_length=200)
+    hotel_id: Annotated[int, Field(strict=True, gt=0, le=PG_INT_MAX), JSON_INTEGER] = Field(
+        description="A hotel id from GET /hotels"
+    )
+    room_type: str = Field(
+        min_length=1,
+        max_length=50,
+        description="A room type code",
+        json_schema_extra={"pattern": NO_CONTROL_PATTERN},
+    )
+    check_in: date = Field(
+        description="Today or later, within the booking horizon (730 days unless configured)"
+    )
+    check_out: date = Field(
+        description=f"The morning of departure: after check_in, at most {MAX_NIGHTS} nights"
+    )
+    guest_name: str = Field(
+        min_length=1,
+        max_length=200,
+        description="No control characters (CR, LF, NUL, ...)",
+        json_schema_extra={"pattern": NO_CONTROL_PATTERN},
+    )
     guest_email: EmailStr = Field(max_length=254)
 
     _no_control = field_validator("room_type", "guest_name", mode="before")(
@@ -143,3 +194,20 @@ class Availability(BaseModel):
 
 class ErrorBody(BaseModel):
     detail: str
+
+
+class ValidationIssue(BaseModel):
+    """One refused field, as FastAPI reports it."""
+
+    type: str
+    loc: list[str | int] = Field(description='Where: e.g. ["body", "check_in"]')
+    msg: str
+    input: Any = None
+    ctx: dict[str, Any] | None = None
+
+
+class InvalidInput(BaseModel):
+    """A 422: field-level issues when the request's shape is wrong, or one sentence when a
+    well-formed request refers to something that cannot be (an unknown hotel, ...)."""
+
+    detail: str | list[ValidationIssue]

@@ -15,6 +15,9 @@ class BookingSettings(ConsumingSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     db_pool_size: int = Field(default=20, ge=1, le=200)
     max_body_bytes: int = Field(default=16 * 1024, ge=1024)
+    # How far ahead a stay may start (POST /bookings, availability): without a horizon, a
+    # booking for 9999 takes a room that no one will ever use, and asks grow the inventory.
+    booking_horizon_days: int = Field(default=730, ge=1, le=3650)
     outbox_batch_size: int = Field(default=200, ge=1, le=10_000)
     # The relay wakes at once after each commit; the sweep catches rows written by other
     # replicas, or left behind while the broker was down.

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import click
+from pydantic import ValidationError
 
 from services.dlq import render
 from services.dlq.audit import AuditStore
@@ -150,6 +151,8 @@ def _filters(
         filters.check()
     except InvalidRequest as exc:
         _fail(str(exc), 2)
+    except ValidationError as exc:  # a value Filters refuses: a NUL, a --limit past 2**31-1
+        _fail("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors()), 2)
     return filters
 
 

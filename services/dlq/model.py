@@ -9,24 +9,48 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from aio_pika.abc import AbstractIncomingMessage
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from services.dlq.errors import InvalidRequest
 from shared.messaging import retry
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+# At most 8 digits: even 99999999w fits in a timedelta (a longer number overflowed it).
+DURATION_PATTERN = r"^ *[0-9]{1,8} *[smhdw] *$"
+_DURATION = re.compile(r"^ *([0-9]{1,8}) *([smhdw]) *$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+# Counts end up in the audit table's `integer` columns.
+PG_INT_MAX = 2**31 - 1
+# What the OpenAPI document says of a label: no C0 or C1 control character. NUL above all:
+# PostgreSQL cannot store it in text, and the audit row is written before anything is done.
+NO_CONTROL_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def parse_duration(text: str) -> timedelta:
-    """``30m``, ``2h``, ``1d``, ``45s``, ``1w``."""
+    """``30m``, ``2h``, ``1d``, ``45s``, ``1w`` (a number of at most 8 digits)."""
     match = _DURATION.match(text)
     if match is None:
-        raise InvalidRequest(f"not a duration: {text!r} (use e.g. 45s, 30m, 2h, 1d, 1w)")
+        raise InvalidRequest(
+            f"not a duration: {text!r} (use e.g. 45s, 30m, 2h, 1d, 1w; at most 8 digits)"
+        )
     return timedelta(**{_UNITS[match[2]]: int(match[1])})
+
+
+def no_control_characters(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters (such as NUL, CR or LF)")
+    return value
+
+
+# A message id, x-reason or event type: an AMQP short string (at most 255 bytes), printable.
+Label = Annotated[
+    str,
+    Field(min_length=1, max_length=255, json_schema_extra={"pattern": NO_CONTROL_PATTERN}),
+    AfterValidator(no_control_characters),
+]
 
 
 def _when(value: Any) -> datetime | None:
@@ -109,23 +133,27 @@ class Filters(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     select_all: bool = False
-    ids: tuple[str, ...] = ()
-    reason: str | None = None
-    event_type: str | None = None
+    ids: tuple[Label, ...] = ()
+    reason: Label | None = None
+    event_type: Label | None = None
     older_than: timedelta | None = None
-    limit: int | None = Field(default=None, ge=1)
+    limit: int | None = Field(default=None, ge=1, le=PG_INT_MAX)
+
+    @property
+    def narrowed(self) -> bool:
+        """Some filter is set (``older_than`` 0s too: it still needs a known failure time)."""
+        return bool(self.ids) or any(
+            f is not None for f in (self.reason, self.event_type, self.older_than)
+        )
 
     def check(self) -> None:
-        narrowed = bool(self.ids or self.reason or self.event_type or self.older_than)
-        if not (self.select_all or narrowed):
+        if not (self.select_all or self.narrowed):
             raise InvalidRequest("say which messages: --all, --id, or a filter")
 
     @property
     def takes_all(self) -> bool:
         """Every message matches: a sweep need not even read the headers."""
-        return self.select_all and not (
-            self.ids or self.reason or self.event_type or self.older_than
-        )
+        return self.select_all and not self.narrowed
 
     def matches(self, dead: DeadLetter, now: datetime) -> bool:
         if self.ids and dead.message_id not in self.ids:

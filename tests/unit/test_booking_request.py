@@ -48,3 +48,24 @@ def test_a_stay_of_thirty_nights_is_allowed_and_thirty_one_is_not() -> None:
     )
     with pytest.raises(ValidationError, match="at most 30 nights"):
         BookingRequest.model_validate({**base, "check_out": check_in + timedelta(days=31)})
+
+
+@pytest.mark.parametrize(("given", "taken"), [(1, 1), (1.0, 1), ("1", None), (True, None)])
+def test_a_hotel_id_is_a_json_integer_not_a_string_or_a_boolean(
+    given: object, taken: object
+) -> None:
+    """What the OpenAPI document says (type integer: 1 and 1.0), not pydantic's lax mode."""
+    check_in = date.today() + timedelta(days=5)
+    body = {
+        "hotel_id": given,
+        "room_type": "standard",
+        "check_in": check_in,
+        "check_out": check_in + timedelta(days=1),
+        "guest_name": "A",
+        "guest_email": "a@example.com",
+    }
+    if taken is None:
+        with pytest.raises(ValidationError, match="valid integer"):
+            BookingRequest.model_validate(body)
+    else:
+        assert BookingRequest.model_validate(body).hotel_id == taken

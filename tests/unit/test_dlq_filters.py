@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
 
 from services.dlq.errors import InvalidRequest, UnknownQueue
 from services.dlq.model import DeadLetter, Filters, parse_duration
@@ -44,10 +45,41 @@ def test_durations_are_a_number_and_a_unit(text: str, expected: timedelta) -> No
     assert parse_duration(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "30", "m", "1.5h", "-2h", "2 hours", "1y"])
+@pytest.mark.parametrize(
+    "text", ["", "30", "m", "1.5h", "-2h", "2 hours", "1y", "1\x00m", "\u0663m", "1\n m"]
+)
 def test_anything_else_is_not_a_duration(text: str) -> None:
     with pytest.raises(InvalidRequest, match="not a duration"):
         parse_duration(text)
+
+
+def test_a_duration_has_at_most_eight_digits_so_it_always_fits_a_timedelta() -> None:
+    assert parse_duration("99999999w") == timedelta(weeks=99_999_999)
+    with pytest.raises(InvalidRequest, match="at most 8 digits"):
+        parse_duration("999999999999w")  # overflowed timedelta: an OverflowError, a 500
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"ids": ("m\x00",)},
+        {"reason": "retries\x00"},
+        {"event_type": "Booking\nConfirmed"},
+        {"reason": ""},
+        {"ids": ("x" * 256,)},
+        {"limit": 2**31},
+    ],
+)
+def test_filters_refuse_what_the_audit_table_cannot_store(fields: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        Filters.model_validate({"select_all": True, **fields})
+
+
+def test_older_than_zero_seconds_is_a_filter_too() -> None:
+    zero = Filters(older_than=timedelta(0))
+    zero.check()  # not "say which messages"
+    assert not Filters(select_all=True, older_than=timedelta(0)).takes_all
+    assert not zero.matches(dead(first_failure_at=None, last_failure_at=None), NOW)
 
 
 def test_every_set_filter_must_match() -> None:

@@ -68,3 +68,66 @@ async def test_the_docs_page_loads_swagger_ui_from_this_process_not_a_cdn() -> N
         assert bundle.status_code == 200
         assert "SwaggerUIBundle" in bundle.text
         assert (await client.get("/docs/assets/..%2Fmain.py")).status_code == 404
+
+
+def _integers(schema: Any, components: dict[str, Any], where: str) -> list[tuple[str, Any]]:
+    """Every integer schema reachable from ``schema`` (through $ref, anyOf, properties)."""
+    if isinstance(schema, list):
+        return [hit for item in schema for hit in _integers(item, components, where)]
+    if not isinstance(schema, dict):
+        return []
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[1]
+        return _integers(components[name], components, f"{where}>{name}")
+    found = [(where, schema)] if schema.get("type") == "integer" else []
+    nested = [
+        *schema.get("properties", {}).values(),
+        schema.get("items"),
+        *schema.get("anyOf", []),
+        *schema.get("oneOf", []),
+        *schema.get("allOf", []),
+    ]
+    return found + _integers(nested, components, where)
+
+
+def test_every_integer_a_client_sends_is_bounded_in_the_document(openapi: dict[str, Any]) -> None:
+    """Ids are PostgreSQL integers: an unbounded one was a 500 (asyncpg's int32 overflow)."""
+    components = openapi["components"]["schemas"]
+    inputs: list[tuple[str, Any]] = []
+    for name, operation in operations(openapi):
+        for parameter in operation.get("parameters", []):
+            inputs += _integers(parameter["schema"], components, f"{name} {parameter['name']}")
+        for content in operation.get("requestBody", {}).get("content", {}).values():
+            inputs += _integers(content["schema"], components, f"{name} body")
+    assert len(inputs) >= 5  # hotel_id in a path and a body, three limits
+    unbounded = [
+        where
+        for where, schema in inputs
+        if "maximum" not in schema or not ({"minimum", "exclusiveMinimum"} & schema.keys())
+    ]
+    assert unbounded == []
+
+
+def test_a_new_booking_links_to_reading_cancelling_and_its_voucher(
+    openapi: dict[str, Any],
+) -> None:
+    created = openapi["paths"]["/bookings"]["post"]["responses"]["201"]
+    targets = {name: link["operationRef"] for name, link in created["links"].items()}
+    assert targets == {
+        "GetBooking": "#/paths/~1bookings~1{booking_id}/get",
+        "CancelBooking": "#/paths/~1bookings~1{booking_id}~1cancel/post",
+        "GetVoucher": "#/paths/~1bookings~1{booking_id}~1voucher/get",
+    }
+    for ref in targets.values():
+        path, method = ref.removeprefix("#/paths/").replace("~1", "/").rsplit("/", 1)
+        assert method in openapi["paths"][path]
+    assert created["headers"]["Location"]["required"] is True
+
+
+def test_every_operation_with_a_body_documents_a_body_that_is_not_json_or_too_large(
+    openapi: dict[str, Any],
+) -> None:
+    with_body = [(name, op) for name, op in operations(openapi) if "requestBody" in op]
+    assert len(with_body) == 3  # POST /bookings, replay, purge
+    for name, operation in with_body:
+        assert {"400", "413", "422"} <= operation["responses"].keys(), name

@@ -6,24 +6,32 @@ ADMIN_TOKEN configured, every route answers 503 "admin API disabled": never open
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
-from services.booking.api.examples import error, ok
+from services.booking.api.admin_requests import (
+    QUEUE_DESCRIPTION,
+    QUEUE_PATTERN,
+    Operator,
+    QueueName,
+    ReplayRequest,
+    Selection,
+)
+from services.booking.api.examples import NOT_JSON, TOO_LARGE, error, ok, validation_error
 from services.booking.deps import AdminDep
-from services.dlq.errors import DlqError, InvalidRequest, UnknownQueue
-from services.dlq.model import AuditEntry, DeadLetter, Filters, QueueInfo, Summary, parse_duration
+from services.booking.schemas import ErrorBody
+from services.dlq.errors import AuditUnavailable, DlqError, InvalidRequest, UnknownQueue
+from services.dlq.model import AuditEntry, DeadLetter, Filters, QueueInfo, Summary
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/admin/dlq", tags=["admin: dead-letter queues"])
 
-QueueName = Annotated[
-    str, Path(description="A service name (`email`) or a full queue name (`email.dlq`)")
-]
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: error("Missing or wrong bearer token", "missing or wrong admin token"),
     503: error(
@@ -33,7 +41,23 @@ AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
 QUEUE_RESPONSES: dict[int | str, dict[str, Any]] = {
     **AUTH_RESPONSES,
     404: error("No dead-letter queue of that name", "no dead-letter queue called 'mail'"),
-    422: error("A filter that cannot work", "bad duration '5x': use e.g. 30m, 2h or 1d"),
+    422: validation_error(
+        "Value error, not a duration: '5x' (use e.g. 45s, 30m, 2h, 1d, 1w; at most 8 digits)",
+        "body",
+        "older_than",
+    ),
+}
+# A replay or purge the broker failed part-way answers 503 with its summary.
+SWEEP_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **QUEUE_RESPONSES,
+    400: NOT_JSON,
+    413: TOO_LARGE,
+    503: {
+        "model": Summary | ErrorBody,
+        "description": "Admin API disabled, broker or database down (before anything was "
+        "done: `detail`), or the broker failed part-way (the summary, with `error`)",
+        "content": {"application/json": {"example": {"detail": "admin API disabled"}}},
+    },
 }
 DEAD_LETTER = {
     "message_id": "8d6f3c1a-2b4e-4f5a-9c7d-0e1f2a3b4c5d",
@@ -70,29 +94,6 @@ def _example(model: type[BaseModel]) -> Any:
     return extra["examples"][0]
 
 
-class Selection(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    all: bool = Field(default=False, description="Every message (filters still apply)")
-    ids: list[str] = Field(default_factory=list, description="Exactly these message ids")
-
-
-class ReplayRequest(Selection):
-    reason: str | None = Field(default=None, examples=["retries-exhausted"])
-    event_type: str | None = Field(default=None, examples=["BookingConfirmed"])
-    older_than: str | None = Field(
-        default=None, description="First failed at least this long ago", examples=["30m"]
-    )
-    limit: int | None = Field(default=None, ge=1)
-    rate: float | None = Field(default=None, gt=0, description="Messages per second at most")
-    dry_run: bool = False
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"all": True, "reason": "retries-exhausted"}]},
-    )
-
-
 @contextmanager
 def _translated() -> Iterator[None]:
     try:
@@ -101,13 +102,19 @@ def _translated() -> Iterator[None]:
         raise HTTPException(404, str(exc)) from exc
     except InvalidRequest as exc:
         raise HTTPException(422, str(exc)) from exc
+    except AuditUnavailable as exc:
+        # The database's own words (which may quote the request) stay in the log.
+        log.warning("admin API: %s", exc)
+        raise HTTPException(
+            503, "the audit table cannot be reached, so nothing was done; try again shortly"
+        ) from exc
     except DlqError as exc:
         raise HTTPException(503, str(exc)) from exc
 
 
-def _actor(request: Request) -> str:
+def _actor(request: Request, operator: str | None) -> str:
     host = request.client.host if request.client else "unknown"
-    return f"api:{request.headers.get('X-Operator', 'admin')[:100]}@{host}"
+    return f"api:{operator or 'admin'}@{host}"
 
 
 def _answer(summary: Summary) -> JSONResponse:
@@ -134,7 +141,10 @@ async def list_queues(ops: AdminDep) -> list[QueueInfo]:
 async def history(
     ops: AdminDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    queue: str | None = None,
+    queue: Annotated[
+        str | None,
+        Query(description=f"Only this queue: {QUEUE_DESCRIPTION}", pattern=QUEUE_PATTERN),
+    ] = None,
 ) -> list[AuditEntry]:
     with _translated():
         return await ops.history(limit, queue)
@@ -157,24 +167,24 @@ async def show(
     "/{queue}/replay",
     summary="Replay dead letters to their consumer",
     response_model=Summary,
-    responses={200: ok(_example(Summary)), **QUEUE_RESPONSES},
+    responses={200: ok(_example(Summary)), **SWEEP_RESPONSES},
 )
 async def replay(
-    ops: AdminDep, queue: QueueName, body: ReplayRequest, request: Request
+    ops: AdminDep,
+    queue: QueueName,
+    body: ReplayRequest,
+    request: Request,
+    operator: Operator = None,
 ) -> JSONResponse:
     """Send the matching messages back to this consumer's queue only (never the fanout),
     each removed from the dead-letter queue only after the broker confirmed its copy."""
     with _translated():
-        filters = Filters(
-            select_all=body.all,
-            ids=tuple(body.ids),
-            reason=body.reason,
-            event_type=body.event_type,
-            older_than=parse_duration(body.older_than) if body.older_than else None,
-            limit=body.limit,
-        )
         summary = await ops.replay(
-            queue, filters, actor=_actor(request), rate=body.rate, dry_run=body.dry_run
+            queue,
+            body.filters(),
+            actor=_actor(request, operator),
+            rate=body.rate,
+            dry_run=body.dry_run,
         )
     return _answer(summary)
 
@@ -183,13 +193,17 @@ async def replay(
     "/{queue}/purge",
     summary="Discard dead letters for good",
     response_model=Summary,
-    responses={200: ok(_example(Summary)), **QUEUE_RESPONSES},
+    responses={200: ok(_example(Summary)), **SWEEP_RESPONSES},
 )
-async def purge(ops: AdminDep, queue: QueueName, body: Selection, request: Request) -> JSONResponse:
+async def purge(
+    ops: AdminDep,
+    queue: QueueName,
+    body: Selection,
+    request: Request,
+    operator: Operator = None,
+) -> JSONResponse:
     """Discard the given message ids, or everything with `{"all": true}`."""
     with _translated():
-        if body.all and body.ids:
-            raise InvalidRequest("give either all or ids, not both")
         filters = Filters(select_all=body.all, ids=tuple(body.ids))
-        summary = await ops.purge(queue, filters, actor=_actor(request))
+        summary = await ops.purge(queue, filters, actor=_actor(request, operator))
     return _answer(summary)

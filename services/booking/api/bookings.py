@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Response
 
 from services.booking.api import examples
-from services.booking.api.examples import NOT_FOUND, UNAVAILABLE, error, ok, validation_error
+from services.booking.api.examples import (
+    NOT_FOUND,
+    NOT_JSON,
+    TOO_LARGE,
+    UNAVAILABLE,
+    error,
+    ok,
+    validation_error,
+)
+from services.booking.api.refusals import check_horizon
 from services.booking.bookings import cancel_booking, get_booking, get_voucher, place_booking
 from services.booking.deps import (
     IdempotencyKeyHeader,
@@ -21,6 +31,22 @@ from services.booking.schemas import Booking, BookingRequest
 router = APIRouter(tags=["bookings"])
 
 
+def _link(operation: str, description: str) -> dict[str, Any]:
+    return {
+        "operationRef": f"#/paths/~1bookings~1{{booking_id}}{operation}",
+        "parameters": {"booking_id": "$response.body#/id"},
+        "description": description,
+    }
+
+
+# OpenAPI links: what a client (and schemathesis' stateful phase) can do with a new booking.
+CREATED_LINKS = {
+    "GetBooking": _link("/get", "Read the new booking and its fulfilment"),
+    "CancelBooking": _link("~1cancel/post", "Cancel the new booking"),
+    "GetVoucher": _link("~1voucher/get", "Download its voucher once issued"),
+}
+
+
 @router.post(
     "/bookings",
     status_code=201,
@@ -31,15 +57,27 @@ router = APIRouter(tags=["bookings"])
         "and notifications happen afterwards, in their own services."
     ),
     responses={
-        201: ok(examples.booking(), "Booked; Location names the new booking"),
+        201: {
+            **ok(examples.booking(), "Booked; Location names the new booking"),
+            "headers": {
+                "Location": {
+                    "description": "The new booking: /bookings/{id}",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            },
+            "links": CREATED_LINKS,
+        },
+        400: NOT_JSON,
         409: error(
             "No room of that type free every night",
             "no standard room is free at hotel 1 for the whole stay 2027-03-01 to 2027-03-04",
         ),
-        413: error("Body over 16 KiB", "request body larger than 16384 bytes"),
+        413: TOO_LARGE,
         422: validation_error(
-            "Value error, check_out must be after check_in (also: unknown hotel or room "
-            "type, Idempotency-Key reused with another body)",
+            "Value error, check_out must be after check_in (also: check_in beyond the "
+            "booking horizon; as one sentence: unknown hotel or room type, Idempotency-Key "
+            "reused with another body)",
             "body",
         ),
         503: UNAVAILABLE,
@@ -54,6 +92,7 @@ async def create_booking(
     metrics: MetricsDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Booking:
+    check_horizon(body.check_in, settings.booking_horizon_days, "body", "check_in")
     placed = await place_booking(
         pool, body, idempotency_key=idempotency_key, acquire_timeout=settings.db_acquire_timeout
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from services.booking.schemas import ErrorBody, example_booking, today
+from services.booking.schemas import ErrorBody, InvalidInput, example_booking, today
 
 BOOKING_ID = "3f2b8c1e-5d4a-4e6f-9a7b-1c2d3e4f5a6b"
 
@@ -86,10 +86,17 @@ def error(description: str, detail: str) -> dict[str, Any]:
 
 
 def validation_error(message: str, *location: str | int) -> dict[str, Any]:
+    """A 422. Its schema also allows a one-sentence ``detail``, which some refusals send."""
     body = {"detail": [{"type": "value_error", "loc": list(location), "msg": message}]}
-    return {"description": "Invalid request", "content": {"application/json": {"example": body}}}
+    return {
+        "model": InvalidInput,
+        "description": "Invalid request",
+        "content": {"application/json": {"example": body}},
+    }
 
 
+NOT_JSON = error("The body is not JSON", "There was an error parsing the body")
+TOO_LARGE = error("Body over 16 KiB", "request body larger than 16384 bytes")
 NOT_FOUND = error("No such booking", f"booking {BOOKING_ID} not found")
 UNAVAILABLE = error(
     "Database unavailable; try again", "the database is unavailable; try again shortly"
