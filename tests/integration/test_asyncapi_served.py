@@ -26,6 +26,9 @@ async def test_a_queue_bound_to_the_fanout_receives_exactly_what_the_document_de
         assert document == asyncapi.build(env.amqp_url())
         # What the document tells a new team to do: a queue of its own on the fanout.
         async with channel(env.amqp_url()) as ch:
+            # Declared as the document says (the service's publisher may not have connected
+            # yet: it declares its exchanges at its first connection).
+            await ch.declare_exchange(EVENTS_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True)
             queue = await ch.declare_queue("new-team.booking-events", durable=True)
             await queue.bind(EVENTS_EXCHANGE)
         booking = (await client.post("/bookings", json=booking_body())).json()
