@@ -10,8 +10,9 @@ import aio_pika
 import asyncpg
 
 from shared.messaging.topology import CONSUMERS
-from tests.chaos.infra import QueueStats, queue_stats, work_queues
-from tests.chaos.system import CONSUMER_SERVICES, System
+from tests.chaos.infra import QueueStats, work_queues
+from tests.chaos.observed import ObservedSystem
+from tests.chaos.system import CONSUMER_SERVICES
 
 POISON_HEADER = "x-chaos-poison"
 
@@ -53,7 +54,7 @@ async def _unpublished_per_schema(conn: asyncpg.Connection) -> dict[str, int]:
     }
 
 
-async def drain(system: System, timeout: float = 120.0) -> dict[str, QueueStats]:
+async def drain(system: ObservedSystem, timeout: float = 120.0) -> dict[str, QueueStats]:
     """Wait until every outbox is published, every work and retry queue is empty, the counts
     have stopped moving and the broker reports nothing unacked; its queue figures then."""
     deadline = time.monotonic() + timeout
@@ -65,7 +66,7 @@ async def drain(system: System, timeout: float = 120.0) -> dict[str, QueueStats]
         while True:
             progress = (*await _progress(conn), await _ready_depths(channel))
             if progress[0] == 0 and progress[-1] == 0 and progress == last:
-                stats = await queue_stats(system.env.vhost)
+                stats = await system.queue_stats()
                 empty = not any(stats[q].ready or stats[q].unacked for q in work_queues())
                 # A process restarted a moment ago may not have subscribed yet: give it until
                 # the deadline; I4 reports one that never does.
@@ -83,12 +84,12 @@ async def drain(system: System, timeout: float = 120.0) -> dict[str, QueueStats]
         await conn.close()
 
 
-def _all_subscribed(system: System, stats: dict[str, QueueStats]) -> bool:
+def _all_subscribed(system: ObservedSystem, stats: dict[str, QueueStats]) -> bool:
     running = [s.name for s in system.services.values() if s.alive]
     return all(stats[CONSUMERS[name].queue].consumers >= 1 for name in running)
 
 
-async def dead_letters(system: System) -> dict[str, list[DeadLetter]]:
+async def dead_letters(system: ObservedSystem) -> dict[str, list[DeadLetter]]:
     """Take (and ack) everything in each consumer's dead-letter queue."""
     found: dict[str, list[DeadLetter]] = {}
     broker = await aio_pika.connect(system.amqp_url, timeout=10)

@@ -14,7 +14,7 @@ import logging
 import re
 import shutil
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,9 +60,11 @@ def _ctl() -> str:
     return shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
 
 
-async def queue_stats(vhost: str) -> dict[str, QueueStats]:
+async def queue_stats(vhost: str, ctl: Sequence[str] = ()) -> dict[str, QueueStats]:
+    """The vhost's queues as the broker counts them; ``ctl`` runs rabbitmqctl elsewhere
+    (in a container: ``docker compose exec -T rabbitmq rabbitmqctl``)."""
     out = await run(
-        _ctl(),
+        *(ctl or [_ctl()]),
         "list_queues",
         "-q",
         "--formatter",

@@ -25,11 +25,12 @@ from tests.chaos.drain import DeadLetter, dead_letters, drain
 from tests.chaos.figures import Figures
 from tests.chaos.infra import QueueStats, work_queues
 from tests.chaos.load import LoadRecord
-from tests.chaos.system import CONSUMER_SERVICES, System
+from tests.chaos.observed import ObservedSystem
+from tests.chaos.system import CONSUMER_SERVICES
 from tests.support.stack import EFFECT_TABLES
 
 
-def _absorbed(system: System) -> int:
+def _absorbed(system: ObservedSystem) -> int:
     return sum(
         line.count(" skipped")
         for service in system.services.values()
@@ -40,7 +41,7 @@ def _absorbed(system: System) -> int:
 
 
 async def check(
-    system: System,
+    system: ObservedSystem,
     record: LoadRecord,
     *,
     scenario: str,
@@ -72,7 +73,7 @@ async def _rows(conn: asyncpg.Connection, sql: str) -> list[dict[str, Any]]:
 
 async def _check_database(
     conn: asyncpg.Connection,
-    system: System,
+    system: ObservedSystem,
     record: LoadRecord,
     letters: dict[str, list[DeadLetter]],
     figures: Figures,
@@ -204,7 +205,7 @@ async def _check_reports(
 
 
 def _check_emails(
-    system: System, recorded: set[str], figures: Figures, duplicates_allowed: bool
+    system: ObservedSystem, recorded: set[str], figures: Figures, duplicates_allowed: bool
 ) -> None:
     received = Counter(str(m["Message-ID"]) for m in system.smtp.messages)
     figures.emails_received = sum(received.values())
@@ -238,7 +239,7 @@ def _check_poison(
             figures.fail(f"{service}: {len(unexplained)} dead letters without x-reason")
 
 
-def _check_queues(stats: dict[str, QueueStats], system: System, figures: Figures) -> None:
+def _check_queues(stats: dict[str, QueueStats], system: ObservedSystem, figures: Figures) -> None:
     for name in work_queues():
         if stats[name].ready or stats[name].unacked:
             figures.fail(f"I4: {name} ready={stats[name].ready} unacked={stats[name].unacked}")

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -58,12 +60,14 @@ class LoadDriver:
         patience: float = 60.0,
         pause: float = 0.2,
         key_prefix: str = "chaos",
+        booking: Callable[[int], dict[str, Any]] = spread_booking,
     ) -> None:
         self._base_url = base_url
         self._concurrency = concurrency
         self._patience = patience  # how long one booking is retried before giving up on it
         self._pause = pause
         self._key_prefix = key_prefix
+        self._booking = booking  # the i-th booking's body
         self.record = LoadRecord()
 
     async def run(
@@ -113,7 +117,7 @@ class LoadDriver:
             sent = time.monotonic()
             status: int | str
             try:
-                response = await client.post("/bookings", json=spread_booking(i), headers=headers)
+                response = await client.post("/bookings", json=self._booking(i), headers=headers)
                 status = response.status_code
             except httpx.HTTPError as exc:
                 status = type(exc).__name__

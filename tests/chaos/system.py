@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from tests.chaos.infra import QueueStats, queue_stats
 from tests.support.infra import AMQP_HOST, AMQP_PORT, TestEnv
 from tests.support.processes import free_port, start_service
 from tests.support.smtp import SmtpRecorder, smtp_server
@@ -175,6 +176,10 @@ class System:
     @property
     def consumers(self) -> list[Service]:
         return [self.services[name] for name in CONSUMER_SERVICES]
+
+    async def queue_stats(self) -> dict[str, QueueStats]:
+        """The broker's own figures for this run's vhost."""
+        return await queue_stats(self.env.vhost)
 
     async def cut(self) -> None:
         await asyncio.gather(self.api_link.cut(), self.consumer_link.cut())
