@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
@@ -48,6 +49,10 @@ STANDINS = {
     "rabbitmq": "rabbitmq",
     "axllent/mailpit": "mailpit",
 }
+# The compose tests' own projects (tests/compose/system.py), and when one is surely left over.
+TEST_PROJECT_PREFIX = "hbtest-"
+PROJECT_LABEL = "com.docker.compose.project"
+STALE_AFTER = 2 * 3600.0
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 DAEMON_JSON = Path("/etc/docker/daemon.json")
 DOCKERD_LOG = Path("/var/log/dockerd.log")
@@ -325,13 +330,45 @@ def ensure_standins() -> list[str]:
     return done
 
 
+def remove_leftovers(older_than: float = STALE_AFTER) -> list[str]:
+    """Compose projects of test runs that were killed before their own ``down -v``
+    (``hbtest-*``, created more than ``older_than`` seconds ago, far longer than any run
+    takes), and dangling images (earlier builds of the app image): a shared machine's disk."""
+    out = run(
+        [
+            "docker",
+            "ps",
+            "-a",
+            "--filter",
+            f"label={PROJECT_LABEL}",
+            "--format",
+            f'{{{{.Label "{PROJECT_LABEL}"}}}}|{{{{.CreatedAt}}}}',
+        ],
+    )
+    now = time.time()
+    stale = set()
+    for line in out.splitlines():
+        project, _, created = line.partition("|")
+        when = datetime.strptime(created[:19], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+        if project.startswith(TEST_PROJECT_PREFIX) and now - when.timestamp() > older_than:
+            stale.add(project)
+    for project in sorted(stale):
+        run(["docker", "compose", "--project-name", project, "down", "-v", "--remove-orphans"])
+    pruned = run(["docker", "image", "prune", "--force"])
+    done = [f"left-over test project {p} removed" for p in sorted(stale)]
+    if "deleted" in pruned.lower():
+        done.append("dangling images pruned")
+    return done
+
+
 def prepare() -> str:
     """Everything the compose tests need; the one line that says what was done."""
     started = time.monotonic()
     reason = why_no_engine()
     if reason:
         return f"compose tests will skip: {reason}"
-    done = [*ensure_engine(), *ensure_compose(), *ensure_base(), *ensure_standins()]
+    done = [*ensure_engine(), *ensure_compose(), *remove_leftovers()]
+    done += [*ensure_base(), *ensure_standins()]
     version = (engine_version() or "?").strip()
     compose = run(["docker", "compose", "version", "--short"]).strip()
     summary = "; ".join(done) if done else "everything was there"
