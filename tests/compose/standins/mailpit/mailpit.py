@@ -8,8 +8,7 @@ deploy/compose.yaml and tests/compose use, with Mailpit's names and JSON shapes:
   ``GET /api/v1/messages?start=&limit=`` (newest first: total, count, start, messages with
   ID, MessageID, From, To, Subject, Created, Size, Attachments); ``GET /api/v1/message/{ID}``
   (the same plus Text, HTML and Attachments with PartID, FileName, ContentType, Size);
-  ``GET /api/v1/message/{ID}/part/{PartID}`` (the part's bytes) and ``.../raw``;
-  ``DELETE /api/v1/messages`` (all);
+  ``GET /api/v1/message/{ID}/part/{PartID}`` (the part's bytes);
 * ``mailpit readyz``: exit 0 when the HTTP server answers /readyz (the compose health check);
 * mail kept in the SQLite file MP_DATABASE (in memory when unset).
 
@@ -84,11 +83,6 @@ class Store:
                 "SELECT created, raw FROM mail WHERE id = ?", (message_id,)
             ).fetchone()
         return None if row is None else (str(row[0]), bytes(row[1]))
-
-    def clear(self) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM mail")
-            self._db.commit()
 
 
 def parse(raw: bytes) -> EmailMessage:
@@ -220,8 +214,6 @@ class Api(BaseHTTPRequestHandler):
         created, raw = found
         if not rest:
             self.send_json(detail(message_id, created, raw))
-        elif rest == ["raw"]:
-            self.send(200, raw, "message/rfc822")
         elif len(rest) == 2 and rest[0] == "part":
             chosen = dict(parts(parse(raw))).get(rest[1])
             if chosen is None:
@@ -231,13 +223,6 @@ class Api(BaseHTTPRequestHandler):
             self.send(
                 200, payload if isinstance(payload, bytes) else b"", chosen.get_content_type()
             )
-        else:
-            self.send(404, b"not found", "text/plain")
-
-    def do_DELETE(self) -> None:
-        if urlsplit(self.path).path == "/api/v1/messages":
-            self.store.clear()
-            self.send(200, b"ok", "text/plain")
         else:
             self.send(404, b"not found", "text/plain")
 
