@@ -6,13 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 
 from shared.messaging.topology import EVENTS_EXCHANGE, FULFILMENT_EXCHANGE, consumer_topology
+from tests.compose.commands import ROOT
 from tests.compose.system import ComposedSystem
 from tests.integration.test_rabbitmq_permissions import Operation, consume, declare, publish
 from tests.support.stack import spread_booking
@@ -97,6 +103,34 @@ async def host_config(system: ComposedSystem, container_id: str) -> dict[str, An
     out = await system.run("docker", "inspect", "--format", "{{json .HostConfig}}", container_id)
     found: dict[str, Any] = json.loads(out)
     return found
+
+
+async def email_shares(system: ComposedSystem, tag: str) -> Counter[str]:
+    """How many of the run's emails each container sent (sent_by is hostname:pid, and a
+    container's hostname is its short id)."""
+    conn = await asyncpg.connect(system.env.database_url, timeout=10)
+    try:
+        rows = await conn.fetch(
+            "SELECT sent_by FROM email.emails WHERE recipient LIKE $1", f"{tag}-%"
+        )
+    finally:
+        await conn.close()
+    return Counter(str(r["sent_by"]).split(":")[0] for r in rows)
+
+
+def bookingctl(system: ComposedSystem) -> list[str]:
+    """bookingctl on the host, with the AMQP URL as the README gives it (its port published
+    on RABBITMQ_AMQP_PORT) and the database at its container's address."""
+    readme = (ROOT / "README.md").read_text()
+    [url] = re.findall(r"`(amqp://operator:<password>@127\.0\.0\.1:5672/hotel)`", readme)
+    url = url.replace("<password>", system.values["RABBITMQ_OPERATOR_PASSWORD"])
+    url = url.replace(":5672/", f":{system.port('RABBITMQ_AMQP_PORT')}/")
+    return [
+        "env",
+        f"AMQP_URL={url}",
+        f"DATABASE_URL={system.env.database_url}",
+        str(Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin" / "bookingctl"),
+    ]
 
 
 def forbidden() -> list[tuple[str, str, Operation]]:

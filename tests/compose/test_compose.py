@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import re
 import time
 from collections import Counter
-from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 from pypdf import PdfReader
@@ -26,6 +23,8 @@ from tests.chaos.invariants import check
 from tests.chaos.load import LoadDriver
 from tests.compose.checks import (
     allowed,
+    bookingctl,
+    email_shares,
     forbidden,
     fulfilment,
     guest,
@@ -36,8 +35,9 @@ from tests.compose.checks import (
     recipients,
     wait_for,
 )
+from tests.compose.commands import readme_command, scales
 from tests.compose.conftest import Size
-from tests.compose.system import APP_SERVICES, ROOT, ComposedSystem, readme_command, scales
+from tests.compose.system import APP_SERVICES, ComposedSystem
 from tests.integration.test_rabbitmq_permissions import refused
 
 pytestmark = [pytest.mark.compose, pytest.mark.timeout(1800)]
@@ -146,23 +146,10 @@ async def test_a_few_hundred_bookings_are_shared_by_the_email_replicas_one_email
     assert figures.lost == 0
     got = Counter(r for r in recipients(await mails(composed)) if r.startswith(f"{tag}-"))
     assert got == Counter({guest(tag, i): 1 for i in range(count)})
-    shares = await _email_shares(composed, tag)
+    shares = await email_shares(composed, tag)
     email_hosts = {c.id for c in await composed.running("email")}
     assert set(shares) == email_hosts, shares
     assert min(shares.values()) >= count // 10, shares  # each took a real share
-
-
-async def _email_shares(system: ComposedSystem, tag: str) -> Counter[str]:
-    """How many of the run's emails each container sent (sent_by is hostname:pid, and a
-    container's hostname is its short id)."""
-    conn = await asyncpg.connect(system.env.database_url, timeout=10)
-    try:
-        rows = await conn.fetch(
-            "SELECT sent_by FROM email.emails WHERE recipient LIKE $1", f"{tag}-%"
-        )
-    finally:
-        await conn.close()
-    return Counter(str(r["sent_by"]).split(":")[0] for r in rows)
 
 
 @pytest.mark.usefixtures("full_only")
@@ -182,7 +169,7 @@ async def test_bookingctl_with_the_readme_amqp_url_replays_a_dead_letter(
         finally:
             await composed.compose("start", "mailpit")
         await composed.wait_healthy({"mailpit": 1})
-        out = await composed.run(*_bookingctl(composed), "dlq", "replay", "email", "--all")
+        out = await composed.run(*bookingctl(composed), "dlq", "replay", "email", "--all")
         assert "replayed 1, skipped 0, failed 0" in out, out
 
         async def email_done() -> bool:
@@ -190,21 +177,6 @@ async def test_bookingctl_with_the_readme_amqp_url_replays_a_dead_letter(
 
         await wait_for(email_done, what="the replayed email sent", timeout=60)
     assert recipients(await mails(composed)).count(guest("replayed", 0)) == 1
-
-
-def _bookingctl(system: ComposedSystem) -> list[str]:
-    """bookingctl on the host, with the AMQP URL as the README gives it (its port published
-    on RABBITMQ_AMQP_PORT) and the database at its container's address."""
-    readme = (ROOT / "README.md").read_text()
-    [url] = re.findall(r"`(amqp://operator:<password>@127\.0\.0\.1:5672/hotel)`", readme)
-    url = url.replace("<password>", system.values["RABBITMQ_OPERATOR_PASSWORD"])
-    url = url.replace(":5672/", f":{system.port('RABBITMQ_AMQP_PORT')}/")
-    return [
-        "env",
-        f"AMQP_URL={url}",
-        f"DATABASE_URL={system.env.database_url}",
-        str(Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin" / "bookingctl"),
-    ]
 
 
 async def test_nothing_is_lost_when_an_email_replica_is_killed_under_load(
