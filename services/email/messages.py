@@ -177,7 +177,6 @@ def _compose(
         message["Message-ID"] = message_id_for(event.event_id)
         # RFC 3834: no auto-replies, please.
         message["Auto-Submitted"] = _parsed("Auto-Submitted", "auto-generated")
-        message["X-Booking-Id"] = str(event.booking_id)
         # Quoted-printable keeps the parts 7-bit, for servers without 8BITMIME.
         message.set_content(body.text, cte="quoted-printable")
         message.add_alternative(body.html, subtype="html", cte="quoted-printable")
