@@ -79,7 +79,11 @@ class FulfilmentProgressed(Event):
     attempts: int
     source_event_id: UUID
     source_event_type: str
+    # The failure's text, for operators on the bus; the booking API never shows it.
     error: str | None = None
+    # The failure as a short public code (shared/messaging/progress.py lists them). Added
+    # after v1 shipped, so optional: a report without it reads as "unclassified-failure".
+    error_code: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
 
 
 class VoucherIssued(Event):
