@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import httpx
 
 from tests.support.infra import AMQP_HOST, AMQP_PORT, TestEnv
-from tests.support.processes import free_port, start_service
+from tests.support.processes import NO_RATE_LIMITS, free_port, start_service
 from tests.support.smtp import SmtpRecorder, smtp_server
 from tests.support.tcp_proxy import TcpProxy
 
@@ -46,6 +46,8 @@ BASE_SETTINGS = {
     "SHUTDOWN_GRACE": "5",
     "STARTUP_TIMEOUT": "30",
     "NOTIFICATION_HTTP_PORT": "0",
+    # The load driver books thousands of stays from one address and one guest email.
+    **NO_RATE_LIMITS,
 }
 
 
