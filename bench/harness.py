@@ -25,7 +25,7 @@ from bench import BenchError
 from bench.config import RAW, ROOT
 from shared.messaging.topology import CONSUMER_SERVICES, consumer_topology, declare_all
 from tests.support.infra import TestEnv, create_env, drop_env
-from tests.support.processes import free_port
+from tests.support.processes import NO_RATE_LIMITS, free_port
 
 # Enough rooms that no benchmark booking is ever refused for lack of availability.
 ROOMS_PER_TYPE = 1_000_000
@@ -94,7 +94,8 @@ class Stack:
     async def booking(self, **settings: str | int) -> str:
         """Start the booking service; return its base URL once it answers."""
         port = free_port()
-        env = self.service_env(port=port, **settings)
+        # Benchmarks fire thousands of bookings from one address and one guest email.
+        env = self.service_env(port=port, **{**NO_RATE_LIMITS, **settings})
         self.start("booking", ["-m", "services.booking"], env)
         url = f"http://127.0.0.1:{port}"
         await wait_http(f"{url}/hotels", self)

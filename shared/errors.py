@@ -15,7 +15,8 @@ The tree::
     ├── InvalidMessage            a message that can never be handled: dead-letter it
     │   └── MessageTooLarge       its body is over the runtime's size limit
     ├── UnhandledEventType        a well-formed event this consumer does not handle: ack and log
-    └── HandlerError              raised by handlers to steer the runtime
+    └── HandlerError              raised by handlers to steer the runtime; ``code``, when
+        │                         given, is the public failure code of its progress report
         ├── TransientError        worth retrying with backoff
         └── PermanentError        retrying cannot help: dead-letter it
 """
@@ -76,7 +77,12 @@ class UnhandledEventType(SharedError):
 
 
 class HandlerError(SharedError):
-    pass
+    def __init__(self, *args: object, code: str | None = None) -> None:
+        super().__init__(*args)
+        # What the booking API shows for this failure instead of its text (which stays in
+        # the logs and the dead-letter headers); None: derived from the type and the step,
+        # see shared/messaging/progress.py.
+        self.code = code
 
 
 class TransientError(HandlerError):

@@ -81,7 +81,11 @@ class FulfilmentProgressed(Event):
     attempts: int = Field(ge=0, le=1_000_000)
     source_event_id: UUID
     source_event_type: str = Field(max_length=100)
+    # The failure's text, for operators on the bus; the booking API never shows it.
     error: str | None = Field(default=None, max_length=1000)
+    # The failure as a short public code (shared/messaging/progress.py lists them). Added
+    # after v1 shipped, so optional: a report without it reads as "unclassified-failure".
+    error_code: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
 
 
 class VoucherIssued(Event):

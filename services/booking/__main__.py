@@ -31,5 +31,11 @@ if __name__ == "__main__":
         host=settings.host,
         port=settings.port,
         log_config=None,
+        # services/booking/access_log.py logs route templates instead: uvicorn's would log
+        # the booking ids in the paths.
+        access_log=False,
+        # The client address (rate limits) from X-Forwarded-For, for these proxies only.
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         timeout_graceful_shutdown=10,
     )

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from services.booking.access_log import AccessLog, route_path
 from services.booking.api import admin, bookings, docs, events, hotels
 from services.booking.api.refusals import invalid_request
 from services.booking.errors import (
@@ -22,10 +23,13 @@ from services.booking.errors import (
     InvalidBooking,
     NoAvailability,
     NotFound,
+    RateLimited,
+    TokenRequired,
     VoucherVoided,
 )
 from services.booking.fulfilment import HANDLERS
 from services.booking.middleware import BodySizeLimit
+from services.booking.rate_limit import BookingRateLimits, Rate
 from services.booking.schemas import today
 from services.booking.settings import BookingSettings
 from services.dlq.audit import AuditStore
@@ -49,6 +53,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 RELAY_POOL_SIZE = 2
 STATUS = {
     NotFound: 404,
+    TokenRequired: 401,
+    RateLimited: 429,
     InvalidBooking: 422,
     IdempotencyKeyReused: 422,
     NoAvailability: 409,
@@ -92,6 +98,9 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
         reports = Consumer(config, HANDLERS, db, publisher, metrics=metrics)
         app.state.pool, app.state.relay, app.state.settings = db, relay, settings
         app.state.reports = reports
+        app.state.rate_limits = BookingRateLimits(
+            Rate.parse(settings.rate_limit_per_address), Rate.parse(settings.rate_limit_per_email)
+        )
         app.state.ops = _ops(db, metrics, settings.health_check_timeout)
         # The admin API's dead-letter operations; they connect per request, and migrate
         # their audit schema at first use.
@@ -137,6 +146,7 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
         telemetry={"exclude": _is_ops_request},
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AccessLog)  # outermost: it also sees what BodySizeLimit refuses
     app.include_router(hotels.router)
     app.include_router(bookings.router)
     app.include_router(events.router)
@@ -192,10 +202,17 @@ def _ops(pool: asyncpg.Pool, metrics: Metrics, timeout: float) -> Ops:
 def _add_error_handlers(app: FastAPI) -> None:
     async def booking_error(request: Request, exc: Exception) -> JSONResponse:
         status = next((code for cls, code in STATUS.items() if isinstance(exc, cls)), 400)
-        return JSONResponse({"detail": str(exc)}, status_code=status)
+        headers = {}
+        if isinstance(exc, TokenRequired):
+            # RFC 9110 wants a challenge with a 401; FastAPI's API key schemes say "APIKey".
+            headers["WWW-Authenticate"] = "APIKey"
+        if isinstance(exc, RateLimited):
+            headers["Retry-After"] = str(exc.retry_after)
+        return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
 
     async def unavailable(request: Request, exc: Exception) -> JSONResponse:
-        log.warning("database unavailable during %s %s: %r", request.method, request.url.path, exc)
+        where = route_path(request.scope)  # the template: no booking id in the log
+        log.warning("database unavailable during %s %s: %r", request.method, where, exc)
         return JSONResponse(
             {"detail": "the database is unavailable; try again shortly"},
             status_code=503,

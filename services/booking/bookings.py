@@ -1,4 +1,6 @@
-"""Use cases of the booking service: placing a booking in one transaction."""
+"""Use cases of the booking service: placing a booking in one transaction; reading,
+cancelling and the voucher, the last two (and the guest's details) for the holder of the
+booking's management token only."""
 
 from __future__ import annotations
 
@@ -13,15 +15,18 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from services.booking import repository as repo
+from services.booking import tokens
 from services.booking.errors import (
     IdempotencyKeyReused,
     InvalidBooking,
     NoAvailability,
     NotFound,
+    TokenRequired,
     VoucherVoided,
 )
 from services.booking.fulfilment import progress_of
-from services.booking.schemas import Booking, BookingRequest
+from services.booking.rate_limit import Hold
+from services.booking.schemas import Booking, BookingCreated, BookingRequest, BookingStatus
 from shared.db.pool import Connection, acquire
 from shared.events import BookingCancelled, BookingConfirmed
 from shared.outbox import add_to_outbox
@@ -36,7 +41,7 @@ BookingEvent = TypeVar("BookingEvent", BookingConfirmed, BookingCancelled)
 
 @dataclass(frozen=True)
 class PlacedBooking:
-    booking: Booking
+    booking: BookingCreated
     replayed: bool  # True when an Idempotency-Key returned an earlier booking
 
 
@@ -51,25 +56,35 @@ async def place_booking(
     *,
     idempotency_key: str | None = None,
     acquire_timeout: float = 5.0,
+    hold: Hold | None = None,
 ) -> PlacedBooking:
-    for attempt in range(1, MAX_TRANSACTION_TRIES + 1):
-        try:
-            async with acquire(pool, acquire_timeout) as conn, conn.transaction():
-                return await _place(conn, request, idempotency_key)
-        except RETRYABLE as exc:
-            if attempt == MAX_TRANSACTION_TRIES:
-                raise
-            log.info("booking transaction conflict (%r); trying again", exc)
-    raise AssertionError("unreachable")
+    """``hold``: the per-email rate limit, taken only for a new booking (not a replay) and
+    given back when none is made."""
+    try:
+        for attempt in range(1, MAX_TRANSACTION_TRIES + 1):
+            try:
+                async with acquire(pool, acquire_timeout) as conn, conn.transaction():
+                    return await _place(conn, request, idempotency_key, hold)
+            except RETRYABLE as exc:
+                if attempt == MAX_TRANSACTION_TRIES:
+                    raise
+                log.info("booking transaction conflict (%r); trying again", exc)
+        raise AssertionError("unreachable")
+    except BaseException:
+        if hold is not None:
+            hold.give_back()
+        raise
 
 
 async def _place(
-    conn: Connection, request: BookingRequest, idempotency_key: str | None
+    conn: Connection, request: BookingRequest, idempotency_key: str | None, hold: Hold | None
 ) -> PlacedBooking:
     if idempotency_key is not None:
         digest = request_hash(request)
         if not await repo.claim_idempotency_key(conn, idempotency_key, digest):
             return await _replay(conn, idempotency_key, digest)
+    if hold is not None:
+        hold.take()  # RateLimited rolls the idempotency key back with the rest
     room = await repo.reserve_room(
         conn, request.hotel_id, request.room_type, request.check_in, request.check_out
     )
@@ -93,6 +108,7 @@ async def _place(
         currency=room["currency"],
         **facts,
     )
+    token, token_hash = tokens.new_token()
     row = await repo.insert_booking(
         conn,
         {
@@ -104,8 +120,9 @@ async def _place(
             "currency": room["currency"],
         },
         confirmed,
+        token_hash,
     )
-    booking = Booking.model_validate(dict(row))
+    booking = BookingCreated.model_validate({**dict(row), "management_token": token})
     if idempotency_key is not None:
         await repo.attach_idempotency_key(conn, idempotency_key, booking.id)
     return PlacedBooking(booking, replayed=False)
@@ -120,7 +137,13 @@ async def _replay(conn: Connection, key: str, digest: str) -> PlacedBooking:
         )
     row = await repo.get_booking(conn, record["booking_id"])
     assert row is not None
-    return PlacedBooking(await _with_fulfilment(conn, row), replayed=True)
+    # The first answer's token cannot be recovered from its hash: this answer carries a
+    # new one, which works beside it.
+    token, token_hash = tokens.new_token()
+    await repo.add_token(conn, row["id"], token_hash)
+    booking = await _with_fulfilment(conn, row)
+    created = BookingCreated(**booking.model_dump(), management_token=token)
+    return PlacedBooking(created, replayed=True)
 
 
 def booking_event(
@@ -142,13 +165,26 @@ def booking_event(
 
 
 async def get_booking(
-    pool: asyncpg.Pool, booking_id: UUID, acquire_timeout: float = 5.0
-) -> Booking:
+    pool: asyncpg.Pool, booking_id: UUID, token: str | None, acquire_timeout: float = 5.0
+) -> Booking | BookingStatus:
+    """The whole booking for the holder of its token; status and fulfilment for anyone."""
     async with acquire(pool, acquire_timeout) as conn:
         row = await repo.get_booking(conn, booking_id)
         if row is None:
             raise NotFound(f"booking {booking_id} not found")
-        return await _with_fulfilment(conn, row)
+        booking = await _with_fulfilment(conn, row)
+    if tokens.holds(token, row["token_hashes"]):
+        return booking
+    return BookingStatus(id=booking.id, status=booking.status, fulfilment=booking.fulfilment)
+
+
+def _authorise(row: asyncpg.Record, token: str | None) -> None:
+    """TokenRequired unless ``token`` is one of the booking's. Asked after the booking is
+    found, so a caller learns that it exists, which GET /bookings/{id} tells anyone."""
+    if token is None:
+        raise TokenRequired("this needs the booking's management token (X-Booking-Token)")
+    if not tokens.holds(token, row["token_hashes"]):
+        raise TokenRequired("this is not the booking's management token")
 
 
 async def _with_fulfilment(conn: Connection, row: asyncpg.Record) -> Booking:
@@ -157,7 +193,7 @@ async def _with_fulfilment(conn: Connection, row: asyncpg.Record) -> Booking:
 
 
 async def cancel_booking(
-    pool: asyncpg.Pool, booking_id: UUID, acquire_timeout: float = 5.0
+    pool: asyncpg.Pool, booking_id: UUID, token: str | None, acquire_timeout: float = 5.0
 ) -> Booking:
     """Cancel once: return the nights and send BookingCancelled through the outbox. Cancelling
     a cancelled booking changes nothing and returns it as it is."""
@@ -165,6 +201,7 @@ async def cancel_booking(
         row = await repo.lock_booking(conn, booking_id)
         if row is None:
             raise NotFound(f"booking {booking_id} not found")
+        _authorise(row, token)
         if row["status"] == "cancelled":
             return await _with_fulfilment(conn, row)
         hotel_name = row["hotel_name"]
@@ -178,12 +215,14 @@ async def cancel_booking(
 
 
 async def get_voucher(
-    pool: asyncpg.Pool, booking_id: UUID, acquire_timeout: float = 5.0
+    pool: asyncpg.Pool, booking_id: UUID, token: str | None, acquire_timeout: float = 5.0
 ) -> tuple[str, bytes]:
     """The voucher's code and PDF; NotFound before it is issued, VoucherVoided after."""
     async with acquire(pool, acquire_timeout) as conn:
-        if await repo.get_booking(conn, booking_id) is None:
+        booking = await repo.get_booking(conn, booking_id)
+        if booking is None:
             raise NotFound(f"booking {booking_id} not found")
+        _authorise(booking, token)
         row = await repo.voucher(conn, booking_id)
     if row is not None and row["voided_at"] is not None:
         raise VoucherVoided(

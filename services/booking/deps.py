@@ -11,10 +11,11 @@ import secrets
 from typing import Annotated
 
 import asyncpg
-from fastapi import Depends, Header, HTTPException, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, Header, HTTPException, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator
 
+from services.booking.rate_limit import BookingRateLimits
 from services.booking.settings import BookingSettings
 from services.dlq.operations import DeadLetterOps
 from shared.observability.health import Ops
@@ -34,6 +35,18 @@ def _printable_ascii(value: str) -> str:
 
 # auto_error=False: a missing header is ours to answer (401 with WWW-Authenticate, below).
 _bearer = HTTPBearer(auto_error=False, description="The ADMIN_TOKEN of the booking service")
+# A header, never a query parameter: query strings end up in access logs and proxies' logs.
+# As a security scheme, the docs UI offers it under "Authorize".
+BOOKING_TOKEN_HEADER = "X-Booking-Token"
+_booking_token = APIKeyHeader(
+    name=BOOKING_TOKEN_HEADER,
+    scheme_name="BookingToken",
+    auto_error=False,  # optional on GET; the use cases answer 401 where it is needed
+    description=(
+        "The booking's management_token, from the answer to POST /bookings: needed for the "
+        "guest's details, the voucher and cancelling"
+    ),
+)
 
 
 async def _pool(request: Request) -> asyncpg.Pool:
@@ -49,6 +62,18 @@ async def _relay(request: Request) -> OutboxRelay:
 async def _settings(request: Request) -> BookingSettings:
     settings: BookingSettings = request.app.state.settings
     return settings
+
+
+async def _rate_limits(request: Request) -> BookingRateLimits:
+    limits: BookingRateLimits = request.app.state.rate_limits
+    return limits
+
+
+async def _admit_address(request: Request) -> None:
+    """RateLimited (429) when the client's address has made too many booking requests.
+    The address is the peer's, or X-Forwarded-For's from a proxy in FORWARDED_ALLOW_IPS."""
+    limits: BookingRateLimits = request.app.state.rate_limits
+    limits.admit_address(request.client.host if request.client else None)
 
 
 async def _metrics(request: Request) -> Metrics:
@@ -94,3 +119,7 @@ IdempotencyKeyHeader = Annotated[
     ),
 ]
 AdminDep = Annotated[DeadLetterOps, Depends(_admin)]
+BookingTokenDep = Annotated[str | None, Security(_booking_token)]
+RateLimitsDep = Annotated[BookingRateLimits, Depends(_rate_limits)]
+# For a route's ``dependencies=[...]``: counts the request against its address's limit.
+ADDRESS_RATE_LIMIT = Depends(_admit_address)

@@ -14,19 +14,30 @@ from shared.db.pool import Connection
 from shared.events import FulfilmentProgressed, VoucherIssued, VoucherVoided
 from shared.messaging.handlers import Handler, route
 
+UNCLASSIFIED = "unclassified-failure"
+
+
+def public_error(event: FulfilmentProgressed) -> str | None:
+    """The failure as the API shows it: a short code, never the error's text (a report
+    from a consumer older than the codes has only the text)."""
+    if event.error_code is not None:
+        return event.error_code
+    return None if event.error is None else UNCLASSIFIED
+
 
 async def record_progress(event: FulfilmentProgressed, tx: Connection) -> None:
     # Reports may arrive out of order (a retry's report can overtake an earlier one): the
     # newest by occurred_at wins. The last error stays visible after a later success.
     await tx.execute(
         """INSERT INTO booking.fulfilment AS f
-               (booking_id, step, status, attempts, source_event_type, last_error, updated_at)
+               (booking_id, step, status, attempts, source_event_type, last_error_code,
+                updated_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7)
            ON CONFLICT (booking_id, step) DO UPDATE SET
                status = excluded.status,
                attempts = excluded.attempts,
                source_event_type = excluded.source_event_type,
-               last_error = coalesce(excluded.last_error, f.last_error),
+               last_error_code = coalesce(excluded.last_error_code, f.last_error_code),
                updated_at = excluded.updated_at
            WHERE f.updated_at <= excluded.updated_at""",
         event.booking_id,
@@ -34,7 +45,7 @@ async def record_progress(event: FulfilmentProgressed, tx: Connection) -> None:
         event.status,
         event.attempts,
         event.source_event_type,
-        event.error,
+        public_error(event),
         event.occurred_at,
     )
 
@@ -74,7 +85,8 @@ HANDLERS: dict[str, Handler] = dict(
 
 async def progress_of(conn: Connection, booking_id: UUID) -> dict[str, StepProgress]:
     rows = await conn.fetch(
-        """SELECT step, status, attempts, updated_at, last_error, source_event_type
+        """SELECT step, status, attempts, updated_at, last_error_code AS last_error,
+                  source_event_type
            FROM booking.fulfilment WHERE booking_id = $1""",
         booking_id,
     )

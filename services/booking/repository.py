@@ -19,6 +19,8 @@ _BOOKING_COLUMNS = (
     "id, status, hotel_id, room_type, check_in, check_out, guest_name, guest_email, nights, "
     "total_price, currency, created_at"
 )
+# The hashes of the booking's management tokens, read with it (services/booking/tokens.py).
+_TOKEN_HASHES = f"ARRAY(SELECT token_hash FROM {S}.booking_tokens t WHERE t.booking_id = b.id)"
 
 
 async def list_hotels(conn: Connection) -> list[dict[str, Any]]:
@@ -92,9 +94,10 @@ async def reserve_room(
 
 
 async def insert_booking(
-    conn: Connection, booking: dict[str, Any], confirmed: Event
+    conn: Connection, booking: dict[str, Any], confirmed: Event, token_hash: bytes
 ) -> asyncpg.Record:
-    """Insert the booking and write its event to the outbox, in one statement."""
+    """Insert the booking, its first token's hash and its event in the outbox, in one
+    statement (the token's foreign key is checked at the statement's end)."""
     columns = ", ".join(booking)
     params = ", ".join(f"${i}" for i in range(1, len(booking) + 1))
     event = outbox_values(confirmed)
@@ -104,27 +107,42 @@ async def insert_booking(
         f"""WITH b AS (
                 INSERT INTO {S}.bookings ({columns}) VALUES ({params})
                 RETURNING {_BOOKING_COLUMNS}),
-            o AS (INSERT INTO {S}.outbox ({OUTBOX_COLUMNS}) VALUES ({event_params}))
+            o AS (INSERT INTO {S}.outbox ({OUTBOX_COLUMNS}) VALUES ({event_params})),
+            t AS (INSERT INTO {S}.booking_tokens (booking_id, token_hash)
+                  SELECT id, ${first + len(event)} FROM b)
             SELECT * FROM b""",
         *booking.values(),
         *event,
+        token_hash,
     )
     assert row is not None
     return row
 
 
 async def get_booking(conn: Connection, booking_id: UUID) -> asyncpg.Record | None:
+    """The booking with ``token_hashes``."""
     return await conn.fetchrow(
-        f"SELECT {_BOOKING_COLUMNS} FROM {S}.bookings WHERE id = $1", booking_id
+        f"SELECT {_BOOKING_COLUMNS}, {_TOKEN_HASHES} AS token_hashes FROM {S}.bookings b "
+        "WHERE id = $1",
+        booking_id,
     )
 
 
 async def lock_booking(conn: Connection, booking_id: UUID) -> asyncpg.Record | None:
+    """The booking with ``token_hashes`` and ``hotel_name``, locked for an update."""
     return await conn.fetchrow(
-        f"""SELECT {_BOOKING_COLUMNS}, (SELECT name FROM {S}.hotels h WHERE h.id = b.hotel_id)
-                   AS hotel_name
+        f"""SELECT {_BOOKING_COLUMNS}, {_TOKEN_HASHES} AS token_hashes,
+                   (SELECT name FROM {S}.hotels h WHERE h.id = b.hotel_id) AS hotel_name
             FROM {S}.bookings b WHERE id = $1 FOR UPDATE""",
         booking_id,
+    )
+
+
+async def add_token(conn: Connection, booking_id: UUID, token_hash: bytes) -> None:
+    await conn.execute(
+        f"INSERT INTO {S}.booking_tokens (booking_id, token_hash) VALUES ($1, $2)",
+        booking_id,
+        token_hash,
     )
 
 

@@ -131,13 +131,39 @@ class StepProgress(BaseModel):
     status: Literal["pending", "retrying", "done", "failed"] = "pending"
     attempts: int = 0
     updated_at: datetime | None = None
-    last_error: str | None = None
+    last_error: str | None = Field(
+        default=None,
+        description=(
+            "A short code for the step's last failure (smtp-temporary-failure, smtp-rejected, "
+            "webhook-temporary-failure, webhook-rejected, invalid-guest-details, "
+            "email-not-renderable, invalid-message, database-unavailable, database-error, "
+            "temporary-failure, permanent-failure, internal-error, unclassified-failure); "
+            "the details stay in the service's logs"
+        ),
+    )
     source_event_type: str | None = Field(
         default=None, description="The event the step last worked on"
     )
 
 
+def _pending() -> dict[str, StepProgress]:
+    return {step: StepProgress() for step in STEPS}
+
+
+_FULFILMENT = "voucher, email and notification: pending, retrying, done or failed"
+
+
+class BookingStatus(BaseModel):
+    """What anyone with the booking's id may see: no guest details."""
+
+    id: UUID
+    status: Literal["confirmed", "cancelled"]
+    fulfilment: dict[str, StepProgress] = Field(default_factory=_pending, description=_FULFILMENT)
+
+
 class Booking(BaseModel):
+    """The whole booking, for the holder of its management token."""
+
     id: UUID
     status: Literal["confirmed", "cancelled"]
     hotel_id: int
@@ -150,9 +176,15 @@ class Booking(BaseModel):
     total_price: Decimal
     currency: str
     created_at: datetime
-    fulfilment: dict[str, StepProgress] = Field(
-        default_factory=lambda: {step: StepProgress() for step in STEPS},
-        description="voucher, email and notification: pending, retrying, done or failed",
+    fulfilment: dict[str, StepProgress] = Field(default_factory=_pending, description=_FULFILMENT)
+
+
+class BookingCreated(Booking):
+    management_token: str = Field(
+        description=(
+            "Shown once: send it as the X-Booking-Token header to see the guest's details, "
+            "download the voucher or cancel. Only its hash is stored; it cannot be shown again."
+        )
     )
 
 

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
+from services.booking.rate_limit import Rate
 from shared.settings import Age, ConsumingSettings
 
 
@@ -39,6 +40,21 @@ class BookingSettings(ConsumingSettings):
     # replaying into every work queue): an operator's, not the booking service's own
     # least-privilege user. Unset: AMQP_URL.
     admin_amqp_url: str | None = None
+    # POST /bookings per client address (every request counts: shared addresses, offices
+    # and carrier NAT, make this the loose one) and per guest email (only bookings made
+    # count: it protects one inbox from a flood of confirmations). "N/period".
+    rate_limit_per_address: str = "20/minute"
+    rate_limit_per_email: str = "10/hour"
+    # The proxies whose X-Forwarded-For / X-Forwarded-Proto uvicorn believes (comma-separated
+    # addresses or networks, "*" for any): behind a reverse proxy, its address, or every
+    # client shares the proxy's address and so its rate limit.
+    forwarded_allow_ips: str = "127.0.0.1"
+
+    @field_validator("rate_limit_per_address", "rate_limit_per_email")
+    @classmethod
+    def _a_rate(cls, value: str) -> str:
+        Rate.parse(value)  # refused at start with its reason, not at the first booking
+        return value
 
     @property
     def admin_enabled(self) -> bool:

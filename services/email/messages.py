@@ -114,7 +114,8 @@ def check_header_safe(event: BookingConfirmed | BookingCancelled) -> None:
         if any(unicodedata.category(c) in _FORBIDDEN_CATEGORIES for c in value):
             raise PermanentError(
                 f"{field} of {event.event_type} {event.event_id} contains a control character "
-                f"(possible header injection): {value!r}"[:300]
+                f"(possible header injection): {value!r}"[:300],
+                code="invalid-guest-details",
             )
 
 
@@ -125,7 +126,9 @@ def recipient(event: BookingConfirmed | BookingCancelled) -> Address | str:
     try:
         valid = validate_email(event.guest_email, check_deliverability=False)
     except EmailNotValidError as exc:
-        raise PermanentError(f"guest_email is not an email address: {exc}") from exc
+        raise PermanentError(
+            f"guest_email is not an email address: {exc}", code="invalid-guest-details"
+        ) from exc
     if not valid.local_part.isascii():
         return f"{valid.local_part}@{valid.ascii_domain}"
     return Address(event.guest_name, username=valid.local_part, domain=valid.ascii_domain)
@@ -177,7 +180,6 @@ def _compose(
         message["Message-ID"] = message_id_for(event.event_id)
         # RFC 3834: no auto-replies, please.
         message["Auto-Submitted"] = _parsed("Auto-Submitted", "auto-generated")
-        message["X-Booking-Id"] = str(event.booking_id)
         # Quoted-printable keeps the parts 7-bit, for servers without 8BITMIME.
         message.set_content(body.text, cte="quoted-printable")
         message.add_alternative(body.html, subtype="html", cte="quoted-printable")
@@ -185,5 +187,7 @@ def _compose(
             attach(message)
     except (ValueError, TypeError, email.errors.MessageError) as exc:
         # Building is deterministic: what fails now fails on every retry.
-        raise PermanentError(f"cannot build the {kind} email: {exc}") from exc
+        raise PermanentError(
+            f"cannot build the {kind} email: {exc}", code="email-not-renderable"
+        ) from exc
     return Outgoing(kind, message, str(message["To"].addresses[0].addr_spec), code)

@@ -55,10 +55,9 @@ def confirmation_body(event: BookingConfirmed, code: str) -> Body:
     closing = f"Your voucher {code} is attached (voucher-{code}.pdf): please show it at check-in."
     facts = _facts(event, code)
     return Body(
-        subject=(
-            f"Your booking at {event.hotel_name} is confirmed "
-            f"(voucher {code}, booking {event.booking_id})"
-        ),
+        # No booking id in the subject: subjects are shown in notifications, lists and
+        # mail logs; the body names it for the guest who quotes it.
+        subject=f"Your booking at {event.hotel_name} is confirmed (voucher {code})",
         text=_text(greeting, lead, facts, closing),
         html=_html(greeting, lead, facts, closing),
     )
@@ -70,7 +69,7 @@ def cancellation_body(event: BookingCancelled, code: str) -> Body:
     closing = f"Voucher {code} is no longer valid. We hope to welcome you another time."
     facts = _facts(event, code)
     return Body(
-        subject=f"Your booking at {event.hotel_name} is cancelled (booking {event.booking_id})",
+        subject=f"Your booking at {event.hotel_name} is cancelled (voucher {code})",
         text=_text(greeting, lead, facts, closing),
         html=_html(greeting, lead, facts, closing),
     )

@@ -1,6 +1,29 @@
 """A step's progress reports: the FulfilmentProgressed events (done, retrying, failed) a
 consumer sends for each booking event it handles, so the booking service can show each
 step's status. They leave through the service's outbox like any other event.
+
+A failure is reported with a short public code (``error_code``), which is all the booking
+API shows: the failure's text names SMTP hosts, webhook URLs and other servers' answers,
+and stays in the logs, the dead-letter headers and the report's ``error``. The codes:
+
+=========================== ===========================================================
+``smtp-temporary-failure``  email: SMTP answered 4xx, refused or lost the connection, timed out
+``smtp-rejected``           email: SMTP answered 5xx (or lacks what is needed)
+``invalid-guest-details``   email: a guest value cannot go into an email (control character,
+                            not an address)
+``email-not-renderable``    email: the email could not be built
+``webhook-temporary-failure`` notification: a webhook or push target answered 5xx, 408 or
+                            429, timed out or could not be reached
+``webhook-rejected``        notification: a target answered another 4xx or a redirect, or
+                            its URL is unusable
+``invalid-message``         the event could not be decoded or does not match its schema
+``database-unavailable``    PostgreSQL unreachable, restarting or too slow
+``database-error``          PostgreSQL refused a statement
+``temporary-failure``       another step's transient failure (retried)
+``permanent-failure``       another step's permanent failure
+``internal-error``          anything else: a bug, see the logs
+``unclassified-failure``    shown by the booking service for a report without a code
+=========================== ===========================================================
 """
 
 from __future__ import annotations
@@ -11,11 +34,42 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from shared.db.pool import acquire
+from shared.db.pool import UNAVAILABLE_ERRORS, acquire
+from shared.errors import (
+    DatabaseUnavailable,
+    HandlerError,
+    InvalidMessage,
+    PermanentError,
+    TransientError,
+)
 from shared.events import BOOKING_EVENTS, Event, FulfilmentProgressed, StepStatus
 from shared.outbox import add_to_outbox
 
 log = logging.getLogger(__name__)
+# A step's transient and permanent HandlerErrors, when they carry no code of their own.
+_STEP_CODES = {
+    "email": ("smtp-temporary-failure", "smtp-rejected"),
+    "notification": ("webhook-temporary-failure", "webhook-rejected"),
+}
+
+
+def error_code(step: str, error: BaseException) -> str:
+    """The public code of ``error`` in ``step`` (the table above)."""
+    if isinstance(error, InvalidMessage):
+        return "invalid-message"
+    if isinstance(error, HandlerError):
+        if error.code is not None:
+            return error.code
+        transient, permanent = _STEP_CODES.get(step, ("temporary-failure", "permanent-failure"))
+        if isinstance(error, TransientError):
+            return transient
+        if isinstance(error, PermanentError):
+            return permanent
+    if isinstance(error, (DatabaseUnavailable, *UNAVAILABLE_ERRORS)):
+        return "database-unavailable"
+    if isinstance(error, asyncpg.PostgresError):
+        return "database-error"
+    return "internal-error"
 
 
 @dataclass(frozen=True)
@@ -42,6 +96,7 @@ class ProgressReports:
             source_event_id=event.event_id,
             source_event_type=event.event_type,
             error=None if error is None else f"{type(error).__name__}: {error}"[:500],
+            error_code=None if error is None else error_code(self.step, error),
         )
 
     async def record(

@@ -24,7 +24,7 @@ import httpx
 
 from tests.chaos.infra import QueueStats, queue_stats
 from tests.support.infra import AMQP_HOST, AMQP_PORT, TestEnv
-from tests.support.processes import free_port, start_service
+from tests.support.processes import NO_RATE_LIMITS, free_port, start_service
 from tests.support.smtp import SmtpRecorder, smtp_server
 from tests.support.tcp_proxy import TcpProxy
 
@@ -47,6 +47,8 @@ BASE_SETTINGS = {
     "SHUTDOWN_GRACE": "5",
     "STARTUP_TIMEOUT": "30",
     "NOTIFICATION_HTTP_PORT": "0",
+    # The load driver books thousands of stays from one address and one guest email.
+    **NO_RATE_LIMITS,
 }
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.infra import TestEnv
-from tests.support.processes import free_port, start, stop, wait_port
+from tests.support.processes import NO_RATE_LIMITS, free_port, start, stop, wait_port
 
 
 @pytest.fixture
@@ -42,4 +42,6 @@ def service_env(env: TestEnv, mail: tuple[int, Path]) -> dict[str, str]:
         "LOG_LEVEL": "INFO",
         # Ops HTTP servers on free ports: tests (and other runs) share this machine.
         "HTTP_PORT": "0",
+        # Hundreds of bookings from one address and one guest email.
+        **NO_RATE_LIMITS,
     }

@@ -1,6 +1,7 @@
 """The docs UI works for a person: in a real headless Chromium (Debian's package, driven by
 Playwright), /docs books a room with the example body exactly as "Try it out" shows it, then
-reads the booking back. Screenshots are kept in tests/artifacts/."""
+reads the booking back, first without its management token, then with it entered under
+"Authorize". Screenshots are kept in tests/artifacts/."""
 
 from __future__ import annotations
 
@@ -116,4 +117,20 @@ def test_a_person_books_a_room_from_the_docs_with_the_example_as_shown(
     read.locator("input[placeholder='booking_id']").fill(str(booking["id"]))
     again = execute(read, 200)
     assert again["id"] == booking["id"]
+    assert "guest_name" not in again  # no token yet: status and fulfilment only
     shoot(page, read, "docs-get-booking-200.png")
+
+    authorize(page, "BookingToken", str(booking["management_token"]))
+    read.locator("button.btn-clear").click()
+    whole = execute(read, 200)
+    assert whole["guest_name"] == shown["guest_name"]
+    shoot(page, read, "docs-get-booking-with-token-200.png")
+
+
+def authorize(page: Page, scheme: str, value: str) -> None:
+    """Enter ``value`` for ``scheme`` in the dialog of the page's Authorize button."""
+    page.locator(".auth-wrapper button.authorize").click()
+    form = page.locator(".auth-container").filter(has_text=scheme)
+    form.locator("input").fill(value)
+    form.locator("button.authorize").click()
+    page.locator("button.btn-done").first.click()

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.support.infra import TestEnv
-from tests.support.stack import booking_api, booking_body, fetchval, stay
+from tests.support.stack import booking_api, booking_body, fetchval, stay, with_token
 
 
 async def test_hotels_are_seeded_with_room_types_prices_and_counts(env: TestEnv) -> None:
@@ -34,7 +34,7 @@ async def test_a_booking_is_created_returned_and_counted_against_availability(en
         created = await client.post("/bookings", json=body)
         assert created.status_code == 201, created.text
         booking = created.json()
-        fetched = await client.get(f"/bookings/{booking['id']}")
+        fetched = await client.get(f"/bookings/{booking['id']}", headers=with_token(booking))
         availability = await client.get(
             "/hotels/1/availability", params={"check_in": check_in, "check_out": check_out}
         )
@@ -43,7 +43,7 @@ async def test_a_booking_is_created_returned_and_counted_against_availability(en
     assert booking["total_price"] == "570.00"
     assert {k: booking[k] for k in body} == body
     assert created.headers["location"] == f"/bookings/{booking['id']}"
-    assert fetched.json() == booking
+    assert fetched.json() == {k: v for k, v in booking.items() if k != "management_token"}
     deluxe = next(r for r in availability.json()["room_types"] if r["code"] == "deluxe")
     assert [n["free"] for n in deluxe["nights"]] == [7, 7, 7]
     assert deluxe["free_every_night"] == 7

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from tests.support.infra import TestEnv
-from tests.support.stack import booking_api, booking_body, fetchval, stay
+from tests.support.stack import booking_api, booking_body, fetchval, stay, with_token
 
 
 async def test_cancelling_returns_the_nights_and_sends_booking_cancelled_exactly_once(
@@ -17,8 +17,8 @@ async def test_cancelling_returns_the_nights_and_sends_booking_cancelled_exactly
     async with booking_api(env) as (client, _):
         booking = (await client.post("/bookings", json=body)).json()
         before = (await client.get("/hotels/1/availability", params=window)).json()
-        first = await client.post(f"/bookings/{booking['id']}/cancel")
-        second = await client.post(f"/bookings/{booking['id']}/cancel")
+        first = await client.post(f"/bookings/{booking['id']}/cancel", headers=with_token(booking))
+        second = await client.post(f"/bookings/{booking['id']}/cancel", headers=with_token(booking))
         after = (await client.get("/hotels/1/availability", params=window)).json()
         fetched = (await client.get(f"/bookings/{booking['id']}")).json()
     assert first.status_code == 200
@@ -40,17 +40,19 @@ async def test_a_cancelled_room_can_be_booked_again(env: TestEnv) -> None:
     check_in, check_out = stay(70, nights=1)
     body = booking_body(room_type="suite", check_in=check_in, check_out=check_out)
     async with booking_api(env) as (client, _):
-        ids = [(await client.post("/bookings", json=body)).json()["id"] for _ in range(2)]
+        made = [(await client.post("/bookings", json=body)).json() for _ in range(2)]
         assert (await client.post("/bookings", json=body)).status_code == 409
-        await client.post(f"/bookings/{ids[0]}/cancel")
+        await client.post(f"/bookings/{made[0]['id']}/cancel", headers=with_token(made[0]))
         again = await client.post("/bookings", json=body)
     assert again.status_code == 201
 
 
 async def test_cancelling_an_unknown_booking_is_404(env: TestEnv) -> None:
+    unknown = "/bookings/00000000-0000-4000-8000-000000000000"
+    token = {"X-Booking-Token": "x" * 43}
     async with booking_api(env) as (client, _):
-        response = await client.post("/bookings/00000000-0000-4000-8000-000000000000/cancel")
-        voucher = await client.get("/bookings/00000000-0000-4000-8000-000000000000/voucher")
+        response = await client.post(f"{unknown}/cancel", headers=token)
+        voucher = await client.get(f"{unknown}/voucher", headers=token)
     assert response.status_code == 404
     assert voucher.status_code == 404
 

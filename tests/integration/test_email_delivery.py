@@ -46,7 +46,7 @@ async def test_a_confirmation_email_has_text_html_and_a_voucher_pdf_with_the_cod
     assert envelope.mail_from == "bookings@hotel.example"
     assert mail["Message-ID"] == f"<{event.event_id}@hotel-booking>"
     assert code in mail["Subject"]
-    assert str(event.booking_id) in mail["Subject"]
+    assert str(event.booking_id) not in mail["Subject"]
     assert mail.get_content_type() == "multipart/mixed"
     text, html = text_of(mail, "plain"), text_of(mail, "html")
     assert code in text
@@ -81,7 +81,6 @@ async def test_a_booking_cancelled_delivered_twice_sends_one_cancellation_email(
         await wait_until(lambda: process.consumer.stats["duplicates"] == 1, what="duplicate")
     [mail] = smtp.messages
     assert "cancelled" in mail["Subject"]
-    assert str(event.booking_id) in mail["Subject"]
     assert mail["Message-ID"] == f"<{event.event_id}@hotel-booking>"
     assert "has been cancelled" in text_of(mail, "plain")
     assert "has been cancelled" in text_of(mail, "html")

@@ -27,6 +27,7 @@ from services.voucher.settings import VoucherSettings
 from shared.consumer_service import ConsumerProcess
 from shared.messaging.handlers import Handler
 from tests.support.infra import TestEnv
+from tests.support.processes import NO_RATE_LIMITS
 from tests.support.smtp import SmtpRecorder, smtp_server
 
 CONSUMERS: dict[str, tuple[Any, Any]] = {
@@ -61,6 +62,12 @@ def booking_body(**overrides: Any) -> dict[str, Any]:
     return body
 
 
+def with_token(created: dict[str, Any]) -> dict[str, str]:
+    """The headers that show a booking's guest details, its voucher, and cancel it: its
+    management token, from the answer to POST /bookings."""
+    return {"X-Booking-Token": created["management_token"]}
+
+
 def spread_booking(i: int) -> dict[str, Any]:
     """The i-th of many bookings, spread over the calendar so none runs out of rooms."""
     check_in, check_out = stay(10 + i % 300, nights=1)
@@ -71,15 +78,16 @@ def spread_booking(i: int) -> dict[str, Any]:
 async def booking_api(
     env: TestEnv, amqp_url: str | None = None, **overrides: Any
 ) -> AsyncIterator[tuple[httpx.AsyncClient, FastAPI]]:
-    settings = BookingSettings(
-        database_url=env.database_url,
-        amqp_url=amqp_url or env.amqp_url(),
-        outbox_sweep_interval=0.2,
-        outbox_retry_max_delay=0.5,
-        amqp_connect_timeout=2.0,
-        amqp_publish_timeout=2.0,
-        **overrides,
-    )
+    defaults: dict[str, Any] = {
+        "database_url": env.database_url,
+        "amqp_url": amqp_url or env.amqp_url(),
+        "outbox_sweep_interval": 0.2,
+        "outbox_retry_max_delay": 0.5,
+        "amqp_connect_timeout": 2.0,
+        "amqp_publish_timeout": 2.0,
+        **{name.lower(): value for name, value in NO_RATE_LIMITS.items()},
+    }
+    settings = BookingSettings(**{**defaults, **overrides})
     app = create_app(settings)
     async with (
         LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager,

@@ -57,6 +57,33 @@ def test_every_endpoint_has_a_summary_and_an_example_for_every_json_response(
                 assert "example" in content or "examples" in content, (name, code, media_type)
 
 
+def test_the_booking_token_is_a_header_scheme_the_docs_offer_under_authorize(
+    openapi: dict[str, Any],
+) -> None:
+    scheme = openapi["components"]["securitySchemes"]["BookingToken"]
+    assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "X-Booking-Token")
+    read = openapi["paths"]["/bookings/{booking_id}"]["get"]
+    assert read["security"] == [{"BookingToken": []}, {}]  # optional: without it, less
+    for path, method in (
+        ("/bookings/{booking_id}/cancel", "post"),
+        ("/bookings/{booking_id}/voucher", "get"),
+    ):
+        operation = openapi["paths"][path][method]
+        assert operation["security"] == [{"BookingToken": []}], path
+        assert "401" in operation["responses"], path
+    # Never in a query string, which access logs and proxies record.
+    for name, operation in operations(openapi):
+        for parameter in operation.get("parameters", []):
+            assert not (parameter["in"] == "query" and "token" in parameter["name"].lower()), name
+    created = openapi["components"]["schemas"]["BookingCreated"]
+    assert "management_token" in created["required"]
+    assert set(openapi["components"]["schemas"]["BookingStatus"]["properties"]) == {
+        "id",
+        "status",
+        "fulfilment",
+    }
+
+
 async def test_the_docs_page_loads_swagger_ui_from_this_process_not_a_cdn() -> None:
     transport = httpx.ASGITransport(app=create_app(BookingSettings()))
     async with httpx.AsyncClient(transport=transport, base_url="http://docs.test") as client:

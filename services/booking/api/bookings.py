@@ -11,6 +11,8 @@ from services.booking.api import examples
 from services.booking.api.examples import (
     NOT_FOUND,
     NOT_JSON,
+    RATE_LIMITED,
+    TOKEN_REQUIRED,
     TOO_LARGE,
     UNAVAILABLE,
     error,
@@ -20,13 +22,16 @@ from services.booking.api.examples import (
 from services.booking.api.refusals import check_horizon
 from services.booking.bookings import cancel_booking, get_booking, get_voucher, place_booking
 from services.booking.deps import (
+    ADDRESS_RATE_LIMIT,
+    BookingTokenDep,
     IdempotencyKeyHeader,
     MetricsDep,
     PoolDep,
+    RateLimitsDep,
     RelayDep,
     SettingsDep,
 )
-from services.booking.schemas import Booking, BookingRequest
+from services.booking.schemas import Booking, BookingCreated, BookingRequest, BookingStatus
 
 router = APIRouter(tags=["bookings"])
 
@@ -54,11 +59,15 @@ CREATED_LINKS = {
     description=(
         "Reserves one room of the type for every night, stores the booking and its "
         "BookingConfirmed event in one transaction, and answers at once: voucher, email "
-        "and notifications happen afterwards, in their own services."
+        "and notifications happen afterwards, in their own services. The answer carries "
+        "the booking's management_token, once: keep it (X-Booking-Token) to see the guest's "
+        "details, download the voucher or cancel. A replay with the same Idempotency-Key "
+        "answers with a new token, which works beside the first."
     ),
+    dependencies=[ADDRESS_RATE_LIMIT],
     responses={
         201: {
-            **ok(examples.booking(), "Booked; Location names the new booking"),
+            **ok(examples.created(), "Booked; Location names the new booking"),
             "headers": {
                 "Location": {
                     "description": "The new booking: /bookings/{id}",
@@ -80,6 +89,7 @@ CREATED_LINKS = {
             "reused with another body)",
             "body",
         ),
+        429: RATE_LIMITED,
         503: UNAVAILABLE,
     },
 )
@@ -90,11 +100,16 @@ async def create_booking(
     relay: RelayDep,
     settings: SettingsDep,
     metrics: MetricsDep,
+    limits: RateLimitsDep,
     idempotency_key: IdempotencyKeyHeader = None,
-) -> Booking:
+) -> BookingCreated:
     check_horizon(body.check_in, settings.booking_horizon_days, "body", "check_in")
     placed = await place_booking(
-        pool, body, idempotency_key=idempotency_key, acquire_timeout=settings.db_acquire_timeout
+        pool,
+        body,
+        idempotency_key=idempotency_key,
+        acquire_timeout=settings.db_acquire_timeout,
+        hold=limits.hold_for(body.guest_email),
     )
     response.headers["Location"] = f"/bookings/{placed.booking.id}"
     if placed.replayed:
@@ -108,15 +123,34 @@ async def create_booking(
 @router.get(
     "/bookings/{booking_id}",
     summary="Get a booking with its fulfilment status",
+    description=(
+        "With the booking's management token (X-Booking-Token), the whole booking. Without "
+        "it, or with another, its status and fulfilment only: no guest details."
+    ),
+    response_model=Booking | BookingStatus,
+    # The token is optional here: {} ("no credentials") joins the alternatives FastAPI lists.
+    openapi_extra={"security": [{}]},
     responses={
-        200: ok(examples.booking()),
+        200: {
+            "description": "The booking; without its token, status and fulfilment only",
+            "content": {
+                "application/json": {
+                    "examples": {
+                        "with the token": {"value": examples.booking()},
+                        "without it": {"value": examples.status_only()},
+                    }
+                }
+            },
+        },
         404: NOT_FOUND,
         422: validation_error("Input should be a valid UUID", "path", "booking_id"),
         503: UNAVAILABLE,
     },
 )
-async def read_booking(booking_id: UUID, pool: PoolDep, settings: SettingsDep) -> Booking:
-    return await get_booking(pool, booking_id, settings.db_acquire_timeout)
+async def read_booking(
+    booking_id: UUID, pool: PoolDep, settings: SettingsDep, token: BookingTokenDep
+) -> Booking | BookingStatus:
+    return await get_booking(pool, booking_id, token, settings.db_acquire_timeout)
 
 
 @router.post(
@@ -124,19 +158,21 @@ async def read_booking(booking_id: UUID, pool: PoolDep, settings: SettingsDep) -
     summary="Cancel a booking",
     description=(
         "Returns the nights to the inventory and sends BookingCancelled to the consumers. "
-        "Cancelling again changes nothing and returns the booking."
+        "Cancelling again changes nothing and returns the booking. Needs the booking's "
+        "management token (X-Booking-Token): 401 without it or with another."
     ),
     responses={
         200: ok({**examples.booking(), "status": "cancelled"}, "Cancelled"),
+        401: TOKEN_REQUIRED,
         404: NOT_FOUND,
         422: validation_error("Input should be a valid UUID", "path", "booking_id"),
         503: UNAVAILABLE,
     },
 )
 async def cancel(
-    booking_id: UUID, pool: PoolDep, relay: RelayDep, settings: SettingsDep
+    booking_id: UUID, pool: PoolDep, relay: RelayDep, settings: SettingsDep, token: BookingTokenDep
 ) -> Booking:
-    booking = await cancel_booking(pool, booking_id, settings.db_acquire_timeout)
+    booking = await cancel_booking(pool, booking_id, token, settings.db_acquire_timeout)
     relay.wake()
     return booking
 
@@ -144,12 +180,14 @@ async def cancel(
 @router.get(
     "/bookings/{booking_id}/voucher",
     summary="Download the booking's PDF voucher",
+    description="Needs the booking's management token (X-Booking-Token).",
     response_class=Response,
     responses={
         200: {
             "content": {"application/pdf": {"example": "%PDF-1.3 ... (the voucher, binary)"}},
             "description": "The voucher",
         },
+        401: TOKEN_REQUIRED,
         404: error(
             "No such booking, or voucher not issued yet",
             f"the voucher for booking {examples.BOOKING_ID} is not issued yet",
@@ -162,8 +200,10 @@ async def cancel(
         503: UNAVAILABLE,
     },
 )
-async def voucher(booking_id: UUID, pool: PoolDep, settings: SettingsDep) -> Response:
-    code, pdf = await get_voucher(pool, booking_id, settings.db_acquire_timeout)
+async def voucher(
+    booking_id: UUID, pool: PoolDep, settings: SettingsDep, token: BookingTokenDep
+) -> Response:
+    code, pdf = await get_voucher(pool, booking_id, token, settings.db_acquire_timeout)
     return Response(
         pdf,
         media_type="application/pdf",

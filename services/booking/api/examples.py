@@ -32,6 +32,15 @@ def booking() -> dict[str, Any]:
     }
 
 
+def created() -> dict[str, Any]:
+    return {**booking(), "management_token": "q3Vb0m7Yk2Qf9Zx4Lr8Tn1Wc6Hs5Jd0Ep2Ua7Gi3Ko"}
+
+
+def status_only() -> dict[str, Any]:
+    whole = booking()
+    return {name: whole[name] for name in ("id", "status", "fulfilment")}
+
+
 def hotels() -> list[dict[str, Any]]:
     return [
         {
@@ -98,6 +107,14 @@ def validation_error(message: str, *location: str | int) -> dict[str, Any]:
 NOT_JSON = error("The body is not JSON", "There was an error parsing the body")
 TOO_LARGE = error("Body over 16 KiB", "request body larger than 16384 bytes")
 NOT_FOUND = error("No such booking", f"booking {BOOKING_ID} not found")
+TOKEN_REQUIRED = error(
+    "No management token (X-Booking-Token), or not this booking's",
+    "this needs the booking's management token (X-Booking-Token)",
+)
+RATE_LIMITED = error(
+    "Too many bookings from this address or for this guest email; Retry-After says when",
+    "too many booking requests from this address (at most 20/minute); try again in 12 s",
+)
 UNAVAILABLE = error(
     "Database unavailable; try again", "the database is unavailable; try again shortly"
 )
