@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.processes import free_port
+from tests.support.processes import NO_RATE_LIMITS, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = "deploy/compose.yaml"
@@ -39,8 +39,8 @@ def scales(command: list[str]) -> dict[str, int]:
 
 def write_env_file(directory: Path) -> dict[str, str]:
     """deploy/.env.example with a free host port for every port, a fresh value for every
-    password, secret and token, and RabbitMQ definitions generated for those passwords by
-    the README's own command. Its values."""
+    password, secret and token, the booking rate limits lifted, and RabbitMQ definitions
+    generated for those passwords by the README's own command. Its values."""
     values: dict[str, str] = {}
     for line in ENV_EXAMPLE.read_text().splitlines():
         key, sep, value = (part.strip() for part in line.partition("="))
@@ -51,6 +51,9 @@ def write_env_file(directory: Path) -> dict[str, str]:
         elif any(word in key for word in ("PASSWORD", "SECRET", "TOKEN")):
             value = secrets.token_hex(16)
         values[key] = value
+    # The load comes from one address, and the tests' guests share a domain: the rate limits
+    # are lifted, as for every test that books many stays (tests/support/processes.py).
+    values.update(NO_RATE_LIMITS)
     definitions = directory / "definitions.json"
     values["RABBITMQ_DEFINITIONS"] = str(definitions)
     env_file = directory / "compose.env"
