@@ -83,8 +83,8 @@ compose-setup: venv
 	$(PY) -m tests.compose.standins.prepare
 
 # deploy/compose.yaml built, started by the README's commands, loaded, broken and scaled on a
-# real engine, in full (`make test` runs it reduced). About 5 minutes; under 10 from a clean
-# machine.
+# real engine, in full (`make test` runs it reduced). About 2 minutes; 4.5 from a clean
+# machine (measured on 2 cores).
 test-compose: compose-setup
 	COMPOSE_SIZE=full $(PY) -m pytest tests/compose -s $(PYTEST_ARGS)
 
