@@ -62,7 +62,7 @@ async def test_the_readme_command_starts_every_service_healthy_with_its_replicas
         assert out.strip() == "0", f"{container.name} was restarted"
     # Healthy means subscribed: the broker counts every replica on its queue.
     await wait_for(lambda: _consumers_are(composed, "email", 3), what="3 email consumers")
-    assert await composed.consumers("voucher") == 2
+    await wait_for(lambda: _consumers_are(composed, "voucher", 2), what="2 voucher consumers")
 
 
 async def _consumers_are(system: ComposedSystem, service: str, count: int) -> bool:
