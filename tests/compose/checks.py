@@ -19,7 +19,7 @@ import httpx
 
 from shared.messaging.topology import EVENTS_EXCHANGE, FULFILMENT_EXCHANGE, consumer_topology
 from tests.compose.commands import ROOT
-from tests.compose.system import ComposedSystem
+from tests.compose.system import ComposedSystem, read_mail
 from tests.integration.test_rabbitmq_permissions import Operation, consume, declare, publish
 from tests.support.stack import spread_booking
 
@@ -71,15 +71,7 @@ async def wait_for(
 
 async def mails(system: ComposedSystem) -> list[dict[str, Any]]:
     """Every message the mail catcher holds (its API's summaries)."""
-    found: list[dict[str, Any]] = []
-    async with httpx.AsyncClient(base_url=system.mailpit_url, timeout=30) as client:
-        while True:
-            page = await client.get("/api/v1/messages", params={"start": len(found), "limit": 500})
-            page.raise_for_status()
-            batch = page.json()["messages"]
-            if not batch:
-                return found
-            found += batch
+    return await asyncio.to_thread(read_mail, system.mailpit_url)
 
 
 def recipients(messages: list[dict[str, Any]]) -> list[str]:

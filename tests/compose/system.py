@@ -61,7 +61,9 @@ class DatabaseEnv:
 
 @dataclass
 class ComposedService:
-    """One compose service, all its replicas together, as the invariants look at it."""
+    """One compose service, all its replicas together, as the invariants look at it: plain
+    properties, as they read them, each a blocking ``docker compose`` call of a fraction of
+    a second (they are read while the system drains, when nothing else waits on the loop)."""
 
     system: ComposedSystem
     name: str
@@ -83,25 +85,27 @@ class ComposedService:
 
 @dataclass
 class Mailbox:
-    """The mail catcher's messages, read through its API whenever they are asked for."""
+    """The mail catcher's messages as the invariants read them (``m["Message-ID"]``), asked
+    of its API whenever they are read."""
 
     url: str
 
     @property
     def messages(self) -> list[dict[str, str]]:
-        with httpx.Client(base_url=self.url, timeout=30) as client:
-            return [{"Message-ID": f"<{m['MessageID']}>"} for m in read_all(client)]
+        return [{"Message-ID": f"<{m['MessageID']}>"} for m in read_mail(self.url)]
 
 
-def read_all(client: httpx.Client) -> list[dict[str, Any]]:
+def read_mail(url: str) -> list[dict[str, Any]]:
+    """Every message the mail catcher at ``url`` holds: Mailpit's summaries, page by page."""
     found: list[dict[str, Any]] = []
-    while True:
-        page = client.get("/api/v1/messages", params={"start": len(found), "limit": 500})
-        page.raise_for_status()
-        batch = page.json()["messages"]
-        found += batch
-        if not batch:
-            return found
+    with httpx.Client(base_url=url, timeout=30) as client:
+        while True:
+            page = client.get("/api/v1/messages", params={"start": len(found), "limit": 500})
+            page.raise_for_status()
+            batch = page.json()["messages"]
+            if not batch:
+                return found
+            found += batch
 
 
 @dataclass
