@@ -81,9 +81,9 @@ async def _hand_over(conn: Connection | asyncpg.Connection, schema: str, owner: 
     superuser before roles existed), owned by ``owner``."""
     await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}" AUTHORIZATION "{owner}"')
     await conn.execute(f'ALTER SCHEMA "{schema}" OWNER TO "{owner}"')
-    others = """SELECT c.relname, c.relkind FROM pg_class c
+    others = """SELECT c.relname, c.relkind::text AS relkind FROM pg_class c
                 JOIN pg_namespace n ON n.oid = c.relnamespace
-                WHERE n.nspname = $1 AND c.relkind = ANY($2::"char"[])
+                WHERE n.nspname = $1 AND c.relkind::text = ANY($2::text[])
                   AND pg_get_userbyid(c.relowner) <> $3"""
     for row in await conn.fetch(others, schema, list(_OWNED_KINDS), owner):
         kind = _ALTER[row["relkind"]]
