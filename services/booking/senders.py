@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import get_args
+from typing import Any, get_args
 
 from aio_pika.abc import AbstractIncomingMessage
 
@@ -70,13 +70,21 @@ class SenderPolicy:
     shared_user: str | None = None
 
     def __call__(self, event: Event, message: AbstractIncomingMessage) -> str | None:
+        """The consumer runtime's check (ConsumerConfig.check_sender)."""
+        return self.problem(event, message.user_id, message.exchange, message.headers or {})
+
+    def problem(
+        self, event: Event, user: str | None, exchange: str | None, headers: Mapping[str, Any]
+    ) -> str | None:
+        """Why ``event``, published by broker user ``user`` and routed by ``exchange``, must
+        not be applied; None when it may."""
         step = step_of(event)
         if step is None:
             return None
-        if message.exchange == COPIES_EXCHANGE:
-            refused = (message.headers or {}).get(H_EXCEPTION_TYPE) == WrongSender.__name__
+        if exchange == COPIES_EXCHANGE:
+            refused = headers.get(H_EXCEPTION_TYPE) == WrongSender.__name__
             return "a replay of a report refused for its sender" if refused else None
-        expected, user = self.senders[step], message.user_id
+        expected = self.senders[step]
         if user == expected or (self.shared_user is not None and user == self.shared_user):
             return None
         return (
