@@ -25,7 +25,7 @@ from bench import BenchError
 from bench.config import RAW, ROOT
 from shared.messaging.topology import CONSUMER_SERVICES, consumer_topology, declare_all
 from tests.support.infra import TestEnv, create_env, drop_env
-from tests.support.processes import NO_RATE_LIMITS, free_port
+from tests.support.processes import DEV_ENV, NO_RATE_LIMITS, free_port
 
 # Enough rooms that no benchmark booking is ever refused for lack of availability.
 ROOMS_PER_TYPE = 1_000_000
@@ -45,7 +45,12 @@ class Stack:
         return self.env.amqp_url(heartbeat=30)
 
     def service_env(self, **extra: str | int) -> dict[str, str]:
-        base = {"DATABASE_URL": self.env.database_url, "AMQP_URL": self.amqp_url, **QUIET}
+        base = {
+            "DATABASE_URL": self.env.database_url,
+            "AMQP_URL": self.amqp_url,
+            **DEV_ENV,
+            **QUIET,
+        }
         return {**base, **{key.upper(): str(value) for key, value in extra.items()}}
 
     def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:

@@ -1,11 +1,13 @@
 """The servers the local runner (deploy/run.py) needs: PostgreSQL and RabbitMQ reachable at
 DATABASE_URL and AMQP_URL (installed from Debian's packages and started when they are not
-and the runner is root on this machine), then the application's database created.
+and the runner is root on this machine), then the application's database created and the
+migration step run, which gives every service a PostgreSQL role of its own.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -13,7 +15,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/booking"
@@ -138,3 +140,33 @@ def ensure_database() -> None:
     if code := subprocess.run(command, cwd=ROOT, check=False).returncode:
         note(f"shared.db.create_database exited with code {code}")  # it said why itself
         raise SystemExit(1)
+
+
+def role_url(url: str, role: str, password: str) -> str:
+    """``url`` (the superuser's) for ``role`` instead: same server and database."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{quote(role, safe='')}:{password}@{host}"))
+
+
+def migration_step() -> dict[str, dict[str, str]]:
+    """Run ``python -m shared.db.provision`` as the superuser of DATABASE_URL, with a fresh
+    password for every role (a local run keeps no password anywhere); return what each
+    service is told: its role's DATABASE_URL (and the booking service its ADMIN_DATABASE_URL).
+    DB_ROLE_PREFIX, when set, goes before every role name, as it does for the step."""
+    from shared.db.schemas import SCHEMAS  # the project, installed in the venv by `make run`
+
+    url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    prefix = os.environ.get("DB_ROLE_PREFIX", "")
+    passwords = {schema.name: secrets.token_hex(16) for schema in SCHEMAS}
+    step_env = {**os.environ, "DATABASE_URL": url}
+    step_env |= {s.password_variable(): passwords[s.name] for s in SCHEMAS}
+    command = [sys.executable, "-m", "shared.db.provision"]
+    if code := subprocess.run(command, cwd=ROOT, env=step_env, check=False).returncode:
+        note(f"the migration step exited with code {code}")  # it said why itself
+        raise SystemExit(1)
+    # A service's schema is named like it; the admin API writes its audit rows as "ops".
+    urls = {s.name: role_url(url, s.role(prefix), passwords[s.name]) for s in SCHEMAS}
+    told = {service: {"DATABASE_URL": urls[service]} for service in urls if service != "ops"}
+    told["booking"]["ADMIN_DATABASE_URL"] = urls["ops"]
+    return told

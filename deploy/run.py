@@ -1,9 +1,12 @@
 """Run every service locally as child processes with prefixed output (used by `make run`).
 
 Usage: python deploy/run.py [--scale email=3 --scale voucher=2]  (or SCALE="email=3 voucher=2").
-Checks PostgreSQL and RabbitMQ first (installing or starting them when root on Debian).
-Unless SMTP_HOST is set, also runs deploy/mailcatcher.py (labelled "mail") and points every
-service at it with SMTP_HOST/SMTP_PORT, so mail sent locally is kept, never delivered.
+Checks PostgreSQL and RabbitMQ first (installing or starting them when root on Debian), then
+runs the migration step (shared/db/provision.py) as the superuser of DATABASE_URL, which
+creates one PostgreSQL role per schema; each service then connects as its own role, with
+DEV_MODE=true (the shared guest user, example secrets). Unless SMTP_HOST is set, also runs
+deploy/mailcatcher.py (labelled "mail") and points every service at it with
+SMTP_HOST/SMTP_PORT, so mail sent locally is kept, never delivered.
 Each consumer replica gets an ops HTTP port of its own (see replica_env in
 deploy/supervisor.py); logs are readable text unless LOG_FORMAT says otherwise.
 """
@@ -18,7 +21,14 @@ from typing import NoReturn
 
 # deploy/ holds scripts, not a package: this one runs as `python deploy/run.py`, which puts
 # deploy/ first on sys.path, so its siblings import as top-level modules.
-from local_services import SERVERS, UsageError, ensure_database, ensure_server, note
+from local_services import (
+    SERVERS,
+    UsageError,
+    ensure_database,
+    ensure_server,
+    migration_step,
+    note,
+)
 from supervisor import MAIL, Supervisor
 
 SERVICES = ("booking", "notification", "email", "voucher")
@@ -85,12 +95,14 @@ def main(argv: list[str]) -> int:
     if services_only:
         return 0
     ensure_database()
+    told = migration_step()
     colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
     if catcher is None:
-        return asyncio.run(Supervisor(processes, colour).run())
+        return asyncio.run(Supervisor(processes, colour, told=told).run())
     where = os.environ.get("MAILCATCHER_DIR") or "var/mail"
     note(f"mail is caught in {where}; read it at http://127.0.0.1:{catcher[1]}")
-    return asyncio.run(Supervisor([(MAIL, MAIL), *processes], colour, catcher[0]).run())
+    supervisor = Supervisor([(MAIL, MAIL), *processes], colour, catcher[0], told=told)
+    return asyncio.run(supervisor.run())
 
 
 if __name__ == "__main__":

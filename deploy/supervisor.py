@@ -24,6 +24,11 @@ HTTP_PORTS = {"notification": 8002, "email": 8003, "voucher": 8004}
 REPLICA_PORT_STEP = 100
 
 
+# A developer's machine: the shared guest user and example secrets are fine (DEV_MODE); the
+# schemas are the migration step's to change, so the services only check them.
+LOCAL = {"DEV_MODE": "true", "MIGRATE_ON_START": "false"}
+
+
 def replica_env(service: str, label: str) -> dict[str, str]:
     """What one process is told besides the runner's own environment: its label (which its
     log lines carry), its ops HTTP port, text logs for a terminal. HTTP_PORT=0 in the
@@ -66,9 +71,15 @@ async def pump(stream: asyncio.StreamReader, prefix: str) -> None:
 
 class Supervisor:
     def __init__(
-        self, processes: list[tuple[str, str]], colour: bool, smtp_port: int | None = None
+        self,
+        processes: list[tuple[str, str]],
+        colour: bool,
+        smtp_port: int | None = None,
+        told: dict[str, dict[str, str]] | None = None,
     ) -> None:
         self.processes = processes
+        # What each service is told on top (its database role's URLs: deploy/run.py).
+        self.told = told or {}
         self.colour = colour
         self.smtp_port = smtp_port  # of the mail catcher among processes, if there is one
         self.mail_up: asyncio.Task[None] | None = None
@@ -102,6 +113,7 @@ class Supervisor:
         # The label doubles as REPLICA_NAME so the services' own log lines match the prefix;
         # unbuffered, so lines show up as they are written.
         env = {**os.environ, **replica_env(service, label), "PYTHONUNBUFFERED": "1"}
+        env |= {**LOCAL, **self.told.get(service, {})}
         command = [sys.executable, "-m", f"services.{service}"]
         if service == MAIL:
             command = [sys.executable, "deploy/mailcatcher.py"]

@@ -16,16 +16,18 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import asyncpg
 from starlette.routing import BaseRoute
 
-from shared.db.migrate import CONSUMER_MIGRATIONS, migrate
+from shared.db.migrate import CONSUMER_MIGRATIONS, prepare
 from shared.db.pool import close_pool
 from shared.db.retention import RetentionJob, Rule, processed_events, sent_outbox
 from shared.errors import ConfigurationError, SharedError
 from shared.http.server import OpsServer, bind, ops_app
 from shared.logging_setup import configure_logging
+from shared.messaging.connection import broker_user
 from shared.messaging.consumer import Consumer, ConsumerConfig
 from shared.messaging.handlers import Handler
 from shared.messaging.publisher import ConfirmingPublisher
@@ -35,10 +37,11 @@ from shared.observability.health import Ops, consuming_check, database_check, mo
 from shared.observability.metrics import Metrics, OutboxProbe
 from shared.observability.tracing import configure_tracing
 from shared.outbox import OutboxRelay
-from shared.settings import ConsumerSettings, ConsumingSettings
+from shared.settings import ConsumerSettings, ConsumingSettings, load_settings
 from shared.startup import connect_database
 
 log = logging.getLogger(__name__)
+Settings = TypeVar("Settings", bound=ConsumerSettings)
 DB_CLOSE_TIMEOUT = 5.0
 # Consumers whose handlers reach outside their database (SMTP, webhooks): never batched.
 OUTSIDE_EFFECTS = frozenset({"email", "notification"})
@@ -153,8 +156,16 @@ async def _build(
     # step's slow work (simulated, rendering) happens before its transaction opens, so a
     # large prefetch does not need as many PostgreSQL connections (a server has ~100).
     config = consumer_config(service, settings)  # refused before anything is opened
+    own_pool = pool is None
     pool = pool or await connect_database(settings)
-    await migrate(pool, service, [CONSUMER_MIGRATIONS, migrations])
+    try:
+        await prepare(
+            pool, service, [CONSUMER_MIGRATIONS, migrations], apply=settings.migrate_on_start
+        )
+    except BaseException:
+        if own_pool:  # a process refused at start leaves no connection open
+            await close_pool(pool, DB_CLOSE_TIMEOUT)
+        raise
     metrics = Metrics()
     publisher = ConfirmingPublisher(
         settings.amqp_url,
@@ -170,6 +181,8 @@ async def _build(
         exchange=PUBLISHES_TO[service],
         acquire_timeout=settings.db_acquire_timeout,
         metrics=metrics,
+        # Its reports carry this service's broker user, which the booking service checks.
+        user_id=broker_user(settings.amqp_url),
     )
     consumer = Consumer(
         config,
@@ -218,14 +231,22 @@ async def run_until_signalled(process: ConsumerProcess) -> None:
 
 
 def main(
-    service: str, settings: ConsumerSettings, process: Callable[[], Awaitable[ConsumerProcess]]
+    service: str,
+    settings_class: type[Settings],
+    process: Callable[[Settings], Awaitable[ConsumerProcess]],
 ) -> None:
     """Entry point of a consumer process: exit 0 after a clean stop, 1 with one clear line
-    when it cannot start."""
+    when it cannot start (a setting refused, a placeholder secret outside DEV_MODE, its
+    schema not migrated, PostgreSQL unreachable...)."""
+    try:
+        settings = load_settings(settings_class)
+    except SharedError as exc:
+        print(f"error: {service} cannot start: {exc}", file=sys.stderr)
+        raise SystemExit(1) from exc
     configure_logging(service, settings.log_level, settings.log_format)
 
     async def serve() -> None:
-        await run_until_signalled(await process())
+        await run_until_signalled(await process(settings))
 
     try:
         configure_tracing(service, settings.otel_traces_exporter)

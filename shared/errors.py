@@ -13,7 +13,8 @@ The tree::
     │   └── PublishRejected       the broker nacked or returned the message
     │       └── MessageUnencodable  the message cannot be put into AMQP frames at all
     ├── InvalidMessage            a message that can never be handled: dead-letter it
-    │   └── MessageTooLarge       its body is over the runtime's size limit
+    │   ├── MessageTooLarge       its body is over the runtime's size limit
+    │   └── WrongSender           published by a broker user that may not send it
     ├── UnhandledEventType        a well-formed event this consumer does not handle: ack and log
     └── HandlerError              raised by handlers to steer the runtime; ``code``, when
         │                         given, is the public failure code of its progress report
@@ -69,6 +70,10 @@ class InvalidMessage(SharedError):
 
 
 class MessageTooLarge(InvalidMessage):
+    pass
+
+
+class WrongSender(InvalidMessage):
     pass
 
 

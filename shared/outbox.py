@@ -88,8 +88,12 @@ class OutboxRelay:
         retry_max_delay: float = 5.0,
         acquire_timeout: float = 5.0,
         metrics: Metrics | None = None,
+        user_id: str | None = None,
     ) -> None:
         self._pool = pool
+        # Set on every message as its AMQP user_id: the broker refuses it unless it is the
+        # connection's user, so a consumer can tell who published (services/booking/senders.py).
+        self._user_id = user_id
         self._publisher = publisher
         self._schema = schema
         self._exchange = exchange
@@ -164,7 +168,8 @@ class OutboxRelay:
                 return 0, 0
             spans = [self._span(row) for row in rows]
             messages = [
-                _message(row, headers_for(span)) for row, span in zip(rows, spans, strict=True)
+                _message(row, headers_for(span), self._user_id)
+                for row, span in zip(rows, spans, strict=True)
             ]
             try:
                 results = await self._publisher.publish_many(
@@ -232,7 +237,7 @@ class OutboxRelay:
         )
 
 
-def _message(row: asyncpg.Record, headers: dict[str, str]) -> aio_pika.Message:
+def _message(row: asyncpg.Record, headers: dict[str, str], user_id: str | None) -> aio_pika.Message:
     return outbox_message(
         event_id=row["event_id"],
         event_type=row["event_type"],
@@ -240,4 +245,5 @@ def _message(row: asyncpg.Record, headers: dict[str, str]) -> aio_pika.Message:
         occurred_at=row["occurred_at"],
         body=row["body"].encode(),
         headers=dict(headers),
+        user_id=user_id,
     )

@@ -5,12 +5,14 @@ machine with PostgreSQL and RabbitMQ on 127.0.0.1."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, TypeVar
 
-from pydantic import AliasChoices, BeforeValidator, Field, model_validator
+from pydantic import AliasChoices, BeforeValidator, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.db.retention import PROCESSED_EVENTS_MIN_AGE
+from shared.errors import ConfigurationError
+from shared.secrets import url_password, weakness
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/booking"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -30,6 +32,16 @@ Age = Annotated[timedelta, BeforeValidator(_seconds_or_iso), Field(gt=timedelta(
 class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
+    # A developer's machine, the tests, the benchmarks: the example secrets of
+    # deploy/.env.example, short tokens and a broker user shared by every service are
+    # accepted. Off (the default) a process refuses to start with them: a system started
+    # without thinking about it is a production one.
+    dev_mode: bool = False
+    # Apply this process's schema migrations at start (the tests, which run as PostgreSQL's
+    # superuser). Off, the process only checks that its schema is migrated and refuses to
+    # start if not: its own role may not change the schema; the migration step
+    # (python -m shared.db.provision) does that, as the superuser.
+    migrate_on_start: bool = False
     database_url: str = DEFAULT_DATABASE_URL
     amqp_url: str = DEFAULT_AMQP_URL
     log_level: str = "INFO"
@@ -47,6 +59,27 @@ class CommonSettings(BaseSettings):
     amqp_publish_timeout: float = Field(default=5.0, gt=0)
     # How long to keep retrying PostgreSQL at start-up before giving up with a clear error.
     startup_timeout: float = Field(default=60.0, gt=0)
+
+    def secrets(self) -> dict[str, tuple[str | None, int]]:
+        """Every secret of this process: setting name -> (value or None, minimum bytes)."""
+        return {
+            "DATABASE_URL": (url_password(self.database_url), 0),
+            "AMQP_URL": (url_password(self.amqp_url), 0),
+        }
+
+    @model_validator(mode="after")
+    def _no_example_secrets(self) -> Self:
+        if self.dev_mode:
+            return self
+        problems = [
+            f"{name} {why}"
+            for name, (value, min_bytes) in self.secrets().items()
+            if value is not None and (why := weakness(value, min_bytes=min_bytes))
+        ]
+        if problems:
+            hint = " (DEV_MODE=true allows them on a developer's machine)"
+            raise ValueError("; ".join(problems) + hint)
+        return self
 
 
 class ConsumingSettings(CommonSettings):
@@ -98,6 +131,25 @@ class ConsumerSettings(ConsumingSettings):
     # own default port; 0 picks a free port and logs it.
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=0, ge=0, le=65535)
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def load_settings(settings_class: type[S], **values: Any) -> S:
+    """The settings of a process, or ConfigurationError with every problem on one line.
+
+    Pydantic's own message repeats each refused input, which may be a secret (a URL with its
+    password); this one names the setting and the rule only."""
+    try:
+        return settings_class(**values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_input=False, include_url=False):
+            where = ".".join(str(part) for part in error["loc"]).upper()
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{where}: {message}" if where else message)
+        raise ConfigurationError("; ".join(problems)) from exc
 
 
 def simulated_latency(service: str) -> Any:

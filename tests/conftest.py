@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.infra import TestEnv, create_env, drop_env
+from tests.support.processes import DEV_ENV
+
+for _name, _value in DEV_ENV.items():
+    os.environ.setdefault(_name, _value)
 
 
 @pytest.fixture

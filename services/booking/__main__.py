@@ -1,15 +1,23 @@
 """`python -m services.booking`: serve the booking API with uvicorn."""
 
+import asyncio
 import signal
+import sys
 from types import FrameType
 
 import uvicorn
 
-from services.booking.app import create_app
+from services.booking.app import create_app, prepare_schema
 from services.booking.settings import BookingSettings
+from services.dlq.audit import MIGRATIONS as AUDIT_MIGRATIONS
+from services.dlq.audit import SCHEMA as AUDIT_SCHEMA
+from shared.db.migrate import prepare
+from shared.db.pool import close_pool
 from shared.errors import SharedError
 from shared.logging_setup import configure_logging
 from shared.observability.tracing import configure_tracing
+from shared.settings import load_settings
+from shared.startup import connect_database
 
 
 def _already_stopped(signum: int, frame: FrameType | None) -> None:
@@ -17,13 +25,42 @@ def _already_stopped(signum: int, frame: FrameType | None) -> None:
     process with -15 instead of 0; by then the work is done, so the re-raise is ignored."""
 
 
-if __name__ == "__main__":
-    settings = BookingSettings()
-    configure_logging("booking", settings.log_level, settings.log_format)
+async def _check_schemas(settings: BookingSettings) -> None:
+    """Before uvicorn starts: a schema that is not migrated (or PostgreSQL unreachable) is
+    one line and exit 1 here, where the app's lifespan would end in uvicorn's traceback."""
+    pool = await connect_database(settings, max_size=1)
     try:
+        await prepare_schema(pool, settings)
+        if settings.admin_enabled and settings.admin_database_url:
+            ops = await connect_database(
+                settings.model_copy(update={"database_url": settings.admin_database_url}),
+                max_size=1,
+            )
+            try:
+                await prepare(
+                    ops, AUDIT_SCHEMA, [AUDIT_MIGRATIONS], apply=settings.migrate_on_start
+                )
+            finally:
+                await close_pool(ops, settings.db_command_timeout)
+    finally:
+        await close_pool(pool, settings.db_command_timeout)
+
+
+def _start() -> BookingSettings:
+    """The settings, once everything the API needs is there; else one line and exit 1."""
+    try:
+        settings = load_settings(BookingSettings)
+        configure_logging("booking", settings.log_level, settings.log_format)
         configure_tracing("booking", settings.otel_traces_exporter)
+        asyncio.run(_check_schemas(settings))
     except SharedError as exc:
-        raise SystemExit(f"error: booking cannot start: {exc}") from exc
+        print(f"error: booking cannot start: {exc}", file=sys.stderr)
+        raise SystemExit(1) from exc
+    return settings
+
+
+if __name__ == "__main__":
+    settings = _start()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _already_stopped)
     uvicorn.run(

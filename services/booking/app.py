@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +32,17 @@ from services.booking.fulfilment import HANDLERS
 from services.booking.middleware import BodySizeLimit
 from services.booking.rate_limit import BookingRateLimits, Rate
 from services.booking.schemas import today
+from services.booking.senders import SenderPolicy, parse_senders
 from services.booking.settings import BookingSettings
 from services.dlq.audit import AuditStore
 from services.dlq.operations import DeadLetterOps, OpsConfig
 from shared.consumer_service import consumer_config
-from shared.db.migrate import CONSUMER_MIGRATIONS, migrate
+from shared.db.migrate import CONSUMER_MIGRATIONS, prepare
 from shared.db.pool import UNAVAILABLE_ERRORS, close_pool
 from shared.db.retention import RetentionJob, created_before, processed_events, sent_outbox
 from shared.errors import DatabaseUnavailable
 from shared.http.ops import ops_routes
+from shared.messaging.connection import broker_user
 from shared.messaging.consumer import Consumer
 from shared.messaging.publisher import ConfirmingPublisher
 from shared.messaging.topology import EVENTS_EXCHANGE, declare_service
@@ -51,6 +54,7 @@ from shared.startup import connect_database
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 RELAY_POOL_SIZE = 2
+ADMIN_POOL_SIZE = 2
 STATUS = {
     NotFound: 404,
     TokenRequired: 401,
@@ -69,7 +73,7 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = pool or await connect_database(settings)
-        await migrate(db, "booking", [CONSUMER_MIGRATIONS, MIGRATIONS])
+        await prepare_schema(db, settings)
         metrics = Metrics()
         publisher = ConfirmingPublisher(
             settings.amqp_url,
@@ -91,10 +95,15 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
             retry_max_delay=settings.outbox_retry_max_delay,
             acquire_timeout=settings.db_acquire_timeout,
             metrics=metrics,
+            user_id=broker_user(settings.amqp_url),
         )
         # The consumer of the fulfilment reports: shares the publishing connection (for its
-        # retries and dead letters) but consumes on a connection of its own.
-        config = consumer_config("booking", settings, report_progress=False)
+        # retries and dead letters) but consumes on a connection of its own. Each report is
+        # taken only from the service it speaks for (services/booking/senders.py).
+        config = replace(
+            consumer_config("booking", settings, report_progress=False),
+            check_sender=sender_policy(settings),
+        )
         reports = Consumer(config, HANDLERS, db, publisher, metrics=metrics)
         app.state.pool, app.state.relay, app.state.settings = db, relay, settings
         app.state.reports = reports
@@ -102,15 +111,16 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
             Rate.parse(settings.rate_limit_per_address), Rate.parse(settings.rate_limit_per_email)
         )
         app.state.ops = _ops(db, metrics, settings.health_check_timeout)
-        # The admin API's dead-letter operations; they connect per request, and migrate
-        # their audit schema at first use.
+        # The admin API's dead-letter operations; they connect to the broker per request,
+        # and check (or migrate) their audit schema at first use, as the ops schema's role.
+        audit_db = await _audit_pool(settings) or db
         app.state.dlq = DeadLetterOps(
             OpsConfig(
                 amqp_url=settings.admin_amqp_url or settings.amqp_url,
                 connect_timeout=settings.amqp_connect_timeout,
                 publish_timeout=settings.amqp_publish_timeout,
             ),
-            AuditStore(db, settings.db_acquire_timeout),
+            AuditStore(audit_db, settings.db_acquire_timeout, migrate=settings.migrate_on_start),
         )
         app.state.retention = retention = _retention(db, settings)
         stop = asyncio.Event()
@@ -131,6 +141,8 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
             await asyncio.wait(tasks, timeout=settings.amqp_connect_timeout)
             await publisher.close()
             await close_pool(relay_db, settings.db_command_timeout)
+            if audit_db is not db:
+                await close_pool(audit_db, settings.db_command_timeout)
             if pool is None:
                 await close_pool(db, settings.db_command_timeout)
 
@@ -156,6 +168,26 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
     app.include_router(admin.router)
     _add_error_handlers(app)
     return app
+
+
+async def prepare_schema(pool: asyncpg.Pool, settings: BookingSettings) -> None:
+    """Migrate the booking schema (MIGRATE_ON_START) or refuse to start if it is not."""
+    directories = [CONSUMER_MIGRATIONS, MIGRATIONS]
+    await prepare(pool, "booking", directories, apply=settings.migrate_on_start)
+
+
+def sender_policy(settings: BookingSettings) -> SenderPolicy:
+    """Each step's broker user; in DEV_MODE, also the user every service shares."""
+    shared_user = broker_user(settings.amqp_url) if settings.dev_mode else None
+    return SenderPolicy(parse_senders(settings.report_senders), shared_user)
+
+
+async def _audit_pool(settings: BookingSettings) -> asyncpg.Pool | None:
+    """The ops schema's role, when the admin API has one of its own (ADMIN_DATABASE_URL)."""
+    if not (settings.admin_enabled and settings.admin_database_url):
+        return None
+    ops = settings.model_copy(update={"database_url": settings.admin_database_url})
+    return await connect_database(ops, max_size=ADMIN_POOL_SIZE)
 
 
 def _refresh_openapi_daily(app: FastAPI) -> None:

@@ -5,6 +5,8 @@ from datetime import timedelta
 from pydantic import Field, SecretStr, field_validator
 
 from services.booking.rate_limit import Rate
+from services.booking.senders import parse_senders
+from shared.secrets import MIN_KEY_BYTES, url_password
 from shared.settings import Age, ConsumingSettings
 
 
@@ -40,6 +42,15 @@ class BookingSettings(ConsumingSettings):
     # replaying into every work queue): an operator's, not the booking service's own
     # least-privilege user. Unset: AMQP_URL.
     admin_amqp_url: str | None = None
+    # The database role of the admin API's audit table (the ops schema, which belongs to
+    # the dead-letter tools, not to the booking service's role). Unset: DATABASE_URL.
+    admin_database_url: str | None = None
+    # The broker user each fulfilment step reports as ("step=user,..."): a report is
+    # applied only when its AMQP user_id, which the broker checks, is that step's user
+    # (VoucherIssued and VoucherVoided: the voucher step's). With DEV_MODE, reports from
+    # this service's own broker user are taken too: on a developer's broker every service
+    # shares one user (guest), which cannot tell the services apart.
+    report_senders: str = "email=email,notification=notification,voucher=voucher"
     # POST /bookings per client address (every request counts: shared addresses, offices
     # and carrier NAT, make this the loose one) and per guest email (only bookings made
     # count: it protects one inbox from a flood of confirmations). "N/period".
@@ -55,6 +66,21 @@ class BookingSettings(ConsumingSettings):
     def _a_rate(cls, value: str) -> str:
         Rate.parse(value)  # refused at start with its reason, not at the first booking
         return value
+
+    @field_validator("report_senders")
+    @classmethod
+    def _senders(cls, value: str) -> str:
+        parse_senders(value)  # refused at start, not at the first report
+        return value
+
+    def secrets(self) -> dict[str, tuple[str | None, int]]:
+        token = self.admin_token.get_secret_value() if self.admin_token else None
+        return {
+            **super().secrets(),
+            "ADMIN_TOKEN": (token or None, MIN_KEY_BYTES),  # empty: the admin API is off
+            "ADMIN_AMQP_URL": (url_password(self.admin_amqp_url), 0),
+            "ADMIN_DATABASE_URL": (url_password(self.admin_database_url), 0),
+        }
 
     @property
     def admin_enabled(self) -> bool:

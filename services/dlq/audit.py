@@ -1,7 +1,9 @@
-"""The audit table of dead-letter operations, in a schema of the tools' own (``ops``).
+"""The audit table of dead-letter operations, in a schema of the tools' own (``ops``),
+reached as that schema's role (never the booking service's).
 
-Whichever process uses it first (``bookingctl`` or the booking service's admin API) applies
-the migrations, under the shared runner's advisory lock.
+The migration step (shared/db/provision.py) creates it; at first use the tools check that
+it is migrated, or, with MIGRATE_ON_START (the tests), apply the migrations themselves
+under the shared runner's advisory lock.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ import asyncpg
 
 from services.dlq.errors import AuditUnavailable
 from services.dlq.model import AuditEntry, Filters, Summary
-from shared.db.migrate import migrate
+from shared.db.migrate import prepare
 from shared.db.pool import UNAVAILABLE_ERRORS, acquire
-from shared.errors import DatabaseUnavailable
+from shared.errors import ConfigurationError, DatabaseUnavailable
 
 SCHEMA = "ops"
 MIGRATIONS = Path(__file__).parent / "migrations"
 _ERRORS: tuple[type[BaseException], ...] = (
+    ConfigurationError,  # the ops schema is not migrated, or this role may not use it
     DatabaseUnavailable,
     asyncpg.PostgresError,
     *UNAVAILABLE_ERRORS,
@@ -28,16 +31,19 @@ _ERRORS: tuple[type[BaseException], ...] = (
 
 
 class AuditStore:
-    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float = 5.0) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, acquire_timeout: float = 5.0, *, migrate: bool = True
+    ) -> None:
         self._pool = pool
         self._timeout = acquire_timeout
+        self._migrate = migrate
         self._migrated = False
         self._lock = asyncio.Lock()
 
     async def _ready(self) -> None:
         async with self._lock:
             if not self._migrated:
-                await migrate(self._pool, SCHEMA, [MIGRATIONS])
+                await prepare(self._pool, SCHEMA, [MIGRATIONS], apply=self._migrate)
                 self._migrated = True
 
     async def started(

@@ -24,8 +24,9 @@ from services.dlq.model import Filters, Summary, parse_duration
 from services.dlq.operations import DeadLetterOps, OpsConfig
 from services.dlq.settings import DlqSettings
 from shared.db.pool import create_pool
-from shared.errors import SharedError
+from shared.errors import ConfigurationError, SharedError
 from shared.logging_setup import configure_logging
+from shared.settings import load_settings
 
 T = TypeVar("T")
 
@@ -38,9 +39,9 @@ def _fail(message: str, code: int = 1) -> None:
 def _run(work: Callable[[DeadLetterOps], Awaitable[T]], *, audited: bool) -> T:
     """Build the clients for one command (the CLI's wiring point), run it, close them."""
     try:
-        settings = DlqSettings()
-    except ValueError as exc:
-        _fail(f"bad configuration: {exc}".replace("\n", " "), 2)
+        settings = load_settings(DlqSettings)
+    except ConfigurationError as exc:
+        _fail(f"bad configuration: {exc}", 2)
         raise
 
     async def main() -> T:
@@ -60,7 +61,8 @@ def _run(work: Callable[[DeadLetterOps], Awaitable[T]], *, audited: bool) -> T:
             connect_timeout=settings.db_acquire_timeout,
         )
         try:
-            return await work(DeadLetterOps(config, AuditStore(pool, settings.db_acquire_timeout)))
+            audit = AuditStore(pool, settings.db_acquire_timeout, migrate=settings.migrate_on_start)
+            return await work(DeadLetterOps(config, audit))
         finally:
             await asyncio.wait_for(pool.close(), settings.db_acquire_timeout)
 
@@ -76,7 +78,7 @@ def _run(work: Callable[[DeadLetterOps], Awaitable[T]], *, audited: bool) -> T:
 
 
 def _actor() -> str:
-    configured = DlqSettings().dlq_actor
+    configured = load_settings(DlqSettings).dlq_actor
     return configured or f"cli:{getpass.getuser()}@{socket.gethostname()}"
 
 

@@ -8,8 +8,10 @@ this process dies anywhere in between, the broker returns every unacked original
 dead-letter queue: a message is in the dead-letter queue, the target queue, or both (a
 duplicate the consumers' idempotency record absorbs), never in neither.
 
-The target is the consumer's own work queue, reached through the default exchange, so a
-replayed event never goes back through the fanout to the other consumers.
+The target is the consumer's own work queue, reached through that consumer's retry
+exchange (which routes the work queue's name to it), so a replayed event never goes back
+through the fanout to the other consumers, and the operator needs no right on the default
+exchange, which reaches every queue.
 """
 
 from __future__ import annotations
@@ -156,7 +158,9 @@ class DeadLetterOps:
             await pacer.wait(len(batch))
             copies = [copy_message(m, retry.replay_headers(dict(m.headers or {}))) for m in batch]
             try:
-                return await publisher.publish_many(copies, exchange="", routing_key=names.queue)
+                return await publisher.publish_many(
+                    copies, exchange=names.retry_exchange, routing_key=names.queue
+                )
             except MessagingError as exc:
                 return [exc] * len(batch)
 

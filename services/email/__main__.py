@@ -5,5 +5,4 @@ from services.email.settings import EmailSettings
 from shared.consumer_service import main
 
 if __name__ == "__main__":
-    settings = EmailSettings()
-    main(SERVICE, settings, lambda: bootstrap(settings))
+    main(SERVICE, EmailSettings, bootstrap)

@@ -86,6 +86,10 @@ class EmailSettings(ConsumerSettings):
             data.setdefault("smtp_port", IMPLICIT_TLS_PORT)
         return data
 
+    def secrets(self) -> dict[str, tuple[str | None, int]]:
+        password = self.smtp_password.get_secret_value() if self.smtp_password else None
+        return {**super().secrets(), "SMTP_PASSWORD": (password, 0)}
+
     @model_validator(mode="after")
     def _credentials_in_pairs(self) -> EmailSettings:
         if (self.smtp_username is None) != (self.smtp_password is None):

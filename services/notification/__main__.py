@@ -6,5 +6,4 @@ from services.notification.settings import NotificationSettings
 from shared.consumer_service import main
 
 if __name__ == "__main__":
-    settings = NotificationSettings()
-    main(SERVICE, settings, lambda: bootstrap(settings))
+    main(SERVICE, NotificationSettings, bootstrap)

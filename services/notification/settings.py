@@ -6,8 +6,10 @@ from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 
+from shared.secrets import MIN_KEY_BYTES
 from shared.settings import ConsumerSettings, simulated_latency
 
+# A placeholder: refused outside DEV_MODE (shared/secrets.py), like every example secret.
 DEFAULT_WEBHOOK_SECRET = "change-me-in-production"
 
 
@@ -73,6 +75,10 @@ class NotificationSettings(ConsumerSettings):
             value = value.strip().rstrip("/")
             return check_http_url(value) if value else None
         return value
+
+    def secrets(self) -> dict[str, tuple[str | None, int]]:
+        secret = self.notification_webhook_secret.get_secret_value()
+        return {**super().secrets(), "NOTIFICATION_WEBHOOK_SECRET": (secret, MIN_KEY_BYTES)}
 
     @property
     def webhook_urls(self) -> tuple[str, ...]:

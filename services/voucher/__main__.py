@@ -5,5 +5,4 @@ from services.voucher.settings import VoucherSettings
 from shared.consumer_service import main
 
 if __name__ == "__main__":
-    settings = VoucherSettings()
-    main(SERVICE, settings, lambda: bootstrap(settings))
+    main(SERVICE, VoucherSettings, bootstrap)

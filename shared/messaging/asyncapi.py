@@ -27,6 +27,7 @@ MESSAGE_PROPERTIES = {
     "content_type": "application/json",
     "delivery_mode": "2 (persistent)",
     "timestamp": "occurred_at",
+    "user_id": "the publishing service's broker user (RabbitMQ refuses any other)",
 }
 CHANNELS = {
     EVENTS_EXCHANGE: (

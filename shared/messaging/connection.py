@@ -38,6 +38,14 @@ def redact(url: str) -> str:
     return f"{scheme}{sep}{user}:***@{host}"
 
 
+def broker_user(url: str) -> str:
+    """The broker user ``url`` logs in as (aio-pika's default, guest, when it names none):
+    what a message published on its connection may carry as its AMQP user_id, which the
+    broker checks against that user."""
+    user = make_url(url).user
+    return user or "guest"
+
+
 async def connect(url: str, *, name: str, timeout: float) -> AbstractConnection:
     """One plain (non-robust) connection. Reconnecting is the caller's loop: we own that
     logic rather than trust robust connections to restore consumers after a drop."""

@@ -47,6 +47,7 @@ from shared.errors import (
     MessageTooLarge,
     PermanentError,
     UnhandledEventType,
+    WrongSender,
 )
 from shared.events import Event
 from shared.messaging import retry
@@ -65,6 +66,9 @@ from shared.observability.tracing import delivery_scope, fail
 from shared.outbox import add_to_outbox
 
 log = logging.getLogger(__name__)
+# Why a decoded event must not be applied, given the delivery that brought it (who published
+# it: the AMQP user_id, which the broker checks; which exchange routed it), or None.
+SenderCheck = Callable[[Event, AbstractIncomingMessage], str | None]
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,9 @@ class ConsumerConfig:
     # A delivery in hand for longer than this means the consumer has stopped moving: it
     # turns the process unready (shared/messaging/subscription.py, HeldDeliveries).
     stall_timeout: float = 300.0
+    # Checked after decoding, before any handler: a reason dead-letters the message as
+    # wrong-sender. The policy belongs to the service (services/booking/senders.py).
+    check_sender: SenderCheck | None = None
 
 
 class Consumer:
@@ -231,6 +238,11 @@ class Consumer:
             log.info("%s: acked without handling: %s", self.names.queue, exc)
             acks.ack(message.delivery_tag)
             self._count("ignored")
+            return
+        check = self.config.check_sender
+        if check is not None and (problem := check(event, message)) is not None:
+            error = WrongSender(problem)
+            await self._dead_letter(message, headers, error, attempts, retry.REASON_WRONG_SENDER)
             return
         started = time.perf_counter()
         # x-attempts is the whole history; a replayed message's budget starts afresh.

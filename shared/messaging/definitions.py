@@ -10,9 +10,13 @@ Each service's permissions follow from what its code does, by the rules RabbitMQ
   exchanges it binds its queues to.
 
 Passive declares need no permission, which is how a service checks for what it relies on.
-The operator (``bookingctl``) may read and purge the dead-letter queues and replay messages
-through the default exchange, and nothing else; ``admin`` is the human administrator of
-the management UI.
+The operator (``bookingctl``, the admin API) may read and purge the dead-letter queues and
+replay messages through each consumer's retry exchange (which routes a work queue's name to
+that work queue), and nothing else: no write on the default exchange, which reaches every
+queue of the vhost. ``admin`` is the human administrator of the management UI.
+
+A policy gives the dead-letter queues their delivery limit also where they were declared
+by an older release without it (a queue's arguments cannot change; a policy can).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any
 
 from shared.messaging.topology import (
     CONSUMERS,
+    DEAD_LETTER_DELIVERY_LIMIT,
     DEFAULT_EXCHANGE,
     PUBLISHES_TO,
     Topology,
@@ -77,11 +82,28 @@ def service_permission(service: str) -> Permission:
 
 def permissions() -> dict[str, Permission]:
     dead_letter_queues = [names.dead_letter_queue for names in CONSUMERS.values()]
+    replay_through = [names.retry_exchange for names in CONSUMERS.values()]
     return {
         **{service: service_permission(service) for service in SERVICES},
-        OPERATOR: Permission("^$", pattern([DEFAULT_EXCHANGE]), pattern(dead_letter_queues)),
+        OPERATOR: Permission("^$", pattern(replay_through), pattern(dead_letter_queues)),
         ADMIN: Permission(".*", ".*", ".*"),
     }
+
+
+def policies(vhost: str = VHOST) -> list[dict[str, Any]]:
+    """The dead-letter queues' delivery limit as a policy too: it reaches queues declared
+    before the limit was one of their arguments (the lower of argument and policy wins)."""
+    dead_letter_queues = [names.dead_letter_queue for names in CONSUMERS.values()]
+    return [
+        {
+            "vhost": vhost,
+            "name": "dead-letter-queues-delivery-limit",
+            "pattern": pattern(dead_letter_queues),
+            "apply-to": "queues",
+            "definition": {"delivery-limit": DEAD_LETTER_DELIVERY_LIMIT},
+            "priority": 0,
+        }
+    ]
 
 
 def password_hash(password: str, salt: bytes | None = None) -> str:
@@ -99,9 +121,11 @@ def password_variable(user: str) -> str:
     return f"RABBITMQ_{user.upper()}_PASSWORD"
 
 
-def build(passwords: Mapping[str, str], vhost: str = VHOST) -> dict[str, Any]:
-    """The definitions document; ``passwords`` maps every user of USERS to its password."""
-    missing = [user for user in USERS if not passwords.get(user)]
+def build(passwords: Mapping[str, str] | None, vhost: str = VHOST) -> dict[str, Any]:
+    """The definitions document; ``passwords`` maps every user of USERS to its password.
+    Without passwords (None): the reference document, whose users have no password hash, so
+    no one can log in with it (RabbitMQ refuses a password for a user without one)."""
+    missing = [user for user in USERS if passwords is not None and not passwords.get(user)]
     if missing:
         raise ValueError(f"no password for {', '.join(missing)}")
     topology = whole()
@@ -109,7 +133,7 @@ def build(passwords: Mapping[str, str], vhost: str = VHOST) -> dict[str, Any]:
         "users": [
             {
                 "name": user,
-                "password_hash": password_hash(passwords[user]),
+                "password_hash": password_hash(passwords[user]) if passwords else "",
                 "hashing_algorithm": HASHING_ALGORITHM,
                 "tags": ["administrator"] if user == ADMIN else [],
             }
@@ -120,6 +144,7 @@ def build(passwords: Mapping[str, str], vhost: str = VHOST) -> dict[str, Any]:
             {"user": user, "vhost": vhost, **vars(permission)}
             for user, permission in permissions().items()
         ],
+        "policies": policies(vhost),
         "exchanges": [
             {
                 "name": e.name,

@@ -23,6 +23,7 @@ def outbox_message(
     occurred_at: datetime,
     body: bytes,
     headers: HeadersType | None = None,
+    user_id: str | None = None,
 ) -> aio_pika.Message:
     return aio_pika.Message(
         body=body,
@@ -33,6 +34,7 @@ def outbox_message(
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         timestamp=occurred_at,
         headers=headers or {},
+        user_id=user_id,
     )
 
 

@@ -35,6 +35,8 @@ REASON_INVALID = "invalid-message"
 REASON_TOO_LARGE = "message-too-large"
 REASON_PERMANENT = "permanent-failure"
 REASON_EXHAUSTED = "retries-exhausted"
+# Refused by the consumer's sender check (ConsumerConfig.check_sender): never applied.
+REASON_WRONG_SENDER = "wrong-sender"
 
 
 @dataclass(frozen=True)

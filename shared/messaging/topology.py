@@ -27,12 +27,15 @@ declares what it owns; what it relies on but does not own it declares only when 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel
+
+log = logging.getLogger(__name__)
 
 EVENTS_EXCHANGE = "booking.events"
 FULFILMENT_EXCHANGE = "fulfilment.events"
@@ -46,6 +49,13 @@ RETRY_LEVELS = 8
 # Guards against a message that kills its consumer before it can be acked: the broker
 # counts redeliveries and dead-letters the message past this limit.
 DELIVERY_LIMIT = 20
+# A dead-letter queue has no dead-letter target of its own: past a delivery limit, a message
+# would be dropped. Every inspection (bookingctl list and show, a filtered replay or a dry
+# run) returns messages to it, each return counting as a redelivery, and RabbitMQ 4.x gives
+# quorum queues a default limit of 20. "-1" lifts the limit on 4.x but on 3.x drops a message
+# at its first return (measured on 3.10.8), so the limit is one no inspection will reach, read
+# the same way by both.
+DEAD_LETTER_DELIVERY_LIMIT = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -117,6 +127,9 @@ class Exchange:
 class Queue:
     name: str
     arguments: dict[str, Any] = field(hash=False)
+    # The arguments of an older release, still accepted when a broker has the queue that
+    # way (a queue's arguments cannot change without deleting it and its messages).
+    legacy_arguments: dict[str, Any] | None = field(default=None, hash=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -171,13 +184,18 @@ def consumer_entities(names: ConsumerTopology) -> Topology:
         Queue(q, _quorum(**retry_args, **{"x-dead-letter-routing-key": names.queue}))
         for q in names.retry_queues
     ]
+    dead_letters = Queue(
+        names.dead_letter_queue,
+        {"x-queue-type": "quorum", "x-delivery-limit": DEAD_LETTER_DELIVERY_LIMIT},
+        legacy_arguments={"x-queue-type": "quorum"},
+    )
     return Topology(
         exchanges=(
             Exchange(names.dead_letter_exchange, "direct"),
             Exchange(names.retry_exchange, "direct"),
         ),
         # The dead-letter queue comes last: see declare_service.
-        queues=(work, *retries, Queue(names.dead_letter_queue, {"x-queue-type": "quorum"})),
+        queues=(work, *retries, dead_letters),
         bindings=(
             Binding(names.dead_letter_exchange, names.dead_letter_queue, names.queue),
             Binding(names.source_exchange, names.queue),
@@ -209,7 +227,8 @@ async def apply(channel: AbstractChannel, topology: Topology) -> None:
     for exchange in topology.exchanges:
         await channel.declare_exchange(exchange.name, exchange.type, durable=True)
     for queue in topology.queues:
-        declared = await channel.declare_queue(queue.name, durable=True, arguments=queue.arguments)
+        arguments = await _arguments(channel, queue)
+        declared = await channel.declare_queue(queue.name, durable=True, arguments=arguments)
         for binding in topology.bindings:
             if binding.queue == queue.name:
                 await declared.bind(binding.exchange, routing_key=binding.routing_key)
@@ -218,6 +237,30 @@ async def apply(channel: AbstractChannel, topology: Topology) -> None:
         if binding.queue not in own:
             target = await channel.get_queue(binding.queue, ensure=False)
             await target.bind(binding.exchange, routing_key=binding.routing_key)
+
+
+async def _arguments(channel: AbstractChannel, queue: Queue) -> dict[str, Any]:
+    """The arguments to declare ``queue`` with: its own, or its legacy ones when the broker
+    has it that way already. Redeclaring with other arguments fails (PRECONDITION_FAILED)
+    and closes the channel, so a queue with legacy arguments is tried on a throwaway one."""
+    if queue.legacy_arguments is None:
+        return queue.arguments
+    underlay = await channel.get_underlay_channel()
+    probe = await underlay.connection.channel()
+    try:
+        await probe.queue_declare(queue.name, durable=True, arguments=queue.arguments)
+    except aiormq.exceptions.ChannelPreconditionFailed as exc:
+        log.warning(
+            "%s was declared by an older release, without %s; kept as it is (deleting it "
+            "would lose its messages). Before RabbitMQ 4.x, set them with a policy: see the "
+            "README, Dead-letter operations (%s)",
+            queue.name,
+            ", ".join(sorted(set(queue.arguments) - set(queue.legacy_arguments))),
+            exc,
+        )
+        return queue.legacy_arguments
+    await probe.close()
+    return queue.arguments
 
 
 async def _missing(channel: AbstractChannel, kind: Literal["exchange", "queue"], name: str) -> bool:

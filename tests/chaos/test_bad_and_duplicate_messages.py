@@ -13,6 +13,7 @@ import asyncpg
 import httpx
 import pytest
 
+from shared.messaging.connection import broker_user
 from shared.messaging.envelope import outbox_message
 from shared.messaging.topology import EVENTS_EXCHANGE, FULFILMENT_EXCHANGE
 from tests.chaos.conftest import Launcher, Size
@@ -156,6 +157,10 @@ async def _duplicate_published_rows(system: System, stop: asyncio.Event, sent: s
                         booking_id=row["booking_id"],
                         occurred_at=row["occurred_at"],
                         body=row["body"].encode(),
+                        # As the relay sends it: a report's user_id is its sender's broker
+                        # user (the shared guest, in DEV_MODE), or the booking service
+                        # refuses it (services/booking/senders.py).
+                        user_id=broker_user(system.amqp_url),
                     )
                     await exchanges[exchange].publish(message, routing_key="", timeout=10)
                     sent.add(str(row["event_id"]))

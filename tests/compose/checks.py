@@ -112,7 +112,7 @@ async def email_shares(system: ComposedSystem, tag: str) -> Counter[str]:
 
 def bookingctl(system: ComposedSystem) -> list[str]:
     """bookingctl on the host, with the AMQP URL as the README gives it (its port published
-    on RABBITMQ_AMQP_PORT) and the database at its container's address."""
+    on RABBITMQ_AMQP_PORT) and the database as the ops role, at its container's address."""
     readme = (ROOT / "README.md").read_text()
     [url] = re.findall(r"`(amqp://operator:<password>@127\.0\.0\.1:5672/hotel)`", readme)
     url = url.replace("<password>", system.values["RABBITMQ_OPERATOR_PASSWORD"])
@@ -120,7 +120,7 @@ def bookingctl(system: ComposedSystem) -> list[str]:
     return [
         "env",
         f"AMQP_URL={url}",
-        f"DATABASE_URL={system.env.database_url}",
+        f"DATABASE_URL={system.database_url('ops', 'POSTGRES_OPS_PASSWORD')}",
         str(Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin" / "bookingctl"),
     ]
 

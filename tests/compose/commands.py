@@ -49,7 +49,7 @@ def write_env_file(directory: Path) -> dict[str, str]:
         if key.endswith("_PORT"):
             value = str(free_port())
         elif any(word in key for word in ("PASSWORD", "SECRET", "TOKEN")):
-            value = secrets.token_hex(16)
+            value = secrets.token_hex(32)  # URL-safe; the services want 32 bytes at least
         values[key] = value
     # The load comes from one address, and the tests' guests share a domain: the rate limits
     # are lifted, as for every test that books many stays (tests/support/processes.py).

@@ -114,6 +114,7 @@ class ComposedSystem:
     workdir: Path
     values: dict[str, str]
     env: DatabaseEnv = DatabaseEnv("")
+    postgres_address: str = ""
     services: dict[str, ComposedService] = field(default_factory=dict)
 
     @classmethod
@@ -223,9 +224,15 @@ class ComposedSystem:
             "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
             postgres.id,
         )
-        password = self.values["POSTGRES_PASSWORD"]
-        self.env = DatabaseEnv(f"postgresql://postgres:{password}@{address.strip()}:5432/booking")
+        self.postgres_address = address.strip()
+        # The invariants read every schema: as the superuser.
+        self.env = DatabaseEnv(self.database_url("postgres", "POSTGRES_PASSWORD"))
         return command
+
+    def database_url(self, role: str, password_key: str) -> str:
+        """PostgreSQL as ``role``, at its container's address (it publishes no port)."""
+        password = self.values[password_key]
+        return f"postgresql://{role}:{password}@{self.postgres_address}:5432/booking"
 
     async def wait_healthy(self, expected: dict[str, int], timeout: float = 120) -> None:
         """Until each service named runs that many replicas, every one of them healthy."""

@@ -8,12 +8,23 @@ import subprocess
 import sys
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
 from tests.support.infra import TestEnv
 from tests.support.processes import ROOT, free_port, start, stop, wait_http
+from tests.support.roles import drop_roles, role_prefix
 from tests.support.stack import booking_body, effects, equals, wait_until
+
+
+async def fetch_column(env: TestEnv, sql: str) -> list[str]:
+    conn = await asyncpg.connect(env.database_url)
+    try:
+        return [row[0] for row in await conn.fetch(sql)]
+    finally:
+        await conn.close()
+
 
 pytestmark = pytest.mark.e2e
 
@@ -25,6 +36,7 @@ async def test_the_runner_starts_all_services_with_prefixed_logs_and_ctrl_c_stop
     # No SMTP_HOST: the runner starts its own mail catcher, on ports free for this test.
     runner_env = {k: v for k, v in service_env.items() if not k.startswith("SMTP_")}
     mail_dir = logs / "caught"
+    prefix = role_prefix()  # the migration step's roles, this test's own
     runner = start(
         ["deploy/run.py", "--scale", "email=2"],
         {
@@ -35,6 +47,10 @@ async def test_the_runner_starts_all_services_with_prefixed_logs_and_ctrl_c_stop
             "MAILCATCHER_SMTP_PORT": str(free_port()),
             "MAILCATCHER_HTTP_PORT": str(free_port()),
             "MAILCATCHER_DIR": str(mail_dir),
+            "DB_ROLE_PREFIX": prefix,
+            # As a developer's shell has it: the runner sets what the services need.
+            "DEV_MODE": "false",
+            "MIGRATE_ON_START": "false",
         },
         logs / "runner.log",
     )
@@ -46,10 +62,20 @@ async def test_the_runner_starts_all_services_with_prefixed_logs_and_ctrl_c_stop
             await wait_until(
                 lambda s=service: equals(effects(env, s, booking["id"]), 1), what=service
             )
+        # Each service is connected as its own role, none as the superuser.
+        users = await fetch_column(
+            env,
+            "SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()",
+        )
     finally:
         code = stop(runner, signal.SIGINT, timeout=30)
+        await drop_roles(env.database_url, prefix)
     output = (logs / "runner.log").read_text()
     assert code == 0, output[-3000:]
+    roles = {f"{prefix}{name}" for name in ("booking", "notification", "email", "voucher")}
+    assert set(users) == roles, users
+    assert re.search(r"^migrate: schema booking: \d+ migrations applied", output, re.MULTILINE)
     for label in ("booking", "notification", "email-1", "email-2", "voucher"):
         assert re.search(rf"^{label} +\| ", output, re.MULTILINE), label
     for label in ("notification", "email-1", "email-2", "voucher"):

@@ -33,7 +33,7 @@ class TestEnv:
         return f"amqp://{AMQP_USER}:{AMQP_PASSWORD}@{host}:{port}/{vhost}?heartbeat={heartbeat}"
 
 
-async def _rabbitmqctl(*args: str) -> None:
+async def _rabbitmqctl(*args: str) -> str:
     ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
     proc = await asyncio.create_subprocess_exec(
         ctl, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
@@ -41,6 +41,7 @@ async def _rabbitmqctl(*args: str) -> None:
     out, _ = await proc.communicate()
     if proc.returncode != 0:
         raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {out.decode()}")
+    return out.decode()
 
 
 # RabbitMQ's management API creates and deletes a vhost in milliseconds; each rabbitmqctl
@@ -101,6 +102,16 @@ async def drop_env(env: TestEnv) -> None:
     await _delete_vhost(env.vhost)
 
 
-async def rabbitmqctl(*args: str) -> None:
-    """Run ``rabbitmqctl`` (e.g. to change permissions or delete a queue in a test's vhost)."""
-    await _rabbitmqctl(*args)
+async def rabbitmqctl(*args: str) -> str:
+    """Run ``rabbitmqctl`` (e.g. to change permissions or delete a queue in a test's vhost);
+    its output."""
+    return await _rabbitmqctl(*args)
+
+
+async def queue_settings(vhost: str) -> dict[str, tuple[str, str]]:
+    """Each queue of ``vhost``: (its policy, its arguments as rabbitmqctl prints them)."""
+    output = await _rabbitmqctl(
+        "list_queues", "-p", vhost, "--quiet", "--no-table-headers", "name", "policy", "arguments"
+    )
+    rows = (line.split("\t") for line in output.splitlines() if line.count("\t") == 2)
+    return {name: (policy, arguments) for name, policy, arguments in rows}

@@ -13,6 +13,12 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
+# What the tests, the chaos suite and the benchmarks run as: a developer's machine (the
+# shared guest user, short example secrets: DEV_MODE) whose processes migrate their own
+# schema at start, as PostgreSQL's superuser (there is no migration step per test). Set in
+# the environment by tests/conftest.py, so processes the tests start inherit it; a test of
+# the production behaviour sets them to false.
+DEV_ENV = {"DEV_MODE": "true", "MIGRATE_ON_START": "true"}
 # Tests, the chaos suite and the benchmarks fire many bookings from one address (127.0.0.1)
 # and one guest email: the booking service's rate limits (20/minute per address, 10/hour per
 # email by default) are lifted for them, explicitly.

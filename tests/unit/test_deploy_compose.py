@@ -14,6 +14,8 @@ import jsonschema
 import pytest
 import yaml
 
+from shared.db.schemas import SCHEMAS
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 COMPOSE_FILE = DEPLOY / "compose.yaml"
@@ -48,7 +50,7 @@ def test_the_schema_check_catches_a_misspelt_key() -> None:
 
 def test_it_runs_rabbitmq_with_management_postgres_mailpit_and_the_four_services() -> None:
     found = services()
-    assert set(found) == {"rabbitmq", "postgres", "mailpit", *APP_SERVICES}
+    assert set(found) == {"rabbitmq", "postgres", "mailpit", "migrate", *APP_SERVICES}
     assert found["rabbitmq"]["image"].startswith("rabbitmq:3.13-management")
     assert found["postgres"]["image"].startswith("postgres:")
     assert found["mailpit"]["image"].startswith("axllent/mailpit:")
@@ -56,12 +58,51 @@ def test_it_runs_rabbitmq_with_management_postgres_mailpit_and_the_four_services
 
 def test_every_service_has_a_health_check_and_waits_for_healthy_dependencies() -> None:
     for name, service in services().items():
-        assert service["healthcheck"]["test"], name
+        if name != "migrate":  # a one-shot step: it completes, it is never "healthy"
+            assert service["healthcheck"]["test"], name
         for dependency, rule in service.get("depends_on", {}).items():
-            assert rule == {"condition": "service_healthy"}, f"{name} -> {dependency}"
+            wanted = (
+                "service_completed_successfully" if dependency == "migrate" else "service_healthy"
+            )
+            assert rule == {"condition": wanted}, f"{name} -> {dependency}"
     for name in APP_SERVICES:
         mail = {"mailpit"} if name == "email" else set()
-        assert set(services()[name]["depends_on"]) == {"postgres", "rabbitmq", *mail}, name
+        expected = {"postgres", "rabbitmq", "migrate", *mail}
+        assert set(services()[name]["depends_on"]) == expected, name
+    assert set(services()["migrate"]["depends_on"]) == {"postgres"}
+
+
+def test_the_migration_step_runs_once_before_the_services_as_the_only_superuser() -> None:
+    migrate = services()["migrate"]
+    assert migrate["command"] == ["python", "-m", "shared.db.provision"]
+    assert migrate["restart"] == "no"
+    assert migrate["image"] == services()["booking"]["image"]
+    assert migrate["environment"]["DATABASE_URL"].startswith("postgresql://postgres:")
+    roles = {f"POSTGRES_{schema.name.upper()}_PASSWORD" for schema in SCHEMAS}
+    assert set(migrate["environment"]) == {"DATABASE_URL", *roles}
+    for name, service in services().items():
+        if name not in ("migrate", "postgres"):  # the server itself sets it up
+            assert "POSTGRES_PASSWORD" not in json.dumps(service.get("environment", {})), name
+
+
+def test_each_service_connects_to_postgresql_as_its_own_role_with_only_its_password() -> None:
+    for name in APP_SERVICES:
+        environment = services()[name]["environment"]
+        assert environment["DATABASE_URL"].startswith(f"postgresql://{name}:"), name
+        secrets = set(re.findall(r"POSTGRES_(\w+?)_PASSWORD", json.dumps(environment)))
+        # The admin API's audit rows are the ops schema's, written as its role.
+        extra = {"OPS"} if name == "booking" else set()
+        assert secrets == {name.upper(), *extra}, name
+    admin = services()["booking"]["environment"]["ADMIN_DATABASE_URL"]
+    assert admin.startswith("postgresql://ops:")
+
+
+def test_no_service_runs_in_dev_mode() -> None:
+    shared = (DEPLOY / "app.env").read_text()
+    assert "DEV_MODE" not in shared
+    assert "MIGRATE_ON_START" not in shared
+    for name, service in services().items():
+        assert "DEV_MODE" not in service.get("environment", {}), name
 
 
 def test_consumers_can_scale_no_container_name_and_no_host_port() -> None:
@@ -142,10 +183,13 @@ def test_every_file_the_dockerfile_copies_exists_and_it_runs_as_a_user() -> None
     assert {".venv", ".git", "deploy/.env"} <= set(ignored)
 
 
-def test_the_rabbitmq_definitions_and_config_are_mounted() -> None:
+def test_the_rabbitmq_definitions_are_yours_with_no_default_and_the_config_is_mounted() -> None:
     volumes = services()["rabbitmq"]["volumes"]
-    mount = "${RABBITMQ_DEFINITIONS:-./rabbitmq/definitions.json}:/etc/rabbitmq/definitions.json"
-    assert any(v.startswith(mount) for v in volumes)
+    # Required (":?"): no fallback to the committed reference, whose users have no password.
+    [mount] = [v for v in volumes if v.endswith(":/etc/rabbitmq/definitions.json:ro")]
+    assert mount.startswith("${RABBITMQ_DEFINITIONS:?")
+    reference = json.loads((DEPLOY / "rabbitmq" / "definitions.json").read_text())
+    assert {user["password_hash"] for user in reference["users"]} == {""}
     assert any(v.startswith("./rabbitmq/rabbitmq.conf:/etc/rabbitmq/conf.d/") for v in volumes)
     config = (DEPLOY / "rabbitmq" / "rabbitmq.conf").read_text()
     assert "definitions.local.path = /etc/rabbitmq/definitions.json" in config

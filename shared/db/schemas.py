@@ -1,0 +1,56 @@
+"""The database's schemas and their owners: the one list from which the migration step
+(shared/db/provision.py) creates one PostgreSQL role per schema, owner of that schema and
+of nothing else, and applies each schema's migrations.
+
+A service connects as its schema's role, so it can read and write its own tables and is
+refused everyone else's ("permission denied for schema ..."), as the RabbitMQ users are
+refused each other's queues (shared/messaging/definitions.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.db.migrate import CONSUMER_MIGRATIONS
+
+# Found by path, not by import: shared/ does not import the services. The image installs
+# shared/ and services/ side by side, so the same path holds there.
+SERVICES = Path(__file__).resolve().parents[2] / "services"
+
+
+@dataclass(frozen=True)
+class Schema:
+    name: str
+    migrations: tuple[Path, ...]
+    # Who connects as this schema's role, for the README and the error messages.
+    used_by: str
+
+    def role(self, prefix: str = "") -> str:
+        return f"{prefix}{self.name}"
+
+    def password_variable(self) -> str:
+        """The env variable of its role's password in deploy/.env (POSTGRES_EMAIL_PASSWORD)."""
+        return f"POSTGRES_{self.name.upper()}_PASSWORD"
+
+
+def _service(name: str) -> Schema:
+    return Schema(name, (CONSUMER_MIGRATIONS, SERVICES / name / "migrations"), name)
+
+
+SCHEMAS = (
+    _service("booking"),
+    _service("notification"),
+    _service("email"),
+    _service("voucher"),
+    # The dead-letter tools' audit table: bookingctl and the booking service's admin API
+    # (its ADMIN_DATABASE_URL), never the booking service's own role.
+    Schema("ops", (SERVICES / "dlq" / "migrations",), "bookingctl and the admin API"),
+)
+
+
+def schema(name: str) -> Schema:
+    for found in SCHEMAS:
+        if found.name == name:
+            return found
+    raise ValueError(f"unknown schema {name!r}; known: {', '.join(s.name for s in SCHEMAS)}")
