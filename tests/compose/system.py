@@ -27,6 +27,7 @@ import httpx
 from tests.chaos.infra import QueueStats, queue_stats
 from tests.compose.commands import COMPOSE_FILE, ROOT, readme_command, write_env_file
 from tests.compose.standins.images import TEST_PROJECT_PREFIX
+from tests.support.processes import DEV_ENV
 
 APP_SERVICES = ("booking", "notification", "email", "voucher")
 VHOST = "hotel"
@@ -152,8 +153,11 @@ class ComposedSystem:
 
     # --- running compose -------------------------------------------------------------
     def environment(self) -> dict[str, str]:
+        """This project's compose environment, as a person's shell would have it: without the
+        development mode the test session sets for its own processes (tests/conftest.py)."""
+        person = {k: v for k, v in os.environ.items() if k not in DEV_ENV}
         return {
-            **os.environ,
+            **person,
             "COMPOSE_PROJECT_NAME": self.project,
             "COMPOSE_ENV_FILES": str(self.workdir / "compose.env"),
         }
