@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +17,15 @@ import pytest
 from tests.chaos.figures import Figures, results_markdown
 from tests.chaos.system import System, launched
 from tests.support.infra import TestEnv
+from tests.support.size import Size
 
 RESULTS = Path(__file__).parent / "results" / "latest.md"
 _collected: list[Figures] = []
 
 
-@dataclass(frozen=True)
-class Size:
-    full: bool
-
-    def pick(self, reduced: Any, full: Any) -> Any:
-        return full if self.full else reduced
-
-
 @pytest.fixture(scope="session")
 def size() -> Size:
-    return Size(full=os.environ.get("CHAOS_SIZE", "reduced") == "full")
+    return Size.from_env("CHAOS_SIZE")
 
 
 Launcher = Callable[..., contextlib.AbstractAsyncContextManager[System]]

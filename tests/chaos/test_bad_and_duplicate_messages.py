@@ -16,7 +16,7 @@ import pytest
 from shared.messaging.connection import broker_user
 from shared.messaging.envelope import outbox_message
 from shared.messaging.topology import EVENTS_EXCHANGE, FULFILMENT_EXCHANGE
-from tests.chaos.conftest import Launcher, Size
+from tests.chaos.conftest import Launcher
 from tests.chaos.drain import POISON_HEADER
 from tests.chaos.figures import Figures
 from tests.chaos.invariants import check
@@ -24,6 +24,7 @@ from tests.chaos.load import LoadDriver
 from tests.chaos.system import CONSUMER_SERVICES, Service, System
 from tests.support.hostile import publish_raw
 from tests.support.poison import POISON, poison_message
+from tests.support.size import Size
 from tests.support.stack import at_least, effects, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos]

@@ -9,12 +9,13 @@ from collections.abc import Callable
 import pytest
 
 from shared.messaging.topology import CONSUMERS
-from tests.chaos.conftest import Launcher, Size
+from tests.chaos.conftest import Launcher
 from tests.chaos.figures import Figures
 from tests.chaos.infra import memory_alarm, queue_stats
 from tests.chaos.invariants import check
 from tests.chaos.load import LoadDriver
 from tests.chaos.system import SERVICES, System
+from tests.support.size import Size
 from tests.support.stack import fetchval
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos]

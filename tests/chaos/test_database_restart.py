@@ -8,11 +8,12 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.chaos.conftest import Launcher, Size
+from tests.chaos.conftest import Launcher
 from tests.chaos.figures import Figures
 from tests.chaos.infra import postgresql_stopped
 from tests.chaos.invariants import check
 from tests.chaos.load import LoadDriver
+from tests.support.size import Size
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
 

@@ -10,30 +10,20 @@ engine can run at all, and says why.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
 from tests.compose.standins.prepare import PrepareError, prepare, why_no_engine
 from tests.compose.system import ComposedSystem
+from tests.support.size import Size
 
 SERVICES_LOGGED = ("booking", "notification", "email", "voucher", "rabbitmq", "mailpit")
 
 
-@dataclass(frozen=True)
-class Size:
-    full: bool
-
-    def pick(self, reduced: Any, full: Any) -> Any:
-        return full if self.full else reduced
-
-
 @pytest.fixture(scope="session")
 def size() -> Size:
-    return Size(full=os.environ.get("COMPOSE_SIZE", "reduced") == "full")
+    return Size.from_env("COMPOSE_SIZE")
 
 
 @pytest.fixture

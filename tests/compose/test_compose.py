@@ -36,9 +36,9 @@ from tests.compose.checks import (
     wait_for,
 )
 from tests.compose.commands import readme_command, scales
-from tests.compose.conftest import Size
 from tests.compose.system import APP_SERVICES, ComposedSystem
 from tests.integration.test_rabbitmq_permissions import refused
+from tests.support.size import Size
 
 pytestmark = [pytest.mark.compose, pytest.mark.timeout(1800)]
 INFRASTRUCTURE = {"postgres": 1, "rabbitmq": 1, "mailpit": 1}

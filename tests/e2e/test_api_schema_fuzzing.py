@@ -22,7 +22,10 @@ import pytest
 from tests.support.dlq import park
 from tests.support.events import confirmed
 from tests.support.infra import TestEnv
-from tests.support.processes import NO_RATE_LIMITS, free_port, start_service, stop, wait_http
+from tests.support.processes import (
+    NO_RATE_LIMITS,
+    booking_process,
+)
 
 pytestmark = pytest.mark.e2e
 CONFIG = Path(__file__).with_name("schemathesis.toml")
@@ -38,24 +41,15 @@ def api(env: TestEnv, logs: Path) -> Iterator[str]:
     """The booking service as a real uvicorn process with the admin API on, its dead-letter
     queues declared and holding a few messages for the admin operations to work on."""
     asyncio.run(_park_some(env.amqp_url()))
-    port = free_port()
     variables = {
-        "DATABASE_URL": env.database_url,
-        "AMQP_URL": env.amqp_url(),
-        "PORT": str(port),
         "ADMIN_TOKEN": TOKEN,
         "LOG_LEVEL": "WARNING",
         # Thousands of bookings from one address: with the limits on, nearly every one would
         # be a 429 and the rest of the API would go untried (429 itself stays accepted).
         **NO_RATE_LIMITS,
     }
-    process = start_service("booking", variables, logs)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{base}/openapi.json", timeout=60)
+    with booking_process(env, logs, **variables) as base:
         yield base
-    finally:
-        stop(process)
 
 
 async def _park_some(amqp_url: str) -> None:

@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, sync_playwright
 
 from tests.support.infra import TestEnv
-from tests.support.processes import free_port, start_service, stop, wait_http
+from tests.support.processes import booking_process
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -55,23 +55,8 @@ def browser() -> Iterator[Browser]:
 def api(env: TestEnv, logs: Path) -> Iterator[str]:
     """The booking API as a real uvicorn process on a free port, against the test's own
     database and vhost."""
-    port = free_port()
-    process = start_service(
-        "booking",
-        {
-            "DATABASE_URL": env.database_url,
-            "AMQP_URL": env.amqp_url(),
-            "HOST": "127.0.0.1",
-            "PORT": str(port),
-        },
-        logs,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{base}/openapi.json", timeout=60)
+    with booking_process(env, logs, HOST="127.0.0.1") as base:
         yield base
-    finally:
-        stop(process)
 
 
 def operation(page: Page, operation_id: str) -> Locator:

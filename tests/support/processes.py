@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+
+from tests.support.infra import TestEnv
 
 ROOT = Path(__file__).resolve().parents[2]
 # What the tests, the chaos suite and the benchmarks run as: a developer's machine (the
@@ -81,3 +85,18 @@ def wait_port(port: int, timeout: float = 15) -> None:
                 return
         time.sleep(0.05)
     raise AssertionError(f"nothing listens on port {port} after {timeout}s")
+
+
+@contextlib.contextmanager
+def booking_process(env: TestEnv, logs: Path, **variables: str) -> Iterator[str]:
+    """The booking API as a real uvicorn process on a free port, against the test's own
+    database and vhost, with ``variables`` on top; its base URL once it answers."""
+    port = free_port()
+    settings = {"DATABASE_URL": env.database_url, "AMQP_URL": env.amqp_url(), "PORT": str(port)}
+    process = start_service("booking", {**settings, **variables}, logs)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{base}/openapi.json", timeout=60)
+        yield base
+    finally:
+        stop(process)
