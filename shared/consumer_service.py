@@ -27,8 +27,9 @@ from shared.db.retention import RetentionJob, Rule, processed_events, sent_outbo
 from shared.errors import ConfigurationError, SharedError
 from shared.http.server import OpsServer, bind, ops_app
 from shared.logging_setup import configure_logging
+from shared.messaging.config import ConsumerConfig
 from shared.messaging.connection import broker_user
-from shared.messaging.consumer import Consumer, ConsumerConfig
+from shared.messaging.consumer import Consumer
 from shared.messaging.handlers import Handler
 from shared.messaging.publisher import ConfirmingPublisher
 from shared.messaging.retry import RetryPolicy

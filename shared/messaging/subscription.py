@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aio_pika import IncomingMessage
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage, AbstractQueue, ConsumerTag
@@ -21,6 +21,7 @@ from aiormq.abc import DeliveredMessage
 
 from shared.errors import BrokerUnavailable
 from shared.messaging.acks import AckBatcher
+from shared.messaging.config import ConsumerConfig
 from shared.messaging.connection import (
     CONNECTION_ERRORS,
     close_quietly,
@@ -31,9 +32,6 @@ from shared.messaging.held import HeldDeliveries
 from shared.messaging.topology import ConsumerTopology, declare_consumer
 from shared.observability.metrics import QueueMetrics
 from shared.waiting import first_of
-
-if TYPE_CHECKING:  # consumer.py composes a Subscription: a runtime import would be circular
-    from shared.messaging.consumer import ConsumerConfig
 
 log = logging.getLogger(__name__)
 

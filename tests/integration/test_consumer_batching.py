@@ -24,7 +24,8 @@ from shared.errors import ConfigurationError, PermanentError, TransientError
 from shared.events import BookingConfirmed, Event
 from shared.logging_setup import ContextFilter, message_context
 from shared.messaging.batching import FALLBACK_CONCURRENCY, BatchRecorder
-from shared.messaging.consumer import Consumer, ConsumerConfig
+from shared.messaging.config import ConsumerConfig
+from shared.messaging.consumer import Consumer
 from shared.messaging.envelope import event_message
 from shared.messaging.handlers import Handler, route
 from shared.messaging.publisher import ConfirmingPublisher

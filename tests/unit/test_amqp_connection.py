@@ -15,8 +15,8 @@ from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 from shared.errors import BrokerUnavailable
 from shared.messaging import subscription
 from shared.messaging.acks import AckBatcher
+from shared.messaging.config import ConsumerConfig
 from shared.messaging.connection import close_quietly, connect
-from shared.messaging.consumer import ConsumerConfig
 from shared.messaging.subscription import Subscription
 from shared.messaging.topology import consumer_topology
 from shared.observability.metrics import Metrics, QueueMetrics
