@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 QUICK ?=
 SCENARIOS ?=
 
-.PHONY: venv bench services chromium rabbitmq-management rabbitmq-limits run test test-unit test-integration test-e2e test-chaos test-compose compose-setup lint typecheck format lock clean
+.PHONY: venv bench services chromium rabbitmq-management rabbitmq-limits run test test-unit test-integration test-e2e test-chaos test-compose compose-setup lint typecheck format lock generated clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -121,6 +121,13 @@ lock: $(VENV)/.lock
 	$(UV_COMPILE) pyproject.toml -o deploy/requirements.lock
 	$(PY) -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['build-system']['requires'], sep='\n')" \
 	  | $(UV_COMPILE) - -o deploy/build-requirements.lock
+
+# The files that follow from the code: compose.yaml's consumer services and passwords, the env
+# example's passwords (deploy/generate.py), the broker's reference definitions. A unit test
+# fails while any of them is stale.
+generated: venv
+	$(PY) deploy/generate.py
+	$(PY) deploy/rabbitmq/make_definitions.py --reference
 
 clean:
 	rm -rf $(VENV) *.egg-info .mypy_cache .ruff_cache

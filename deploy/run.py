@@ -31,7 +31,9 @@ from local_services import (
 )
 from supervisor import MAIL, Supervisor
 
-SERVICES = ("booking", "notification", "email", "voucher")
+from shared import registry
+
+SERVICES = ("booking", *registry.NAMES)
 
 
 class _Parser(argparse.ArgumentParser):

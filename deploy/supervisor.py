@@ -13,6 +13,8 @@ import sys
 from itertools import cycle
 from pathlib import Path
 
+from shared import registry
+
 ROOT = Path(__file__).resolve().parent.parent
 GRACE_SECONDS = 15.0
 LINE_LIMIT = 64 * 1024
@@ -20,7 +22,7 @@ COLOURS = ("36", "33", "32", "35", "34", "96", "93", "92", "95", "94", "91", "31
 MAIL = "mail"  # the mail catcher's name and label among the supervised (service, label) pairs
 # Each consumer's default ops HTTP port (its settings say the same); replica n of a scaled
 # service listens on base + 100·(n-1): email-1 8003, email-2 8103, email-3 8203.
-HTTP_PORTS = {"notification": 8002, "email": 8003, "voucher": 8004}
+HTTP_PORTS = {service.name: service.http_port for service in registry.CONSUMERS}
 REPLICA_PORT_STEP = 100
 
 

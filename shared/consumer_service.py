@@ -21,6 +21,7 @@ from typing import TypeVar
 import asyncpg
 from starlette.routing import BaseRoute
 
+from shared import registry
 from shared.db.migrate import CONSUMER_MIGRATIONS, prepare
 from shared.db.pool import close_pool
 from shared.db.retention import RetentionJob, Rule, processed_events, sent_outbox
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 Settings = TypeVar("Settings", bound=ConsumerSettings)
 DB_CLOSE_TIMEOUT = 5.0
 # Consumers whose handlers reach outside their database (SMTP, webhooks): never batched.
-OUTSIDE_EFFECTS = frozenset({"email", "notification"})
+OUTSIDE_EFFECTS = frozenset(s.name for s in registry.CONSUMERS if s.outside_effects)
 
 
 @dataclass

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 
+from shared import registry
 from shared.errors import InvalidMessage, UnhandledEventType
 
 
@@ -66,7 +67,18 @@ class BookingCancelled(_BookingFacts):
     version: Literal[1] = 1
 
 
-Step = Literal["voucher", "email", "notification"]
+def _known_step(value: str) -> str:
+    if value not in registry.NAMES:
+        raise ValueError(f"unknown step {value!r}; the steps are {', '.join(registry.NAMES)}")
+    return value
+
+
+# A fulfilment step is a consumer service of the registry (shared/registry.py).
+Step = Annotated[
+    str,
+    AfterValidator(_known_step),
+    WithJsonSchema({"type": "string", "enum": list(registry.NAMES)}),
+]
 StepStatus = Literal["retrying", "done", "failed"]
 
 

@@ -17,9 +17,10 @@ from bench.messages import confirmed_messages
 from bench.openloop import generate
 from bench.scenarios import Outcome
 from bench.stats import Figure, Verdict, percentile
+from shared import registry
 from shared.messaging.topology import CONSUMER_SERVICES, CONSUMERS, consumer_topology
 
-STEP_MS = {"notification": 1000, "email": 500, "voucher": 1000}
+STEP_MS = {service.name: service.seed_latency_ms for service in registry.CONSUMERS}
 PREFETCH = 50
 RATE = 50.0
 

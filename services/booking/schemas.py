@@ -18,8 +18,10 @@ from pydantic import (
     model_validator,
 )
 
+from shared import registry
+
 MAX_NIGHTS = 30
-STEPS = ("voucher", "email", "notification")
+STEPS = registry.NAMES
 # Ids are PostgreSQL `integer` columns: a larger number would fail inside the driver (a 500),
 # so the schema refuses it first, and says so in the OpenAPI document.
 PG_INT_MAX = 2**31 - 1

@@ -27,16 +27,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, get_args
+from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
 
+from shared import registry
 from shared.errors import WrongSender
-from shared.events import Event, FulfilmentProgressed, Step, VoucherIssued, VoucherVoided
+from shared.events import Event, FulfilmentProgressed, VoucherIssued, VoucherVoided
 from shared.messaging.retry import H_EXCEPTION_TYPE
 from shared.messaging.topology import consumer_topology
 
-STEPS: tuple[str, ...] = get_args(Step)
+STEPS: tuple[str, ...] = registry.NAMES
 # The booking service's own retry exchange: where its retried and replayed copies arrive.
 COPIES_EXCHANGE = consumer_topology("booking").retry_exchange
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared import registry
 from shared.db.migrate import CONSUMER_MIGRATIONS
 
 # Found by path, not by import: shared/ does not import the services. The image installs
@@ -40,9 +41,7 @@ def _service(name: str) -> Schema:
 
 SCHEMAS = (
     _service("booking"),
-    _service("notification"),
-    _service("email"),
-    _service("voucher"),
+    *(_service(name) for name in registry.NAMES),
     # The dead-letter tools' audit table: bookingctl and the booking service's admin API
     # (its ADMIN_DATABASE_URL), never the booking service's own role.
     Schema("ops", (SERVICES / "dlq" / "migrations",), "bookingctl and the admin API"),

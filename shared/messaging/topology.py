@@ -35,6 +35,8 @@ import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel
 
+from shared import registry
+
 log = logging.getLogger(__name__)
 
 EVENTS_EXCHANGE = "booking.events"
@@ -42,7 +44,7 @@ FULFILMENT_EXCHANGE = "fulfilment.events"
 # The broker's name for the default exchange "" in permissions.
 DEFAULT_EXCHANGE = "amq.default"
 # The services that consume booking events, each on its own queue.
-CONSUMER_SERVICES = ("notification", "email", "voucher")
+CONSUMER_SERVICES = registry.NAMES
 # Attempt n waits in retry queue min(n, RETRY_LEVELS). One queue per level keeps delays in a
 # queue alike, so per-message TTLs (which expire only at the head) barely block each other.
 RETRY_LEVELS = 8

@@ -22,13 +22,14 @@ from typing import Any, TypeVar
 
 import httpx
 
+from shared import registry
 from tests.chaos.infra import QueueStats, queue_stats
 from tests.support.infra import AMQP_HOST, AMQP_PORT, TestEnv
 from tests.support.processes import NO_RATE_LIMITS, free_port, start_service
 from tests.support.smtp import SmtpRecorder, smtp_server
 from tests.support.tcp_proxy import TcpProxy
 
-CONSUMER_SERVICES = ("notification", "email", "voucher")
+CONSUMER_SERVICES = registry.NAMES
 SERVICES = ("booking", *CONSUMER_SERVICES)
 T = TypeVar("T")
 

@@ -14,11 +14,12 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from shared import registry
 from tests.compose.standins.prepare import PrepareError, prepare, why_no_engine
 from tests.compose.system import ComposedSystem
 from tests.support.size import Size
 
-SERVICES_LOGGED = ("booking", "notification", "email", "voucher", "rabbitmq", "mailpit")
+SERVICES_LOGGED = ("booking", *registry.NAMES, "rabbitmq", "mailpit")
 
 
 @pytest.fixture(scope="session")

@@ -24,12 +24,13 @@ from typing import Any
 
 import httpx
 
+from shared import registry
 from tests.chaos.infra import QueueStats, queue_stats
 from tests.compose.commands import COMPOSE_FILE, ROOT, readme_command, write_env_file
 from tests.compose.standins.images import TEST_PROJECT_PREFIX
 from tests.support.processes import DEV_ENV
 
-APP_SERVICES = ("booking", "notification", "email", "voucher")
+APP_SERVICES = ("booking", *registry.NAMES)
 VHOST = "hotel"
 
 

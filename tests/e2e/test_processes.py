@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from shared import registry
 from shared.messaging.topology import consumer_topology
 from tests.support.amqp import queue_depth
 from tests.support.infra import TestEnv
@@ -23,7 +24,7 @@ from tests.support.stack import (
 )
 
 pytestmark = pytest.mark.e2e
-CONSUMERS = ("notification", "email", "voucher")
+CONSUMERS = registry.NAMES
 
 
 async def test_booking_and_three_consumer_processes_fulfil_a_booking_and_stop_cleanly(

@@ -12,6 +12,7 @@ import asyncpg
 import httpx
 import pytest
 
+from shared import registry
 from tests.support.infra import TestEnv
 from tests.support.processes import ROOT, free_port, start, stop, wait_http
 from tests.support.roles import drop_roles, role_prefix
@@ -73,7 +74,7 @@ async def test_the_runner_starts_all_services_with_prefixed_logs_and_ctrl_c_stop
         await drop_roles(env.database_url, prefix)
     output = (logs / "runner.log").read_text()
     assert code == 0, output[-3000:]
-    roles = {f"{prefix}{name}" for name in ("booking", "notification", "email", "voucher")}
+    roles = {f"{prefix}{name}" for name in ("booking", *registry.NAMES)}
     assert set(users) == roles, users
     assert re.search(r"^migrate: schema booking: \d+ migrations applied", output, re.MULTILINE)
     for label in ("booking", "notification", "email-1", "email-2", "voucher"):

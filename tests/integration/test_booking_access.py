@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from shared import registry
 from tests.support.infra import TestEnv
 from tests.support.stack import booking_api, booking_body, fetchval, with_token
 
@@ -39,7 +40,7 @@ async def test_a_booking_without_its_token_shows_status_and_fulfilment_but_no_gu
     for view in (anonymous, wrong, others):
         assert set(view) == {"id", "status", "fulfilment"}, view
         assert view["status"] == "confirmed"
-        assert set(view["fulfilment"]) == {"voucher", "email", "notification"}
+        assert set(view["fulfilment"]) == set(registry.NAMES)
     assert holder["guest_name"] == "Ada Lovelace"
     assert holder["guest_email"] == "ada@example.com"
     assert "management_token" not in holder

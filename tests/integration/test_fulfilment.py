@@ -9,13 +9,14 @@ from typing import Any
 import httpx
 from pypdf import PdfReader
 
+from shared import registry
 from shared.messaging.topology import consumer_topology
 from tests.support.amqp import take
 from tests.support.infra import TestEnv
 from tests.support.smtp import smtp_server
 from tests.support.stack import all_consumers, booking_api, booking_body, wait_until, with_token
 
-STEPS = ("voucher", "email", "notification")
+STEPS = registry.NAMES
 
 
 async def _steps(client: httpx.AsyncClient, booking_id: str) -> dict[str, Any]:

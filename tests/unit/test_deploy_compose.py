@@ -14,14 +14,15 @@ import jsonschema
 import pytest
 import yaml
 
+from shared import registry
 from shared.db.schemas import SCHEMAS
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 COMPOSE_FILE = DEPLOY / "compose.yaml"
 SCHEMA = ROOT / "tests" / "data" / "compose-spec.json"
-APP_SERVICES = ("booking", "notification", "email", "voucher")
-CONSUMERS = ("notification", "email", "voucher")
+APP_SERVICES = ("booking", *registry.NAMES)
+CONSUMERS = registry.NAMES
 
 
 def compose() -> dict[str, Any]:

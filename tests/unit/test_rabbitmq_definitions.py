@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from shared import registry
 from shared.messaging.definitions import (
     USERS,
     password_hash,
@@ -116,8 +117,8 @@ def test_a_policy_gives_every_dead_letter_queue_its_delivery_limit() -> None:
 
 def test_no_service_may_configure_another_services_names() -> None:
     granted = permissions()
-    for user in ("notification", "email", "voucher"):
-        others = [name for name in ("booking", "notification", "email", "voucher") if name != user]
+    for user in registry.NAMES:
+        others = [name for name in ("booking", *registry.NAMES) if name != user]
         for other in others:
             assert not re.search(granted[user].configure, f"{other}.dlq"), (user, other)
             assert not re.search(granted[user].read, f"{other}.booking-events"), (user, other)
@@ -126,7 +127,7 @@ def test_no_service_may_configure_another_services_names() -> None:
 
 def test_every_name_has_exactly_one_owner() -> None:
     owners: dict[str, list[str]] = {}
-    for service in ("booking", "notification", "email", "voucher"):
+    for service in ("booking", *registry.NAMES):
         topology = owned_by(service)
         for name in [e.name for e in topology.exchanges] + [q.name for q in topology.queues]:
             owners.setdefault(name, []).append(service)

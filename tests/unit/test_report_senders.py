@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from services.booking.senders import SenderPolicy, parse_senders
+from shared import registry
 from shared.events import BookingConfirmed, FulfilmentProgressed, VoucherIssued, VoucherVoided
 from shared.messaging.retry import H_EXCEPTION_TYPE
 from tests.support.events import confirmed
@@ -39,10 +40,10 @@ def voucher_events() -> list[Any]:
     ]
 
 
-@pytest.mark.parametrize("step", ["voucher", "email", "notification"])
+@pytest.mark.parametrize("step", registry.NAMES)
 def test_a_step_is_reported_by_its_own_user_and_by_no_other(step: str) -> None:
     assert STRICT.problem(progress(step), step, FANOUT, {}) is None
-    for other in {"voucher", "email", "notification", "booking", "guest"} - {step}:
+    for other in {*registry.NAMES, "booking", "guest"} - {step}:
         problem = STRICT.problem(progress(step), other, FANOUT, {})
         assert problem == (
             f"FulfilmentProgressed for step {step} must be published by broker user "

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from services.booking.schemas import ErrorBody, InvalidInput, example_booking, today
+from shared import registry
 
 BOOKING_ID = "3f2b8c1e-5d4a-4e6f-9a7b-1c2d3e4f5a6b"
 
@@ -27,7 +28,7 @@ def booking() -> dict[str, Any]:
         "created_at": f"{today()}T09:30:00Z",
         "fulfilment": {
             name: {**step, "last_error": None, "source_event_type": "BookingConfirmed"}
-            for name in ("voucher", "email", "notification")
+            for name in registry.NAMES
         },
     }
 

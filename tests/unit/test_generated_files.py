@@ -1,0 +1,40 @@
+"""The files that follow from the consumer registry (shared/registry.py) are what
+deploy/generate.py writes, and the registry says what each service really does."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from shared import registry
+from shared.db.schemas import SCHEMAS
+from shared.events import FulfilmentProgressed
+from shared.messaging.topology import CONSUMER_SERVICES
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "deploy"))
+import generate  # noqa: E402
+
+
+@pytest.mark.parametrize("path", list(generate.PARTS), ids=lambda p: p.name)
+def test_the_generated_parts_are_what_the_generator_writes(path: Path) -> None:
+    text = path.read_text()
+    assert generate.render(path, text) == text, f"stale: run `make generated` ({path.name})"
+
+
+def test_every_consumer_of_the_registry_has_its_compose_service_and_passwords() -> None:
+    compose = generate.COMPOSE.read_text()
+    example = generate.ENV_EXAMPLE.read_text()
+    for name in registry.NAMES:
+        assert f"\n  {name}:\n    <<: *app\n" in compose
+        assert f"RABBITMQ_{name.upper()}_PASSWORD=" in example
+        assert f"POSTGRES_{name.upper()}_PASSWORD=" in example
+
+
+def test_the_topology_steps_and_schemas_follow_the_registry() -> None:
+    assert CONSUMER_SERVICES == registry.NAMES
+    assert {s.name for s in SCHEMAS} == {"booking", "ops", *registry.NAMES}
+    step = FulfilmentProgressed.model_json_schema()["properties"]["step"]
+    assert step["enum"] == list(registry.NAMES)
