@@ -34,12 +34,12 @@ from services.booking.rate_limit import BookingRateLimits, Rate
 from services.booking.schemas import today
 from services.booking.senders import SenderPolicy, parse_senders
 from services.booking.settings import BookingSettings
-from services.dlq.audit import AuditStore
-from services.dlq.operations import DeadLetterOps, OpsConfig
 from shared.consumer_service import consumer_config
 from shared.db.migrate import CONSUMER_MIGRATIONS, prepare
 from shared.db.pool import UNAVAILABLE_ERRORS, close_pool
 from shared.db.retention import RetentionJob, created_before, processed_events, sent_outbox
+from shared.deadletters.audit import AuditStore
+from shared.deadletters.operations import DeadLetterOps, OpsConfig
 from shared.errors import DatabaseUnavailable
 from shared.http.ops import ops_routes
 from shared.messaging.connection import broker_user
