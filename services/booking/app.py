@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from services.booking.access_log import AccessLog, route_path
-from services.booking.api import admin, bookings, docs, events, hotels
+from services.booking.api import admin, asyncapi, bookings, docs, hotels
 from services.booking.api.refusals import invalid_request
 from services.booking.errors import (
     BookingServiceError,
@@ -161,7 +161,7 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
     app.add_middleware(AccessLog)  # outermost: it also sees what BodySizeLimit refuses
     app.include_router(hotels.router)
     app.include_router(bookings.router)
-    app.include_router(events.router)
+    app.include_router(asyncapi.router)
     app.include_router(docs.router)
     _refresh_openapi_daily(app)
     app.router.routes.extend(ops_routes())  # /health/live, /health/ready, /metrics
