@@ -20,12 +20,12 @@ venv: $(VENV)/.installed
 
 # PostgreSQL and RabbitMQ reachable (installed and started from Debian's packages when root).
 services: venv chromium
-	$(PY) deploy/run.py --ensure-services
+	$(PY) -m devrun.run --ensure-services
 	@$(MAKE) --no-print-directory rabbitmq-management rabbitmq-limits
 
 # The compose broker's limits (max_message_size) on the machine's own RabbitMQ, when root.
 rabbitmq-limits:
-	@[ "$$(id -u)" != 0 ] || ! command -v rabbitmqctl >/dev/null || $(PY) deploy/rabbitmq/local_limits.py
+	@[ "$$(id -u)" != 0 ] || ! command -v rabbitmqctl >/dev/null || $(PY) -m devrun.broker_limits
 
 # RabbitMQ's management API and UI (http://127.0.0.1:15672), enabled when root: the tests
 # create and drop their vhosts through it in milliseconds (rabbitmqctl, their fallback, takes
@@ -46,7 +46,7 @@ chromium:
 	@command -v chromium >/dev/null || echo "note: chromium is not installed; the docs UI test will skip"
 
 run: venv
-	SCALE="$(SCALE)" $(PY) deploy/run.py
+	SCALE="$(SCALE)" $(PY) -m devrun.run
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -54,7 +54,7 @@ lint: venv
 
 # bench/ is type-checked too, so its extra (matplotlib, faststream, psutil) is installed.
 typecheck: $(VENV)/.bench
-	$(VENV)/bin/mypy shared services tests deploy bench
+	$(VENV)/bin/mypy shared services tests deploy devrun bench
 
 test: lint typecheck services compose-setup
 	$(PY) -m pytest $(PYTEST_ARGS)

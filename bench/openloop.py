@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.messages import booking_body
+from bench.payloads import booking_body
 
 MAX_CONNECTIONS = 256
 TIMEOUT = 10.0

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bench import BenchError
 from bench.config import RAW
-from bench.messages import NIGHTS_SPREAD, ROOM_TYPES
+from bench.payloads import NIGHTS_SPREAD, ROOM_TYPES
 
 LUA = """
 local types = {%(types)s}

@@ -13,7 +13,7 @@ from bench import BenchError
 from bench.config import ROOT, Sizes
 from bench.consumers import PREFETCH
 from bench.harness import Stack, amqp_channel, publish_all, stack
-from bench.messages import confirmed_messages
+from bench.payloads import confirmed_messages
 from bench.plots import bar_plot
 from bench.scenarios import Outcome
 from bench.stats import Figure, Verdict

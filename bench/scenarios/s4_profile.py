@@ -13,8 +13,8 @@ from typing import Any
 from bench.config import RAW, Sizes
 from bench.e2e import db_now
 from bench.harness import Stack, publish_all, stack, wait_for
-from bench.messages import confirmed_messages
 from bench.openloop import generate
+from bench.payloads import confirmed_messages
 from bench.scenarios import Outcome
 from bench.stats import Figure, Verdict, percentile
 from shared import registry

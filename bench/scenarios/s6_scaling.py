@@ -9,7 +9,7 @@ from typing import Any
 from bench.config import Sizes
 from bench.e2e import db_now
 from bench.harness import Stack, publish_all, stack, wait_for
-from bench.messages import confirmed_messages
+from bench.payloads import confirmed_messages
 from bench.plots import line_plot
 from bench.scenarios import Outcome
 from bench.stats import Figure, Verdict

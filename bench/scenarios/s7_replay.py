@@ -16,7 +16,7 @@ from typing import Any
 from bench import BenchError
 from bench.config import ROOT, Sizes
 from bench.harness import Stack, amqp_channel, publish_all, stack
-from bench.messages import confirmed_messages
+from bench.payloads import confirmed_messages
 from bench.scenarios import Outcome
 from bench.stats import Figure, Verdict, not_available
 from shared.messaging.topology import consumer_topology

@@ -9,10 +9,10 @@ import uvicorn
 
 from services.booking.app import create_app, prepare_schema
 from services.booking.settings import BookingSettings
-from services.dlq.audit import MIGRATIONS as AUDIT_MIGRATIONS
-from services.dlq.audit import SCHEMA as AUDIT_SCHEMA
 from shared.db.migrate import prepare
 from shared.db.pool import close_pool
+from shared.deadletters.audit import MIGRATIONS as AUDIT_MIGRATIONS
+from shared.deadletters.audit import SCHEMA as AUDIT_SCHEMA
 from shared.errors import SharedError
 from shared.logging_setup import configure_logging
 from shared.observability.tracing import configure_tracing

@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from services.booking.access_log import AccessLog, route_path
-from services.booking.api import admin, bookings, docs, events, hotels
+from services.booking.api import admin, asyncapi, bookings, docs, hotels
 from services.booking.api.refusals import invalid_request
 from services.booking.errors import (
     BookingServiceError,
@@ -34,12 +34,12 @@ from services.booking.rate_limit import BookingRateLimits, Rate
 from services.booking.schemas import today
 from services.booking.senders import SenderPolicy, parse_senders
 from services.booking.settings import BookingSettings
-from services.dlq.audit import AuditStore
-from services.dlq.operations import DeadLetterOps, OpsConfig
 from shared.consumer_service import consumer_config
 from shared.db.migrate import CONSUMER_MIGRATIONS, prepare
 from shared.db.pool import UNAVAILABLE_ERRORS, close_pool
 from shared.db.retention import RetentionJob, created_before, processed_events, sent_outbox
+from shared.deadletters.audit import AuditStore
+from shared.deadletters.operations import DeadLetterOps, OpsConfig
 from shared.errors import DatabaseUnavailable
 from shared.http.ops import ops_routes
 from shared.messaging.connection import broker_user
@@ -161,7 +161,7 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
     app.add_middleware(AccessLog)  # outermost: it also sees what BodySizeLimit refuses
     app.include_router(hotels.router)
     app.include_router(bookings.router)
-    app.include_router(events.router)
+    app.include_router(asyncapi.router)
     app.include_router(docs.router)
     _refresh_openapi_daily(app)
     app.router.routes.extend(ops_routes())  # /health/live, /health/ready, /metrics

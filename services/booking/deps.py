@@ -17,7 +17,7 @@ from pydantic import AfterValidator
 
 from services.booking.rate_limit import BookingRateLimits
 from services.booking.settings import BookingSettings
-from services.dlq.operations import DeadLetterOps
+from shared.deadletters.operations import DeadLetterOps
 from shared.observability.health import Ops
 from shared.observability.metrics import Metrics
 from shared.outbox import OutboxRelay

@@ -29,7 +29,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 
-from services.email.messages import Outgoing, cancellation_email, confirmation_email
+from services.email.composing import Outgoing, cancellation_email, confirmation_email
 from services.email.smtp import SmtpSender, SmtpSlot
 from shared.db.pool import Connection
 from shared.events import BookingCancelled, BookingConfirmed

@@ -25,7 +25,7 @@ from uuid import UUID
 import asyncpg
 import httpx
 
-from services.notification.messages import BookingEvent, Notice
+from services.notification.notices import BookingEvent, Notice
 from services.notification.signing import ntfy_topic, sign
 from shared.db.pool import Connection, acquire
 from shared.errors import HandlerError, PermanentError, TransientError

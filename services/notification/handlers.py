@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from services.notification.delivery import Deliverer
 from services.notification.feed_hub import FEED_CHANNEL
-from services.notification.messages import BookingEvent, Notice, notice_for
+from services.notification.notices import BookingEvent, Notice, notice_for
 from shared.db.pool import Connection
 
 

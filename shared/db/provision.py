@@ -1,5 +1,5 @@
 """The migration step: ``python -m shared.db.provision``, run once before the services
-(compose: the one-shot ``migrate`` service the others wait for; ``make run``: deploy/run.py),
+(compose: the one-shot ``migrate`` service the others wait for; ``make run``: devrun/run.py),
 as PostgreSQL's superuser (DATABASE_URL). The only process that uses the superuser.
 
 For every schema of shared/db/schemas.py, with the role passwords set

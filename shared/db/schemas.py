@@ -18,6 +18,9 @@ from shared.db.migrate import CONSUMER_MIGRATIONS
 # Found by path, not by import: shared/ does not import the services. The image installs
 # shared/ and services/ side by side, so the same path holds there.
 SERVICES = Path(__file__).resolve().parents[2] / "services"
+# The dead-letter library's audit table (shared/deadletters/audit.py); by path too, so that
+# the schema list does not load the library.
+DEAD_LETTER_MIGRATIONS = Path(__file__).resolve().parents[1] / "deadletters" / "migrations"
 
 
 @dataclass(frozen=True)
@@ -42,9 +45,9 @@ def _service(name: str) -> Schema:
 SCHEMAS = (
     _service("booking"),
     *(_service(name) for name in registry.NAMES),
-    # The dead-letter tools' audit table: bookingctl and the booking service's admin API
-    # (its ADMIN_DATABASE_URL), never the booking service's own role.
-    Schema("ops", (SERVICES / "dlq" / "migrations",), "bookingctl and the admin API"),
+    # The dead-letter operations' audit table: bookingctl and the booking service's admin
+    # API (its ADMIN_DATABASE_URL), never the booking service's own role.
+    Schema("ops", (DEAD_LETTER_MIGRATIONS,), "bookingctl and the admin API"),
 )
 
 

@@ -14,7 +14,7 @@ def mail(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     """A real local SMTP server (the project's mail catcher) on a free port: (port, mail dir)."""
     port, folder = free_port(), tmp_path / "mail"
     catcher = start(
-        ["deploy/mailcatcher.py"],
+        ["-m", "devrun.mailcatcher"],
         {
             "MAILCATCHER_SMTP_PORT": str(port),
             "MAILCATCHER_HTTP_PORT": str(free_port()),

@@ -69,7 +69,7 @@ def test_the_migration_step_and_bookingctl_refuse_example_passwords() -> None:
         "error: the migration step failed: POSTGRES_BOOKING_PASSWORD is a placeholder"
     )
     url = f"postgresql://postgres:{EXAMPLE['POSTGRES_PASSWORD']}@127.0.0.1/booking"
-    code, lines = run(["-m", "services.dlq", "dlq", "list"], {"DATABASE_URL": url})
+    code, lines = run(["-m", "services.bookingctl", "dlq", "list"], {"DATABASE_URL": url})
     assert code == 2
     assert lines == [
         "error: bad configuration: DATABASE_URL is a placeholder (from deploy/.env.example or "

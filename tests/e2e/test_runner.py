@@ -39,7 +39,7 @@ async def test_the_runner_starts_all_services_with_prefixed_logs_and_ctrl_c_stop
     mail_dir = logs / "caught"
     prefix = role_prefix()  # the migration step's roles, this test's own
     runner = start(
-        ["deploy/run.py", "--scale", "email=2"],
+        ["-m", "devrun.run", "--scale", "email=2"],
         {
             **runner_env,
             "SMTP_HOST": "",
@@ -85,7 +85,7 @@ async def test_the_runner_starts_all_services_with_prefixed_logs_and_ctrl_c_stop
 
 def test_the_runner_says_in_one_line_when_rabbitmq_is_unreachable() -> None:
     result = subprocess.run(
-        [sys.executable, "deploy/run.py"],
+        [sys.executable, "-m", "devrun.run"],
         cwd=ROOT,
         env={"AMQP_URL": "amqp://guest:secret@127.0.0.1:1/", "PATH": "/usr/bin:/bin"},
         capture_output=True,
@@ -101,7 +101,7 @@ def test_the_runner_says_in_one_line_when_rabbitmq_is_unreachable() -> None:
 
 def test_the_runner_refuses_an_unknown_service_in_scale() -> None:
     result = subprocess.run(
-        [sys.executable, "deploy/run.py", "--scale", "billing=2"],
+        [sys.executable, "-m", "devrun.run", "--scale", "billing=2"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -5,19 +5,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import aio_pika
 import aiormq
 import pytest
 
+from devrun.broker_limits import CONF, limits
 from shared.settings import ConsumingSettings
 from tests.support.infra import TestEnv
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "deploy" / "rabbitmq"))
-from local_limits import CONF, limits  # noqa: E402
 
 BROKER_LIMIT = limits(CONF.read_text())["max_message_size"]
 

@@ -8,7 +8,7 @@ import logging
 import aio_pika
 import pytest
 
-from services.dlq.operations import DeadLetterOps, OpsConfig
+from shared.deadletters.operations import DeadLetterOps, OpsConfig
 from shared.messaging.topology import (
     CONSUMER_SERVICES,
     DEAD_LETTER_DELIVERY_LIMIT,

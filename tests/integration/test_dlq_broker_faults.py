@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from services.dlq.model import Filters
+from shared.deadletters.model import Filters
 from shared.messaging.topology import consumer_topology
 from tests.support.amqp import queue_depth
 from tests.support.dlq import dlq_ops, message_ids, park

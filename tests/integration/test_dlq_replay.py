@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx
 
-from services.dlq.model import Filters
 from shared import registry
+from shared.deadletters.model import Filters
 from shared.messaging.topology import consumer_topology
 from tests.support.amqp import queue_depth, take
 from tests.support.dlq import cancelled, dlq_ops, message_ids, park

@@ -18,7 +18,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from services.email import smtp as smtp_module
-from services.email.messages import confirmation_email
+from services.email.composing import confirmation_email
 from services.email.smtp import SmtpSender
 from shared.errors import PermanentError, TransientError
 from tests.support import events

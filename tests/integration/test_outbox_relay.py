@@ -9,8 +9,8 @@ import aio_pika
 import asyncpg
 
 from services.booking.app import MIGRATIONS
-from services.booking.bookings import booking_event
 from services.booking.schemas import Booking
+from services.booking.use_cases import booking_event
 from shared.db.migrate import CONSUMER_MIGRATIONS, migrate
 from shared.events import BookingConfirmed
 from shared.messaging.publisher import ConfirmingPublisher

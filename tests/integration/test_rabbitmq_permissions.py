@@ -23,7 +23,7 @@ import aiormq
 import pytest
 from aio_pika.abc import AbstractChannel
 
-from services.dlq.operations import replay
+from shared.deadletters.operations import replay
 from shared.events import FulfilmentProgressed, VoucherIssued
 from shared.messaging.definitions import USERS, build
 from shared.messaging.envelope import event_message

@@ -10,9 +10,9 @@ from typing import Any
 
 import aio_pika
 
-from services.dlq.audit import AuditStore
-from services.dlq.operations import DeadLetterOps, OpsConfig
 from shared.db.pool import create_pool
+from shared.deadletters.audit import AuditStore
+from shared.deadletters.operations import DeadLetterOps, OpsConfig
 from shared.events import BookingCancelled, BookingConfirmed
 from shared.messaging import retry
 from shared.messaging.envelope import event_message

@@ -10,6 +10,8 @@ import pytest
 
 from tests.support.processes import ROOT
 
+REPLAY_ALL = ("dlq", "replay", "email", "--all")
+
 
 @pytest.mark.parametrize(
     ("option", "value"),
@@ -19,7 +21,7 @@ def test_a_filter_the_audit_table_cannot_take_is_bad_usage_in_one_line(
     option: str, value: str
 ) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "services.dlq", "dlq", "replay", "email", "--all", option, value],
+        [sys.executable, "-m", "services.bookingctl", *REPLAY_ALL, option, value],
         cwd=ROOT,
         capture_output=True,
         text=True,

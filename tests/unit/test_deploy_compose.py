@@ -184,6 +184,27 @@ def test_every_file_the_dockerfile_copies_exists_and_it_runs_as_a_user() -> None
     assert {".venv", ".git", "deploy/.env"} <= set(ignored)
 
 
+def test_deploy_holds_only_files_that_production_names() -> None:
+    # What compose.yaml, the Dockerfile and the env example name is production's; anything
+    # else (a local runner, a helper for the machine's own broker) belongs in devrun/. The
+    # files .dockerignore keeps out are a person's own (their .env, their definitions).
+    named = "".join(
+        (DEPLOY / f).read_text() for f in ("compose.yaml", "Dockerfile", ".env.example")
+    )
+    own = {ROOT / line for line in (ROOT / ".dockerignore").read_text().split()}
+    files = [p for p in DEPLOY.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    unnamed = [p.relative_to(ROOT) for p in files if p not in own and p.name not in named]
+    assert files
+    assert not unnamed, f"not production's: move to devrun/ ({unnamed})"
+
+
+def test_the_local_runner_stays_out_of_the_image() -> None:
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert "devrun" in ignored
+    assert (ROOT / "devrun" / "run.py").exists()
+    assert "devrun" not in (DEPLOY / "Dockerfile").read_text()
+
+
 def test_the_rabbitmq_definitions_are_yours_with_no_default_and_the_config_is_mounted() -> None:
     volumes = services()["rabbitmq"]["volumes"]
     # Required (":?"): no fallback to the committed reference, whose users have no password.

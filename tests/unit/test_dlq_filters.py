@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from services.dlq.errors import InvalidRequest, UnknownQueue
-from services.dlq.model import DeadLetter, Filters, parse_duration
-from services.dlq.operations import resolve
-from services.dlq.sweep import Pacer
+from shared.deadletters.errors import InvalidRequest, UnknownQueue
+from shared.deadletters.model import DeadLetter, Filters, parse_duration
+from shared.deadletters.operations import resolve
+from shared.deadletters.sweep import Pacer
 
 NOW = datetime(2030, 1, 1, 12, tzinfo=UTC)
 

@@ -1,4 +1,4 @@
-"""deploy/mailcatcher.py: the local SMTP server that keeps mail as .eml files and lists it."""
+"""devrun/mailcatcher.py: the local SMTP server that keeps mail as .eml files and lists it."""
 
 from __future__ import annotations
 
@@ -16,11 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devrun.mailcatcher import MailCatcher, start
+
 ROOT = Path(__file__).resolve().parents[2]
-# deploy/ holds scripts rather than a package, and mypy checks them as top-level modules.
-if str(ROOT / "deploy") not in sys.path:
-    sys.path.insert(0, str(ROOT / "deploy"))
-from mailcatcher import MailCatcher, start  # noqa: E402
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n"
 SUBJECT = "Your <booking> & voucher"
@@ -110,7 +108,7 @@ async def test_only_caught_mails_can_be_fetched_from_the_page(
 async def test_the_script_logs_a_line_per_mail_and_exits_0_on_sigterm(tmp_path: Path) -> None:
     ports = {"MAILCATCHER_SMTP_PORT": "0", "MAILCATCHER_HTTP_PORT": "0"}
     process = await asyncio.create_subprocess_exec(
-        *(sys.executable, "deploy/mailcatcher.py"),
+        *(sys.executable, "-m", "devrun.mailcatcher"),
         cwd=ROOT,
         env={**os.environ, **ports, "MAILCATCHER_DIR": str(tmp_path)},
         stdout=asyncio.subprocess.PIPE,

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import importlib
 import io
 import json
 import logging
-import sys
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
+from devrun import run, supervisor
 from shared.errors import ConfigurationError
 from shared.logging_setup import ContextFilter, JsonFormatter, message_context
 from shared.observability.tracing import context_from, current_traceparent, make_exporter
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _logger(stream: io.StringIO) -> logging.Logger:
@@ -93,19 +88,9 @@ def test_tracing_exporters_none_console_and_a_clear_error_for_the_rest() -> None
             make_exporter("otlp")
 
 
-def _deploy(script: str) -> ModuleType:
-    """deploy/<script>.py as a module. deploy/ holds scripts rather than a package: it goes
-    on sys.path, as when the runner is started, so their imports of each other work."""
-    deploy = str(ROOT / "deploy")
-    if deploy not in sys.path:
-        sys.path.insert(0, deploy)
-    return importlib.import_module(script)
-
-
 def test_the_runner_gives_each_replica_its_own_ops_port_and_label(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    run, supervisor = _deploy("run"), _deploy("supervisor")
     monkeypatch.delenv("HTTP_PORT", raising=False)
     monkeypatch.delenv("LOG_FORMAT", raising=False)
     plan = run.plan(run.parse_scale(["email=3", "voucher=2"]))

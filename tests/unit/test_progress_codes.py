@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from services.booking.fulfilment import public_error
-from services.email.messages import check_header_safe, recipient
+from services.email.composing import check_header_safe, recipient
 from services.email.smtp import translate_smtp_error
 from shared.errors import DatabaseUnavailable, InvalidMessage, PermanentError, TransientError
 from shared.events import BookingConfirmed, FulfilmentProgressed

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from services.booking.settings import BookingSettings
-from services.dlq.settings import DlqSettings
+from services.bookingctl.settings import DlqSettings
 from services.email.settings import EmailSettings
 from services.notification.settings import NotificationSettings
 from services.voucher.settings import VoucherSettings

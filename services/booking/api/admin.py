@@ -26,8 +26,8 @@ from services.booking.api.admin_requests import (
 from services.booking.api.examples import NOT_JSON, TOO_LARGE, error, ok, validation_error
 from services.booking.deps import AdminDep
 from services.booking.schemas import ErrorBody
-from services.dlq.errors import AuditUnavailable, DlqError, InvalidRequest, UnknownQueue
-from services.dlq.model import AuditEntry, DeadLetter, Filters, QueueInfo, Summary
+from shared.deadletters.errors import AuditUnavailable, DlqError, InvalidRequest, UnknownQueue
+from shared.deadletters.model import AuditEntry, DeadLetter, Filters, QueueInfo, Summary
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/admin/dlq", tags=["admin: dead-letter queues"])

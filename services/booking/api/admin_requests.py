@@ -14,8 +14,8 @@ from fastapi import Header, Path
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.booking.schemas import JSON_INTEGER
-from services.dlq.errors import InvalidRequest
-from services.dlq.model import (
+from shared.deadletters.errors import InvalidRequest
+from shared.deadletters.model import (
     DURATION_PATTERN,
     NO_CONTROL_PATTERN,
     PG_INT_MAX,

@@ -20,7 +20,6 @@ from services.booking.api.examples import (
     validation_error,
 )
 from services.booking.api.refusals import check_horizon
-from services.booking.bookings import cancel_booking, get_booking, get_voucher, place_booking
 from services.booking.deps import (
     ADDRESS_RATE_LIMIT,
     BookingTokenDep,
@@ -32,6 +31,7 @@ from services.booking.deps import (
     SettingsDep,
 )
 from services.booking.schemas import Booking, BookingCreated, BookingRequest, BookingStatus
+from services.booking.use_cases import cancel_booking, get_booking, get_voucher, place_booking
 
 router = APIRouter(tags=["bookings"])
 

@@ -1,14 +1,14 @@
 """Run every service locally as child processes with prefixed output (used by `make run`).
 
-Usage: python deploy/run.py [--scale email=3 --scale voucher=2]  (or SCALE="email=3 voucher=2").
+Usage: python -m devrun.run [--scale email=3 --scale voucher=2]  (or SCALE="email=3 voucher=2").
 Checks PostgreSQL and RabbitMQ first (installing or starting them when root on Debian), then
 runs the migration step (shared/db/provision.py) as the superuser of DATABASE_URL, which
 creates one PostgreSQL role per schema; each service then connects as its own role, with
 DEV_MODE=true (the shared guest user, example secrets). Unless SMTP_HOST is set, also runs
-deploy/mailcatcher.py (labelled "mail") and points every service at it with
+devrun/mailcatcher.py (labelled "mail") and points every service at it with
 SMTP_HOST/SMTP_PORT, so mail sent locally is kept, never delivered.
 Each consumer replica gets an ops HTTP port of its own (see replica_env in
-deploy/supervisor.py); logs are readable text unless LOG_FORMAT says otherwise.
+devrun/supervisor.py); logs are readable text unless LOG_FORMAT says otherwise.
 """
 
 from __future__ import annotations
@@ -19,9 +19,7 @@ import os
 import sys
 from typing import NoReturn
 
-# deploy/ holds scripts, not a package: this one runs as `python deploy/run.py`, which puts
-# deploy/ first on sys.path, so its siblings import as top-level modules.
-from local_services import (
+from devrun.local_services import (
     SERVERS,
     UsageError,
     ensure_database,
@@ -29,8 +27,7 @@ from local_services import (
     migration_step,
     note,
 )
-from supervisor import MAIL, Supervisor
-
+from devrun.supervisor import MAIL, Supervisor
 from shared import registry
 
 SERVICES = ("booking", *registry.NAMES)
@@ -65,7 +62,7 @@ def read_scale(argv: list[str]) -> dict[str, int]:
 
 
 def mail_ports() -> tuple[int, int]:
-    """The SMTP and web ports deploy/mailcatcher.py will listen on (it reads the same vars)."""
+    """The SMTP and web ports devrun/mailcatcher.py will listen on (it reads the same vars)."""
     ports = []
     for var, default in (("MAILCATCHER_SMTP_PORT", "1025"), ("MAILCATCHER_HTTP_PORT", "8025")):
         value = os.environ.get(var) or default

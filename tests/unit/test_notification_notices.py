@@ -11,7 +11,7 @@ import pytest
 
 from services.notification.delivery import Target, failure_for
 from services.notification.feed import sse_message
-from services.notification.messages import notice_for
+from services.notification.notices import notice_for
 from shared.errors import PermanentError, TransientError
 from shared.events import BookingCancelled, BookingConfirmed
 

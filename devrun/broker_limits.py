@@ -2,7 +2,9 @@
 compose broker has: the settings of deploy/rabbitmq/rabbitmq.conf listed in LIMITS, written
 to /etc/rabbitmq/conf.d/ (for its next start) and applied to the running broker now.
 
-Run as root by `make services`; prints one line when it changes something.
+Run as root by `make services` (python -m devrun.broker_limits); prints one line when it
+changes something. It lives with the local runner, not in deploy/: compose's broker reads
+rabbitmq.conf itself, only the machine's own broker needs this.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-CONF = Path(__file__).with_name("rabbitmq.conf")
+CONF = Path(__file__).resolve().parent.parent / "deploy" / "rabbitmq" / "rabbitmq.conf"
 LOCAL_CONF = Path("/etc/rabbitmq/conf.d/50-hotel-booking.conf")
 # Settings of rabbitmq.conf that also bind the local broker (the rest is compose's own:
 # definitions, listeners, users).
@@ -42,7 +44,7 @@ def _running_value(name: str) -> str:
 
 def main() -> int:
     wanted = limits(CONF.read_text())
-    text = f"# Written by deploy/rabbitmq/{Path(__file__).name}\n" + "".join(
+    text = "# Written by devrun/broker_limits.py\n" + "".join(
         f"{name} = {value}\n" for name, value in wanted.items()
     )
     if not LOCAL_CONF.exists() or LOCAL_CONF.read_text() != text:

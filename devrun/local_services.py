@@ -1,4 +1,4 @@
-"""The servers the local runner (deploy/run.py) needs: PostgreSQL and RabbitMQ reachable at
+"""The servers the local runner (devrun/run.py) needs: PostgreSQL and RabbitMQ reachable at
 DATABASE_URL and AMQP_URL (installed from Debian's packages and started when they are not
 and the runner is root on this machine), then the application's database created and the
 migration step run, which gives every service a PostgreSQL role of its own.

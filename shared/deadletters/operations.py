@@ -24,11 +24,11 @@ from datetime import UTC, datetime
 
 from aio_pika.abc import AbstractConnection
 
-from services.dlq import broker
-from services.dlq.audit import AuditStore
-from services.dlq.errors import BrokerUnreachable, DlqError, InvalidRequest, UnknownQueue
-from services.dlq.model import AuditEntry, DeadLetter, Filters, QueueInfo, Summary
-from services.dlq.sweep import IN_FLIGHT, Action, Batch, Pacer, Progress, Sweep
+from shared.deadletters import broker
+from shared.deadletters.audit import AuditStore
+from shared.deadletters.errors import BrokerUnreachable, DlqError, InvalidRequest, UnknownQueue
+from shared.deadletters.model import AuditEntry, DeadLetter, Filters, QueueInfo, Summary
+from shared.deadletters.sweep import IN_FLIGHT, Action, Batch, Pacer, Progress, Sweep
 from shared.errors import MessagingError
 from shared.messaging import retry
 from shared.messaging.connection import CONNECTION_ERRORS, close_quietly, connect

@@ -11,7 +11,7 @@ from typing import Any
 import click
 from pydantic import BaseModel
 
-from services.dlq.model import AuditEntry, DeadLetter, QueueInfo, Summary
+from shared.deadletters.model import AuditEntry, DeadLetter, QueueInfo, Summary
 
 
 def print_json(value: BaseModel | Sequence[BaseModel]) -> None:

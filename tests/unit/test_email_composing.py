@@ -13,8 +13,8 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from services.email import messages
-from services.email.messages import cancellation_email, check_header_safe, confirmation_email
+from services.email import composing
+from services.email.composing import cancellation_email, check_header_safe, confirmation_email
 from shared.errors import PermanentError
 from shared.events import BookingCancelled, BookingConfirmed
 from shared.vouchers import voucher_code
@@ -207,6 +207,6 @@ def test_the_reusing_header_registry_changes_nothing_in_what_is_sent(
 
     reusing = [both(), both()]  # the second reuses what the first one built
     # The stdlib as it comes: its default policy, every header parsed from its text.
-    monkeypatch.setattr(messages, "POLICY", email.policy.default)
-    monkeypatch.setattr(messages, "_parsed", lambda name, value: value)
+    monkeypatch.setattr(composing, "POLICY", email.policy.default)
+    monkeypatch.setattr(composing, "_parsed", lambda name, value: value)
     assert reusing == [both()] * 2

@@ -1,4 +1,5 @@
-"""Errors of the dead-letter tools. Library and shared-runtime errors are translated here.
+"""Errors of the dead-letter operations (bookingctl and the admin API). Library and
+shared-runtime errors are translated here.
 
 The tree::
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 
 class DlqError(Exception):
-    """Root of every error of the dead-letter tools."""
+    """Root of every error of the dead-letter operations."""
 
 
 class UnknownQueue(DlqError):

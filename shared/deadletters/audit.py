@@ -14,10 +14,10 @@ from pathlib import Path
 
 import asyncpg
 
-from services.dlq.errors import AuditUnavailable
-from services.dlq.model import AuditEntry, Filters, Summary
 from shared.db.migrate import prepare
 from shared.db.pool import UNAVAILABLE_ERRORS, acquire
+from shared.deadletters.errors import AuditUnavailable
+from shared.deadletters.model import AuditEntry, Filters, Summary
 from shared.errors import ConfigurationError, DatabaseUnavailable
 
 SCHEMA = "ops"

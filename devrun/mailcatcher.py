@@ -1,6 +1,6 @@
 """A local SMTP server for development: keeps every mail it receives and shows it on a web page.
 
-Run: python deploy/mailcatcher.py  (`make run` starts it unless SMTP_HOST is set).
+Run: python -m devrun.mailcatcher  (`make run` starts it unless SMTP_HOST is set).
 Settings: MAILCATCHER_SMTP_HOST/MAILCATCHER_SMTP_PORT (127.0.0.1:1025), MAILCATCHER_HTTP_PORT
 (8025, same host) and MAILCATCHER_DIR (var/mail under the repository root).
 

@@ -1,4 +1,4 @@
-"""What the dead-letter tools show and take: a parked message, the filters, the summaries.
+"""What the dead-letter operations show and take: a parked message, the filters, the summaries.
 
 Records are frozen pydantic models so the CLI (``--json``) and the admin API serialise them
 the same way.
@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from aio_pika.abc import AbstractIncomingMessage
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from services.dlq.errors import InvalidRequest
+from shared.deadletters.errors import InvalidRequest
 from shared.messaging import retry
 
 # At most 8 digits: even 99999999w fits in a timedelta (a longer number overflowed it).

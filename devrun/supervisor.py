@@ -1,4 +1,4 @@
-"""The local runner's process supervision (deploy/run.py): each service's processes started
+"""The local runner's process supervision (devrun/run.py): each service's processes started
 with their own label and ops port, their output prefixed and coloured, all of them stopped
 when one exits or the runner is told to stop.
 """
@@ -80,7 +80,7 @@ class Supervisor:
         told: dict[str, dict[str, str]] | None = None,
     ) -> None:
         self.processes = processes
-        # What each service is told on top (its database role's URLs: deploy/run.py).
+        # What each service is told on top (its database role's URLs: devrun/run.py).
         self.told = told or {}
         self.colour = colour
         self.smtp_port = smtp_port  # of the mail catcher among processes, if there is one
@@ -118,7 +118,7 @@ class Supervisor:
         env |= {**LOCAL, **self.told.get(service, {})}
         command = [sys.executable, "-m", f"services.{service}"]
         if service == MAIL:
-            command = [sys.executable, "deploy/mailcatcher.py"]
+            command = [sys.executable, "-m", "devrun.mailcatcher"]
         elif self.smtp_port is not None:
             env |= {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(self.smtp_port)}
         pipe = asyncio.subprocess.PIPE

@@ -17,13 +17,13 @@ from typing import TypeVar
 import click
 from pydantic import ValidationError
 
-from services.dlq import render
-from services.dlq.audit import AuditStore
-from services.dlq.errors import DlqError, InvalidRequest, UnknownQueue
-from services.dlq.model import Filters, Summary, parse_duration
-from services.dlq.operations import DeadLetterOps, OpsConfig
-from services.dlq.settings import DlqSettings
+from services.bookingctl import render
+from services.bookingctl.settings import DlqSettings
 from shared.db.pool import create_pool
+from shared.deadletters.audit import AuditStore
+from shared.deadletters.errors import DlqError, InvalidRequest, UnknownQueue
+from shared.deadletters.model import Filters, Summary, parse_duration
+from shared.deadletters.operations import DeadLetterOps, OpsConfig
 from shared.errors import ConfigurationError, SharedError
 from shared.logging_setup import configure_logging
 from shared.settings import load_settings

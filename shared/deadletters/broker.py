@@ -23,7 +23,7 @@ from contextlib import asynccontextmanager
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
-from services.dlq.errors import BrokerUnreachable, QueueMissing
+from shared.deadletters.errors import BrokerUnreachable, QueueMissing
 from shared.messaging.connection import CONNECTION_ERRORS
 
 

@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from services.dlq import broker
-from services.dlq.errors import BrokerUnreachable, InvalidRequest
-from services.dlq.model import DeadLetter, Filters, Summary
+from shared.deadletters import broker
+from shared.deadletters.errors import BrokerUnreachable, InvalidRequest
+from shared.deadletters.model import DeadLetter, Filters, Summary
 
 Batch = list[AbstractIncomingMessage]
 # Publishes a batch's copies; one result per message: None when confirmed, else the error.

@@ -1,0 +1,3 @@
+from services.bookingctl.cli import main
+
+main()

@@ -1,3 +1,0 @@
-from services.dlq.cli import main
-
-main()
