@@ -26,11 +26,13 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
 from bench.config import ROOT
-from shared.consumer_service import build_consumer_process
+from shared import building
 from shared.db.pool import Connection
 from shared.events import BookingConfirmed, Event
 from shared.messaging.consumer import Consumer
 from shared.messaging.handlers import Emitted, route
+from shared.observability.metrics import Metrics
+from shared.process import Parts
 from shared.settings import ConsumerSettings
 
 PREFETCH = 100
@@ -106,21 +108,31 @@ async def runtime(url: str, service: str, clock: Clock, *, record: bool, batch: 
     )
     handlers = dict([route(BookingConfirmed, noop)])
     migrations = ROOT / "services" / service / "migrations"
-    process = await build_consumer_process(service, settings, handlers, migrations)
-    if not record:
-        old = process.consumer
-        process.consumer = NoRecordConsumer(old.config, handlers, process.pool, process.publisher)
+    # Composed from the same parts as a service (shared/building.py), with the runtime's own
+    # consumer or, without the record, the one that skips its transaction.
+    parts = Parts()
+    async with parts.building():
+        db = await building.schema_pool(parts, settings, service, migrations)
+        metrics = Metrics()
+        sender = building.publisher(parts, settings, service)
+        outbox = building.relay(parts, settings, service, db, sender, metrics)
+        config = building.consumer_config(service, settings)
+        if record:
+            consumer = building.consumer(parts, config, handlers, db, sender, outbox, metrics)
+        else:
+            consumer = NoRecordConsumer(config, handlers, db, sender, metrics=metrics)
+            parts.runs("consumer", consumer.run)
     stop = asyncio.Event()
-    task = asyncio.create_task(process.run(stop))
+    task = asyncio.create_task(parts.run(stop))
     try:
         await asyncio.wait_for(clock.done.wait(), LIMIT)
         # the last acks leave right after the handler returns
-        while process.consumer.stats["acked"] < clock.count:  # noqa: ASYNC110
+        while consumer.stats["acked"] < clock.count:  # noqa: ASYNC110
             await asyncio.sleep(0.001)
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
-        await process.close()
+        await parts.close()
 
 
 def main() -> None:

@@ -84,8 +84,14 @@ class CommonSettings(BaseSettings):
 
 
 class ConsumingSettings(CommonSettings):
-    """Settings of any process that runs the consumer runtime."""
+    """Settings of any process that runs the consumer runtime (and so has an outbox)."""
 
+    # The outbox relay: rows per claim; it wakes at once after each commit, and the sweep
+    # catches rows written by other replicas, or left behind while the broker was down.
+    outbox_batch_size: int = Field(default=200, ge=1, le=10_000)
+    outbox_sweep_interval: float = Field(default=1.0, gt=0)
+    outbox_retry_max_delay: float = Field(default=5.0, gt=0)
+    relay_enabled: bool = True
     prefetch: int = Field(default=50, ge=1, le=10_000)
     max_attempts: int = Field(default=5, ge=1, le=100)
     retry_base_delay: float = Field(default=1.0, gt=0)

@@ -7,7 +7,8 @@ from types import FrameType
 
 import uvicorn
 
-from services.booking.app import create_app, prepare_schema
+from services.booking.app import create_app
+from services.booking.bootstrap import prepare_schema
 from services.booking.settings import BookingSettings
 from shared.db.migrate import prepare
 from shared.db.pool import close_pool

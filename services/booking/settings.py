@@ -21,12 +21,6 @@ class BookingSettings(ConsumingSettings):
     # How far ahead a stay may start (POST /bookings, availability): without a horizon, a
     # booking for 9999 takes a room that no one will ever use, and asks grow the inventory.
     booking_horizon_days: int = Field(default=730, ge=1, le=3650)
-    outbox_batch_size: int = Field(default=200, ge=1, le=10_000)
-    # The relay wakes at once after each commit; the sweep catches rows written by other
-    # replicas, or left behind while the broker was down.
-    outbox_sweep_interval: float = Field(default=1.0, gt=0)
-    outbox_retry_max_delay: float = Field(default=5.0, gt=0)
-    relay_enabled: bool = True
     # Idempotency keys are deleted after this long (a client's retries come well before).
     idempotency_keys_max_age: Age = timedelta(days=1)
     # The progress-report consumer shares the pool with the API. Its handlers only write

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -12,13 +11,13 @@ from pathlib import Path
 import asyncpg
 
 from services.email.handlers import prepare_email, send_cancellation, send_confirmation
-from services.email.process import EmailProcess
 from services.email.settings import EmailSettings
 from services.email.smtp import SmtpSender
-from shared.consumer_service import build_consumer_process
+from shared.consumer_service import ConsumerProcess, build_consumer_process
 from shared.db.retention import created_before
 from shared.events import BookingCancelled, BookingConfirmed
 from shared.messaging.handlers import Handler, route_prepared
+from shared.process import Parts
 
 SERVICE = "email"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -50,17 +49,16 @@ async def bootstrap(
     *,
     handlers: dict[str, Handler] | None = None,
     pool: asyncpg.Pool | None = None,
-) -> EmailProcess:
-    async with contextlib.AsyncExitStack() as undo:  # closes what was built if a step fails
-        sender = SmtpSender.from_settings(settings)  # connects on its first email
-        undo.push_async_callback(sender.close)
-        render = make_render_executor()
-        undo.callback(render.shutdown, wait=False)
-        if handlers is None:
-            handlers = make_handlers(settings, sender, render)
-        emails = created_before("email.emails", "event_id", settings.emails_max_age)
-        base = await build_consumer_process(
-            SERVICE, settings, handlers, MIGRATIONS, pool, retention=[emails]
+) -> ConsumerProcess:
+    parts = Parts()
+    async with parts.building():
+        sender = parts.closes(SmtpSender.from_settings(settings), SmtpSender.close)
+        # Nothing is queued once the consumer has stopped: no need to wait for it.
+        render = parts.closes(
+            make_render_executor(), lambda r: r.shutdown(wait=False, cancel_futures=True)
         )
-        undo.pop_all()
-    return EmailProcess.extend(base, sender=sender, render=render)
+        handlers = handlers or make_handlers(settings, sender, render)
+        emails = created_before("email.emails", "event_id", settings.emails_max_age)
+        return await build_consumer_process(
+            parts, SERVICE, settings, handlers, MIGRATIONS, pool, retention=[emails]
+        )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import logging
 from functools import partial
 from pathlib import Path
@@ -16,12 +16,12 @@ from services.notification.feed import create_feed_app
 from services.notification.feed_hub import FeedHub
 from services.notification.feed_limits import StreamSlots
 from services.notification.handlers import notify
-from services.notification.process import NotificationProcess
 from services.notification.settings import NotificationSettings
-from shared.consumer_service import build_consumer_process
+from shared import building
+from shared.consumer_service import ConsumerProcess, build_consumer_process
 from shared.events import BookingCancelled, BookingConfirmed
 from shared.messaging.handlers import Handler, route
-from shared.startup import connect_database
+from shared.process import Parts
 
 SERVICE = "notification"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -56,21 +56,27 @@ async def bootstrap(
     *,
     handlers: dict[str, Handler] | None = None,
     pool: asyncpg.Pool | None = None,
-) -> NotificationProcess:
-    async with contextlib.AsyncExitStack() as undo:  # closes what was built if a step fails
-        http = httpx.AsyncClient(
-            timeout=settings.notification_timeout,
-            follow_redirects=False,
-            headers={"User-Agent": USER_AGENT},
+) -> ConsumerProcess:
+    parts = Parts()
+    async with parts.building():
+        http = parts.closes(
+            httpx.AsyncClient(
+                timeout=settings.notification_timeout,
+                follow_redirects=False,
+                headers={"User-Agent": USER_AGENT},
+            ),
+            httpx.AsyncClient.aclose,
         )
-        undo.push_async_callback(http.aclose)
-        records_pool = await connect_database(settings, max_size=RECORDS_POOL_SIZE)
-        undo.push_async_callback(records_pool.close)
-        feed_pool = await connect_database(settings, max_size=FEED_POOL_SIZE)
-        undo.push_async_callback(feed_pool.close)
+        # Small pools of their own for delivery records and for feed reads: never the
+        # consumer's pool, where every message in hand already holds a connection for its
+        # transaction, and never each other's, so a crowd of feed readers cannot delay
+        # recording a delivery.
+        records_pool = await building.pool(parts, settings, max_size=RECORDS_POOL_SIZE)
+        feed_pool = await building.pool(parts, settings, max_size=FEED_POOL_SIZE)
         if handlers is None:
             handlers = make_handlers(settings, make_deliverer(settings, http, records_pool))
         hub = FeedHub(settings.database_url, connect_timeout=settings.db_acquire_timeout)
+        parts.runs("notification-feed-hub", partial(_run_hub, hub))
         slots = StreamSlots(
             per_client=settings.notification_feed_max_streams_per_client,
             total=settings.notification_feed_max_streams,
@@ -79,20 +85,23 @@ async def bootstrap(
             hub, feed_pool, heartbeat=settings.notification_feed_heartbeat, slots=slots
         )
         # The feed is served by the process's ops server, beside /health and /metrics.
-        base = await build_consumer_process(
-            SERVICE, settings, handlers, MIGRATIONS, pool, routes=[Mount("", app=feed)]
+        process = await build_consumer_process(
+            parts, SERVICE, settings, handlers, MIGRATIONS, pool, routes=[Mount("", app=feed)]
         )
-        undo.push_async_callback(base.close)
-        process = NotificationProcess.extend(
-            base,
-            hub=hub,
-            http=http,
-            records_pool=records_pool,
-            feed_pool=feed_pool,
-        )
-        undo.pop_all()
+    log.info("notification feed on %s/feeds/{booking_id}", process.ops_url)
     _log_configuration(settings)
     return process
+
+
+async def _run_hub(hub: FeedHub, stop: asyncio.Event) -> None:
+    """The feed hub runs until the process stops, and is closed at once then: that ends the
+    open feed streams, so the ops server can stop after them."""
+    try:
+        await hub.run(stop)
+    except Exception as exc:  # the feed is a convenience: it never fails the process
+        log.warning("notification feed hub: %r while stopping", exc)
+    finally:
+        hub.close()
 
 
 def _log_configuration(settings: NotificationSettings) -> None:

@@ -11,6 +11,7 @@ from services.voucher.settings import VoucherSettings
 from shared.consumer_service import ConsumerProcess, build_consumer_process
 from shared.events import BookingCancelled, BookingConfirmed
 from shared.messaging.handlers import Handler, route
+from shared.process import Parts
 
 SERVICE = "voucher"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -31,6 +32,7 @@ async def bootstrap(
     handlers: dict[str, Handler] | None = None,
     pool: asyncpg.Pool | None = None,
 ) -> ConsumerProcess:
-    return await build_consumer_process(
-        SERVICE, settings, handlers or make_handlers(settings), MIGRATIONS, pool
-    )
+    parts = Parts()
+    async with parts.building():
+        handlers = handlers or make_handlers(settings)
+        return await build_consumer_process(parts, SERVICE, settings, handlers, MIGRATIONS, pool)

@@ -17,7 +17,7 @@ from services.voucher import bootstrap as voucher_bootstrap
 from services.voucher.bootstrap import MIGRATIONS as VOUCHER_MIGRATIONS
 from services.voucher.handlers import issue_voucher
 from services.voucher.settings import VoucherSettings
-from shared.consumer_service import consumer_config
+from shared.building import consumer_config
 from shared.db.migrate import CONSUMER_MIGRATIONS, migrate
 from shared.db.pool import Connection, create_pool
 from shared.errors import ConfigurationError, PermanentError, TransientError

@@ -9,7 +9,7 @@ from uuid import uuid4
 
 import asyncpg
 
-from services.booking.app import MIGRATIONS
+from services.booking.bootstrap import MIGRATIONS
 from services.booking.fulfilment import progress_of
 from shared.db.migrate import CONSUMER_MIGRATIONS, migrate
 from tests.support.infra import TestEnv

@@ -16,7 +16,6 @@ import asyncpg
 import httpx
 
 from services.notification.feed_hub import FEED_CHANNEL
-from services.notification.process import NotificationProcess
 from shared.events import BookingCancelled, BookingConfirmed
 from shared.messaging.envelope import event_message
 from shared.messaging.topology import EVENTS_EXCHANGE
@@ -75,8 +74,7 @@ async def test_the_feed_streams_what_is_published_after_connecting_and_resumes_a
     async with running_consumer(
         "notification", env, notification_http_port=0, notification_feed_heartbeat=0.2
     ) as process:
-        assert isinstance(process, NotificationProcess)
-        feed = f"{process.feed_url}/feeds/{booking_id}"
+        feed = f"{process.ops_url}/feeds/{booking_id}"
         # The feed knows a booking once the service has notified something about it.
         await publish_raw(url, EVENTS_EXCHANGE, event_message(confirmed))
         await wait_until(lambda: equals(effects(env, "notification"), 1), what="confirmed")
@@ -127,10 +125,9 @@ async def test_a_booking_the_service_has_not_notified_about_is_404_on_the_feed_a
 ) -> None:
     known = booking_event(BookingConfirmed, uuid4())
     async with running_consumer("notification", env) as process:
-        assert isinstance(process, NotificationProcess)
         await publish_raw(env.amqp_url(), EVENTS_EXCHANGE, event_message(known))
         await wait_until(lambda: equals(effects(env, "notification"), 1), what="handled")
-        async with httpx.AsyncClient(base_url=process.feed_url, timeout=10) as client:
+        async with httpx.AsyncClient(base_url=process.ops_url, timeout=10) as client:
             feed = await client.get(f"/feeds/{uuid4()}")
             history = await client.get(f"/feeds/{uuid4()}/history")
             known_history = await client.get(f"/feeds/{known.booking_id}/history")

@@ -8,7 +8,7 @@ import asyncio
 import aio_pika
 import asyncpg
 
-from services.booking.app import MIGRATIONS
+from services.booking.bootstrap import MIGRATIONS
 from services.booking.schemas import Booking
 from services.booking.use_cases import booking_event
 from shared.db.migrate import CONSUMER_MIGRATIONS, migrate

@@ -9,7 +9,7 @@ import aio_pika
 import asyncpg
 import pytest
 
-from services.booking.app import MIGRATIONS
+from services.booking.bootstrap import MIGRATIONS
 from shared.db.migrate import CONSUMER_MIGRATIONS, migrate
 from shared.errors import MessagingError
 from shared.messaging.publisher import ConfirmingPublisher
