@@ -11,11 +11,13 @@ import asyncpg
 from services.booking.app import MIGRATIONS
 from services.booking.bookings import booking_event
 from services.booking.schemas import Booking
-from shared.db.migrate import CONSUMER_MIGRATIONS, migrate
+from shared.db.migrate import migrate
+from shared.db.schemas import service_migrations
 from shared.events import BookingConfirmed
 from shared.messaging.publisher import ConfirmingPublisher
 from shared.messaging.topology import EVENTS_EXCHANGE, declare_all
-from shared.outbox import OutboxRelay, add_to_outbox
+from shared.outbox.relay import OutboxRelay
+from shared.outbox.rows import OutboxRow, write_rows
 from tests.support.amqp import channel, take
 from tests.support.infra import TestEnv
 from tests.support.stack import fetchval, wait_until
@@ -40,16 +42,15 @@ async def _fill_outbox(pool: asyncpg.Pool, count: int) -> None:
     )
     async with pool.acquire() as conn, conn.transaction():
         for _ in range(count):
-            await add_to_outbox(
-                conn, "booking", booking_event(BookingConfirmed, booking, "Hotel Aurora")
-            )
+            event = booking_event(BookingConfirmed, booking, "Hotel Aurora")
+            await write_rows(conn, "booking", [OutboxRow.of(event)])
 
 
 async def test_three_relays_side_by_side_publish_every_row_exactly_once(env: TestEnv) -> None:
     total = 600
     pool = await asyncpg.create_pool(env.database_url, min_size=1, max_size=6)
     assert pool is not None
-    await migrate(pool, "booking", [CONSUMER_MIGRATIONS, MIGRATIONS])
+    await migrate(pool, "booking", service_migrations(MIGRATIONS))
     async with channel(env.amqp_url()) as ch:
         await declare_all(ch)
         spy = await ch.declare_queue("test.spy", durable=True)
