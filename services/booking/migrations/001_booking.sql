@@ -53,5 +53,5 @@ CREATE TABLE IF NOT EXISTS "{schema}".idempotency_keys (
 );
 
 -- The outbox table itself is the outbox package's (shared/outbox/migrations/, applied
--- before these); the booking service also looks its events up by booking.
+-- before these). The booking service also looks its events up by booking_id.
 CREATE INDEX IF NOT EXISTS outbox_booking_idx ON "{schema}".outbox (booking_id);
