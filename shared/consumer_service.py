@@ -21,9 +21,10 @@ from typing import TypeVar
 import asyncpg
 from starlette.routing import BaseRoute
 
-from shared.db.migrate import CONSUMER_MIGRATIONS, prepare
+from shared.db.migrate import prepare
 from shared.db.pool import close_pool
 from shared.db.retention import RetentionJob, Rule, processed_events, sent_outbox
+from shared.db.schemas import service_migrations
 from shared.errors import ConfigurationError, SharedError
 from shared.http.server import OpsServer, bind, ops_app
 from shared.logging_setup import configure_logging
@@ -35,9 +36,10 @@ from shared.messaging.publisher import ConfirmingPublisher
 from shared.messaging.retry import RetryPolicy
 from shared.messaging.topology import PUBLISHES_TO, declare_service
 from shared.observability.health import Ops, consuming_check, database_check, moving_check
-from shared.observability.metrics import Metrics, OutboxProbe
+from shared.observability.metrics import Metrics
 from shared.observability.tracing import configure_tracing
-from shared.outbox import OutboxRelay
+from shared.outbox.backlog import OutboxProbe
+from shared.outbox.relay import OutboxRelay
 from shared.settings import ConsumerSettings, ConsumingSettings, load_settings
 from shared.startup import connect_database
 
@@ -161,7 +163,7 @@ async def _build(
     pool = pool or await connect_database(settings)
     try:
         await prepare(
-            pool, service, [CONSUMER_MIGRATIONS, migrations], apply=settings.migrate_on_start
+            pool, service, service_migrations(migrations), apply=settings.migrate_on_start
         )
     except BaseException:
         if own_pool:  # a process refused at start leaves no connection open

@@ -35,9 +35,10 @@ from services.booking.schemas import today
 from services.booking.senders import SenderPolicy, parse_senders
 from services.booking.settings import BookingSettings
 from shared.consumer_service import consumer_config
-from shared.db.migrate import CONSUMER_MIGRATIONS, prepare
+from shared.db.migrate import prepare
 from shared.db.pool import UNAVAILABLE_ERRORS, close_pool
 from shared.db.retention import RetentionJob, created_before, processed_events, sent_outbox
+from shared.db.schemas import service_migrations
 from shared.deadletters.audit import AuditStore
 from shared.deadletters.operations import DeadLetterOps, OpsConfig
 from shared.errors import DatabaseUnavailable
@@ -47,8 +48,9 @@ from shared.messaging.consumer import Consumer
 from shared.messaging.publisher import ConfirmingPublisher
 from shared.messaging.topology import EVENTS_EXCHANGE, declare_service
 from shared.observability.health import Ops, database_check
-from shared.observability.metrics import Metrics, OutboxProbe
-from shared.outbox import OutboxRelay
+from shared.observability.metrics import Metrics
+from shared.outbox.backlog import OutboxProbe
+from shared.outbox.relay import OutboxRelay
 from shared.startup import connect_database
 
 log = logging.getLogger(__name__)
@@ -172,7 +174,7 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
 
 async def prepare_schema(pool: asyncpg.Pool, settings: BookingSettings) -> None:
     """Migrate the booking schema (MIGRATE_ON_START) or refuse to start if it is not."""
-    directories = [CONSUMER_MIGRATIONS, MIGRATIONS]
+    directories = service_migrations(MIGRATIONS)
     await prepare(pool, "booking", directories, apply=settings.migrate_on_start)
 
 
