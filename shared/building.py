@@ -15,9 +15,10 @@ from typing import Any
 import asyncpg
 
 from shared import registry
-from shared.db.migrate import CONSUMER_MIGRATIONS, prepare
+from shared.db.migrate import prepare
 from shared.db.pool import close_pool
 from shared.db.retention import RetentionJob, Rule, processed_events, sent_outbox
+from shared.db.schemas import service_migrations
 from shared.errors import ConfigurationError
 from shared.messaging.config import ConsumerConfig
 from shared.messaging.connection import broker_user
@@ -27,7 +28,7 @@ from shared.messaging.publisher import ConfirmingPublisher
 from shared.messaging.retry import RetryPolicy
 from shared.messaging.topology import PUBLISHES_TO, declare_service
 from shared.observability.metrics import Metrics
-from shared.outbox import OutboxRelay
+from shared.outbox.relay import OutboxRelay
 from shared.process import CONSUMING, RELAYING, Parts
 from shared.settings import CommonSettings, ConsumerSettings, ConsumingSettings
 from shared.startup import connect_database
@@ -54,8 +55,7 @@ async def schema_pool(
     """The service's main pool (or ``given``, which its owner closes), with the service's
     schema migrated (MIGRATE_ON_START) or checked: an unmigrated schema refuses the start."""
     db = given or await pool(parts, settings)
-    directories = [CONSUMER_MIGRATIONS, migrations]
-    await prepare(db, service, directories, apply=settings.migrate_on_start)
+    await prepare(db, service, service_migrations(migrations), apply=settings.migrate_on_start)
     return db
 
 

@@ -32,9 +32,10 @@ from shared.messaging.consumer import Consumer
 from shared.messaging.handlers import Handler
 from shared.messaging.publisher import ConfirmingPublisher
 from shared.observability.health import Ops, consuming_check, database_check, moving_check
-from shared.observability.metrics import Metrics, OutboxProbe
+from shared.observability.metrics import Metrics
 from shared.observability.tracing import configure_tracing
-from shared.outbox import OutboxRelay
+from shared.outbox.backlog import OutboxProbe
+from shared.outbox.relay import OutboxRelay
 from shared.process import SERVING, Parts
 from shared.settings import ConsumerSettings, load_settings
 

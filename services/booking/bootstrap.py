@@ -15,14 +15,16 @@ from services.booking.rate_limit import BookingRateLimits, Rate
 from services.booking.senders import SenderPolicy, parse_senders
 from services.booking.settings import BookingSettings
 from shared import building
-from shared.db.migrate import CONSUMER_MIGRATIONS, prepare
+from shared.db.migrate import prepare
 from shared.db.retention import created_before
+from shared.db.schemas import service_migrations
 from shared.deadletters.audit import AuditStore
 from shared.deadletters.operations import DeadLetterOps, OpsConfig
 from shared.messaging.connection import broker_user
 from shared.observability.health import Ops, database_check
-from shared.observability.metrics import Metrics, OutboxProbe
-from shared.outbox import OutboxRelay
+from shared.observability.metrics import Metrics
+from shared.outbox.backlog import OutboxProbe
+from shared.outbox.relay import OutboxRelay
 from shared.process import Parts
 
 SERVICE = "booking"
@@ -45,8 +47,7 @@ class BookingProcess:
 
 async def prepare_schema(pool: asyncpg.Pool, settings: BookingSettings) -> None:
     """Migrate the booking schema (MIGRATE_ON_START) or refuse to start if it is not."""
-    directories = [CONSUMER_MIGRATIONS, MIGRATIONS]
-    await prepare(pool, SERVICE, directories, apply=settings.migrate_on_start)
+    await prepare(pool, SERVICE, service_migrations(MIGRATIONS), apply=settings.migrate_on_start)
 
 
 def sender_policy(settings: BookingSettings) -> SenderPolicy:

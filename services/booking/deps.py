@@ -20,7 +20,7 @@ from services.booking.settings import BookingSettings
 from shared.deadletters.operations import DeadLetterOps
 from shared.observability.health import Ops
 from shared.observability.metrics import Metrics
-from shared.outbox import OutboxRelay
+from shared.outbox.relay import OutboxRelay
 
 # An Idempotency-Key is a token (the IETF draft makes it a structured-field string): printable
 # ASCII. It is stored in PostgreSQL text, which cannot hold NUL.

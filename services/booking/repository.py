@@ -11,7 +11,7 @@ import asyncpg
 
 from shared.db.pool import Connection
 from shared.events import Event
-from shared.outbox import OUTBOX_COLUMNS, outbox_values
+from shared.outbox.rows import OutboxRow, insert_statement
 
 S = "booking"  # this service's schema
 
@@ -100,14 +100,13 @@ async def insert_booking(
     statement (the token's foreign key is checked at the statement's end)."""
     columns = ", ".join(booking)
     params = ", ".join(f"${i}" for i in range(1, len(booking) + 1))
-    event = outbox_values(confirmed)
+    event = OutboxRow.of(confirmed)
     first = len(booking) + 1
-    event_params = ", ".join(f"${i}" for i in range(first, first + len(event)))
     row = await conn.fetchrow(
         f"""WITH b AS (
                 INSERT INTO {S}.bookings ({columns}) VALUES ({params})
                 RETURNING {_BOOKING_COLUMNS}),
-            o AS (INSERT INTO {S}.outbox ({OUTBOX_COLUMNS}) VALUES ({event_params})),
+            o AS ({insert_statement(S, first=first)}),
             t AS (INSERT INTO {S}.booking_tokens (booking_id, token_hash)
                   SELECT id, ${first + len(event)} FROM b)
             SELECT * FROM b""",

@@ -29,7 +29,7 @@ from services.booking.rate_limit import Hold
 from services.booking.schemas import Booking, BookingCreated, BookingRequest, BookingStatus
 from shared.db.pool import Connection, acquire
 from shared.events import BookingCancelled, BookingConfirmed
-from shared.outbox import add_to_outbox
+from shared.outbox.rows import OutboxRow, write_rows
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +210,8 @@ async def cancel_booking(
             conn, row["hotel_id"], row["room_type"], row["check_in"], row["check_out"]
         )
         booking = Booking.model_validate(dict(row))
-        await add_to_outbox(conn, "booking", booking_event(BookingCancelled, booking, hotel_name))
+        cancelled = booking_event(BookingCancelled, booking, hotel_name)
+        await write_rows(conn, "booking", [OutboxRow.of(cancelled)])
         return await _with_fulfilment(conn, row)
 
 

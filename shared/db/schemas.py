@@ -21,6 +21,12 @@ SERVICES = Path(__file__).resolve().parents[2] / "services"
 # The dead-letter library's audit table (shared/deadletters/audit.py); by path too, so that
 # the schema list does not load the library.
 DEAD_LETTER_MIGRATIONS = Path(__file__).resolve().parents[1] / "deadletters" / "migrations"
+# The outbox's table (shared/outbox/migrations/), found by path too: shared/outbox/ imports
+# shared/db/, and this list must not import it back.
+OUTBOX_MIGRATIONS = Path(__file__).resolve().parents[1] / "outbox" / "migrations"
+# What every service's schema has before its own tables: processed_events (the consumer
+# runtime's idempotency record; booking consumes the consumers' progress reports) and an outbox.
+COMMON_MIGRATIONS = (CONSUMER_MIGRATIONS, OUTBOX_MIGRATIONS)
 
 
 @dataclass(frozen=True)
@@ -38,8 +44,13 @@ class Schema:
         return f"POSTGRES_{self.name.upper()}_PASSWORD"
 
 
+def service_migrations(own: Path) -> list[Path]:
+    """The migration folders of a service whose own SQL files are in ``own``, in order."""
+    return [*COMMON_MIGRATIONS, own]
+
+
 def _service(name: str) -> Schema:
-    return Schema(name, (CONSUMER_MIGRATIONS, SERVICES / name / "migrations"), name)
+    return Schema(name, tuple(service_migrations(SERVICES / name / "migrations")), name)
 
 
 SCHEMAS = (

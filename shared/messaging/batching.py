@@ -37,7 +37,7 @@ from shared.events import Event
 from shared.logging_setup import message_context
 from shared.messaging.handlers import Handler
 from shared.observability.tracing import current_traceparent
-from shared.outbox import outbox_insert, outbox_values
+from shared.outbox.rows import OutboxRow, write_rows
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ class BatchRecorder:
     async def _in_one_transaction(self, batch: list[_Delivery]) -> None:
         # Claimed in event_id order, so two batches holding the same ids cannot deadlock.
         ordered = sorted({d.event.event_id: d.event for d in batch}.values(), key=_event_id)
-        rows: list[tuple[object, ...]] = []
+        rows: list[OutboxRow] = []
         async with acquire(self.pool, self.acquire_timeout) as tx, tx.transaction():
             claimed = {
                 row["event_id"]
@@ -187,9 +187,8 @@ class BatchRecorder:
                     emitted = list(await handler.handle(event, tx, None) or [])
                 report = self.progress(event, delivery.attempts)
                 for new in [*emitted, *([report] if report else [])]:
-                    rows.append(outbox_values(new, traceparent=delivery.traceparent))
-            if rows:
-                await tx.executemany(outbox_insert(self.schema), rows)
+                    rows.append(OutboxRow.of(new, traceparent=delivery.traceparent))
+            await write_rows(tx, self.schema, rows)
 
 
 def _event_id(event: Event) -> str:

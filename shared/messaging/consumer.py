@@ -63,7 +63,7 @@ from shared.messaging.subscription import Subscription
 from shared.messaging.topology import consumer_topology
 from shared.observability.metrics import Metrics
 from shared.observability.tracing import delivery_scope, fail
-from shared.outbox import add_to_outbox
+from shared.outbox.rows import OutboxRow, write_rows
 
 log = logging.getLogger(__name__)
 
@@ -259,8 +259,8 @@ class Consumer:
                 return
             emitted = list(await handler.handle(event, tx, ready) or [])
             progress = self._progress.of(event, "done", attempts, None)
-            for new_event in [*emitted, *([progress] if progress else [])]:
-                await add_to_outbox(tx, schema, new_event)
+            new_events = [*emitted, *([progress] if progress else [])]
+            await write_rows(tx, schema, [OutboxRow.of(new) for new in new_events])
         self._on_outbox_write()
 
     def _pool_busy(self) -> None:

@@ -43,7 +43,7 @@ from shared.errors import (
     TransientError,
 )
 from shared.events import BOOKING_EVENTS, Event, FulfilmentProgressed, StepStatus
-from shared.outbox import add_to_outbox
+from shared.outbox.rows import OutboxRow, write_rows
 
 log = logging.getLogger(__name__)
 # A step's transient and permanent HandlerErrors, when they carry no code of their own.
@@ -110,7 +110,7 @@ class ProgressReports:
             return
         try:
             async with acquire(self.pool, self.acquire_timeout) as tx:
-                await add_to_outbox(tx, self.step, progress)
+                await write_rows(tx, self.step, [OutboxRow.of(progress)])
         except Exception as exc:
             log.warning("%s: could not record %s progress: %r", self.queue, status, exc)
             return

@@ -2,8 +2,8 @@
 
 The registry is built in each process's wiring (bootstrap or lifespan), never at import, so
 a test can run several services in one interpreter and read each one's figures apart.
-Gauges that live in the database (the outbox backlog) are refreshed on scrape by
-:class:`OutboxProbe`, with a bounded query; the rest are counted as things happen.
+Gauges that live in the database (the outbox backlog) are refreshed on scrape, with a bounded
+query, by :class:`shared.outbox.backlog.OutboxProbe`; the rest are counted as things happen.
 
 Names (all prefixed ``hotel_``)::
 
@@ -27,17 +27,11 @@ Names (all prefixed ``hotel_``)::
 from __future__ import annotations
 
 import asyncio
-import logging
-import math
 from collections.abc import Awaitable, Callable
 
-import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from shared.db.pool import acquire
 from shared.messaging.held import HeldDeliveries
-
-log = logging.getLogger(__name__)
 
 Refresh = Callable[["Metrics"], Awaitable[None]]
 NAMESPACE = "hotel"
@@ -148,33 +142,3 @@ class QueueMetrics:
         """Read the deliveries in hand and the oldest one's age at each scrape."""
         self._metrics.in_hand.labels(queue=self._queue).set_function(held.count)
         self._metrics.oldest_in_hand.labels(queue=self._queue).set_function(held.oldest_age)
-
-
-class OutboxProbe:
-    """Reads an outbox's backlog on scrape. A failure or timeout sets the gauges to NaN
-    rather than leave a stale figure that looks healthy."""
-
-    def __init__(self, pool: asyncpg.Pool, schema: str, *, timeout: float = 2.0) -> None:
-        self._pool = pool
-        self._schema = schema
-        self._timeout = timeout
-
-    async def __call__(self, metrics: Metrics) -> None:
-        backlog, age = math.nan, math.nan
-        try:
-            async with acquire(self._pool, self._timeout) as conn:
-                # Served by the partial index on unpublished rows; the timeout bounds it
-                # even when the backlog is huge.
-                row = await conn.fetchrow(
-                    f"""SELECT count(*) AS backlog,
-                               coalesce(extract(epoch FROM now() - min(created_at)), 0) AS age
-                        FROM "{self._schema}".outbox WHERE published_at IS NULL""",
-                    timeout=self._timeout,
-                )
-            assert row is not None
-            backlog, age = float(row["backlog"]), float(row["age"])
-        except Exception as exc:  # a scrape must answer even when the database does not
-            log.warning("outbox %s: backlog unknown: %r", self._schema, exc)
-        finally:  # also when the scrape's own timeout cancels us: NaN, never a stale figure
-            metrics.outbox_backlog.labels(outbox=self._schema).set(backlog)
-            metrics.outbox_oldest_age.labels(outbox=self._schema).set(age)

@@ -3,10 +3,10 @@
 How the context travels::
 
     POST /bookings  (server span: FastAPI's own OpenTelemetry instrumentation)
-      └─ add_to_outbox stores the W3C traceparent with the row
+      └─ OutboxRow.of stores the W3C traceparent with the row (shared/outbox/rows.py)
            └─ relay: "<exchange> publish" (producer span) ── traceparent AMQP header ──┐
                 consumer runtime: "<queue> process" (consumer span) ◄──────────────────┘
-                  └─ add_to_outbox in the handler's transaction (progress report) ...
+                  └─ an outbox row in the handler's transaction (progress report) ...
                        └─ ... relayed and consumed by the booking service, same trace
 
 Propagation works whatever the exporter: with ``OTEL_TRACES_EXPORTER=none`` no spans are

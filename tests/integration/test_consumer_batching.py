@@ -18,8 +18,9 @@ from services.voucher.bootstrap import MIGRATIONS as VOUCHER_MIGRATIONS
 from services.voucher.handlers import issue_voucher
 from services.voucher.settings import VoucherSettings
 from shared.building import consumer_config
-from shared.db.migrate import CONSUMER_MIGRATIONS, migrate
+from shared.db.migrate import migrate
 from shared.db.pool import Connection, create_pool
+from shared.db.schemas import service_migrations
 from shared.errors import ConfigurationError, PermanentError, TransientError
 from shared.events import BookingConfirmed, Event
 from shared.logging_setup import ContextFilter, message_context
@@ -136,7 +137,7 @@ async def test_a_batch_task_that_dies_settles_every_waiting_delivery_with_a_tran
     TransientError (the consumer's retry path) promptly, and the recorder must work again."""
     pool = await asyncpg.create_pool(env.database_url, min_size=1, max_size=2)
     assert pool is not None
-    await migrate(pool, "voucher", [CONSUMER_MIGRATIONS, VOUCHER_MIGRATIONS])
+    await migrate(pool, "voucher", service_migrations(VOUCHER_MIGRATIONS))
     in_transaction = asyncio.Event()
     never = asyncio.Event()
     committed: list[int] = []
@@ -209,7 +210,7 @@ async def voucher_recorder(
     fallback), fed directly: deliveries recorded in one loop turn make one batch."""
     pool = await create_pool(env.database_url, max_size=30)
     try:
-        await migrate(pool, "voucher", [CONSUMER_MIGRATIONS, VOUCHER_MIGRATIONS])
+        await migrate(pool, "voucher", service_migrations(VOUCHER_MIGRATIONS))
         config = ConsumerConfig(service="voucher", amqp_url=env.amqp_url(), batch_size=batch_size)
         publisher = ConfirmingPublisher(env.amqp_url(), name="unused")  # never connects
         consumer = Consumer(config, handlers, pool, publisher)

@@ -17,10 +17,10 @@ import pytest
 
 from services.email.bootstrap import bootstrap as email_bootstrap
 from services.email.settings import EmailSettings
-from shared.db.migrate import CONSUMER_MIGRATIONS, migrate
+from shared.db.migrate import migrate
 from shared.db.provision import ProvisionSettings, provision
 from shared.db.roles import scram_verifier
-from shared.db.schemas import SCHEMAS, schema
+from shared.db.schemas import COMMON_MIGRATIONS, SCHEMAS, schema
 from shared.errors import ConfigurationError
 from tests.support.infra import PG_ADMIN_URL, TestEnv
 from tests.support.roles import drop_roles, role_prefix
@@ -126,10 +126,10 @@ async def test_a_service_refuses_to_start_on_a_schema_that_is_not_migrated(env: 
     # Half migrated (an older release): still refused, and it says which comes next.
     pool = await asyncpg.create_pool(env.database_url, min_size=1, max_size=1)
     try:
-        await migrate(pool, "email", [CONSUMER_MIGRATIONS])
+        await migrate(pool, "email", list(COMMON_MIGRATIONS))
     finally:
         await pool.close()
-    with pytest.raises(ConfigurationError, match=r"\(4 of 8 migrations applied; next: email/"):
+    with pytest.raises(ConfigurationError, match=r"\(3 of 7 migrations applied; next: email/"):
         await email_bootstrap(settings)
     admin = await asyncpg.connect(PG_ADMIN_URL)
     try:  # refused at start, it left no connection open

@@ -11,7 +11,8 @@ import asyncpg
 
 from services.booking.bootstrap import MIGRATIONS
 from services.booking.fulfilment import progress_of
-from shared.db.migrate import CONSUMER_MIGRATIONS, migrate
+from shared.db.migrate import migrate
+from shared.db.schemas import service_migrations
 from tests.support.infra import TestEnv
 
 CODES = "007_fulfilment_error_codes.sql"
@@ -29,7 +30,7 @@ async def test_error_text_stored_before_the_codes_is_replaced_by_unclassified_fa
     booking_id = uuid4()
     pool = await asyncpg.create_pool(env.database_url, min_size=1, max_size=2)
     try:
-        await migrate(pool, "booking", [CONSUMER_MIGRATIONS, before])
+        await migrate(pool, "booking", service_migrations(before))
         await pool.execute(
             """INSERT INTO booking.fulfilment (booking_id, step, status, attempts,
                    source_event_type, last_error, updated_at)
@@ -38,7 +39,7 @@ async def test_error_text_stored_before_the_codes_is_replaced_by_unclassified_fa
                       ($1, 'voucher', 'done', 1, 'BookingConfirmed', NULL, now())""",
             booking_id,
         )
-        applied = await migrate(pool, "booking", [CONSUMER_MIGRATIONS, MIGRATIONS])
+        applied = await migrate(pool, "booking", service_migrations(MIGRATIONS))
         async with pool.acquire() as conn:
             steps = await progress_of(conn, booking_id)
         text = await pool.fetchval("SELECT string_agg(f::text, ' ') FROM booking.fulfilment f")

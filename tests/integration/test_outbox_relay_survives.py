@@ -10,11 +10,12 @@ import asyncpg
 import pytest
 
 from services.booking.bootstrap import MIGRATIONS
-from shared.db.migrate import CONSUMER_MIGRATIONS, migrate
+from shared.db.migrate import migrate
+from shared.db.schemas import service_migrations
 from shared.errors import MessagingError
 from shared.messaging.publisher import ConfirmingPublisher
 from shared.messaging.topology import EVENTS_EXCHANGE, declare_all
-from shared.outbox import OutboxRelay
+from shared.outbox.relay import OutboxRelay
 from tests.integration.test_outbox_relay import _fill_outbox
 from tests.support.amqp import channel
 from tests.support.infra import TestEnv
@@ -47,7 +48,7 @@ async def test_the_relay_survives_an_unforeseen_error_and_publishes_on_the_next_
 ) -> None:
     pool = await asyncpg.create_pool(env.database_url, min_size=1, max_size=2)
     assert pool is not None
-    await migrate(pool, "booking", [CONSUMER_MIGRATIONS, MIGRATIONS])
+    await migrate(pool, "booking", service_migrations(MIGRATIONS))
     async with channel(env.amqp_url()) as ch:
         await declare_all(ch)
     await _fill_outbox(pool, 3)

@@ -13,8 +13,9 @@ import asyncpg
 import pytest
 
 from services.email.bootstrap import MIGRATIONS as EMAIL_MIGRATIONS
-from shared.db.migrate import CONSUMER_MIGRATIONS, migrate
+from shared.db.migrate import migrate
 from shared.db.retention import RetentionJob, created_before, processed_events, sent_outbox
+from shared.db.schemas import service_migrations
 from tests.support.infra import TestEnv
 from tests.support.stack import booking_api, fetchval, running_consumer, wait_until
 
@@ -27,7 +28,7 @@ async def pool(env: TestEnv) -> AsyncIterator[asyncpg.Pool]:
     created = await asyncpg.create_pool(env.database_url, min_size=1, max_size=4)
     assert created is not None
     try:
-        await migrate(created, "email", [CONSUMER_MIGRATIONS, EMAIL_MIGRATIONS])
+        await migrate(created, "email", service_migrations(EMAIL_MIGRATIONS))
         yield created
     finally:
         await created.close()

@@ -12,7 +12,8 @@ import pytest
 from services.email.bootstrap import MIGRATIONS as EMAIL_MIGRATIONS
 from services.email.bootstrap import bootstrap as email_bootstrap
 from services.email.settings import EmailSettings
-from shared.db.migrate import CONSUMER_MIGRATIONS, migrate
+from shared.db.migrate import migrate
+from shared.db.schemas import service_migrations
 from shared.errors import ConfigurationError
 from shared.messaging.topology import (
     CONSUMER_SERVICES,
@@ -37,12 +38,12 @@ async def test_replicas_starting_at_once_apply_each_migration_exactly_once(env: 
     pools = [await asyncpg.create_pool(env.database_url, min_size=1, max_size=1) for _ in range(5)]
     try:
         applied = await asyncio.gather(
-            *(migrate(pool, "email", [CONSUMER_MIGRATIONS, EMAIL_MIGRATIONS]) for pool in pools)
+            *(migrate(pool, "email", service_migrations(EMAIL_MIGRATIONS)) for pool in pools)
         )
     finally:
         for pool in pools:
             await pool.close()
-    expected = len([*CONSUMER_MIGRATIONS.glob("*.sql"), *EMAIL_MIGRATIONS.glob("*.sql")])
+    expected = len([p for d in service_migrations(EMAIL_MIGRATIONS) for p in d.glob("*.sql")])
     assert sorted(len(a) for a in applied) == [0, 0, 0, 0, expected]
     assert await fetchval(env, "SELECT count(*) FROM email.schema_migrations") == expected
 

@@ -52,18 +52,6 @@ CREATE TABLE IF NOT EXISTS "{schema}".idempotency_keys (
     created_at    timestamptz NOT NULL DEFAULT now()
 );
 
--- Transactional outbox: written in the booking's transaction, published by the relay.
-CREATE TABLE IF NOT EXISTS "{schema}".outbox (
-    id                bigserial PRIMARY KEY,
-    event_id          uuid NOT NULL UNIQUE,
-    event_type        text NOT NULL,
-    booking_id        uuid NOT NULL,
-    occurred_at       timestamptz NOT NULL,
-    body              text NOT NULL,
-    created_at        timestamptz NOT NULL DEFAULT now(),
-    published_at      timestamptz,
-    publish_attempts  integer NOT NULL DEFAULT 0,
-    last_error        text
-);
-CREATE INDEX IF NOT EXISTS outbox_unpublished_idx ON "{schema}".outbox (id) WHERE published_at IS NULL;
+-- The outbox table itself is the outbox package's (shared/outbox/migrations/, applied
+-- before these). The booking service also looks its events up by booking_id.
 CREATE INDEX IF NOT EXISTS outbox_booking_idx ON "{schema}".outbox (booking_id);

@@ -1,7 +1,5 @@
--- Retention (shared/db/retention.py) deletes by age in small batches: these indexes let each
--- batch find its rows without scanning the table. Only published outbox rows are ever
--- deleted, so only they are indexed.
-CREATE INDEX IF NOT EXISTS outbox_published_at_idx ON "{schema}".outbox (published_at)
-    WHERE published_at IS NOT NULL;
+-- Retention (shared/db/retention.py) deletes by age in small batches: this index lets each
+-- batch find its rows without scanning the table. (The outbox's own index is in
+-- shared/outbox/migrations/.)
 CREATE INDEX IF NOT EXISTS processed_events_processed_at_idx
     ON "{schema}".processed_events (processed_at);
