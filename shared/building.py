@@ -127,6 +127,17 @@ def consumer_config(service: str, settings: ConsumingSettings, **overrides: Any)
     return replace(config, **overrides)
 
 
+def check_handled(service: str, handlers: Mapping[str, Handler]) -> None:
+    """A consumer service handles only what the registry says it does: what it handles is
+    what other teams read there (and in the AsyncAPI document)."""
+    unknown = set(handlers) - set(registry.consumer_service(service).handles)
+    if unknown:
+        raise ConfigurationError(
+            f"{service} has handlers for {', '.join(sorted(unknown))}, which shared/registry.py "
+            "does not list for it"
+        )
+
+
 def consumer(
     parts: Parts,
     config: ConsumerConfig,

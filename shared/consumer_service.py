@@ -89,6 +89,7 @@ async def build_consumer_process(
     # step's slow work (simulated, rendering) happens before its transaction opens, so a
     # large prefetch does not need as many PostgreSQL connections (a server has ~100).
     config = building.consumer_config(service, settings)  # refused before anything opens
+    building.check_handled(service, handlers)
     db = await building.schema_pool(parts, settings, service, migrations, pool)
     metrics = Metrics()
     sender = building.publisher(parts, settings, service)

@@ -4,10 +4,18 @@ deploy/generate.py writes, and the registry says what each service really does."
 from __future__ import annotations
 
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from services.email.bootstrap import make_handlers as email_handlers
+from services.email.settings import EmailSettings
+from services.email.smtp import SmtpSender
+from services.notification.bootstrap import make_handlers as notification_handlers
+from services.notification.settings import NotificationSettings
+from services.voucher.bootstrap import make_handlers as voucher_handlers
+from services.voucher.settings import VoucherSettings
 from shared import registry
 from shared.db.schemas import SCHEMAS
 from shared.events import FulfilmentProgressed
@@ -38,3 +46,17 @@ def test_the_topology_steps_and_schemas_follow_the_registry() -> None:
     assert {s.name for s in SCHEMAS} == {"booking", "ops", *registry.NAMES}
     step = FulfilmentProgressed.model_json_schema()["properties"]["step"]
     assert step["enum"] == list(registry.NAMES)
+
+
+def test_each_consumer_handles_exactly_what_the_registry_says() -> None:
+    email = EmailSettings()
+    with ThreadPoolExecutor(1) as render:
+        built = {
+            "email": email_handlers(email, SmtpSender.from_settings(email), render),
+            "voucher": voucher_handlers(VoucherSettings()),
+            # The deliverer is only called by a handler, never by building them.
+            "notification": notification_handlers(NotificationSettings(), None),  # type: ignore[arg-type]
+        }
+    assert set(built) == set(registry.NAMES)
+    for name, handlers in built.items():
+        assert set(handlers) == set(registry.consumer_service(name).handles), name
