@@ -23,7 +23,7 @@ from typing import TypeVar
 import asyncpg
 from starlette.routing import BaseRoute
 
-from shared import building
+from shared import building, registry
 from shared.db.retention import Rule
 from shared.errors import SharedError
 from shared.http.server import OpsServer, bind, ops_app
@@ -84,7 +84,10 @@ async def build_consumer_process(
     ``retention`` rules of the service's own tables join those of its outbox and
     processed-event records. Call it inside ``parts.building()``."""
     # Bound first: a port in use is a start-up error before anything else is built.
-    sock = parts.closes(bind(settings.http_host, settings.http_port), socket.socket.close)
+    port = settings.http_port
+    if port is None:
+        port = registry.consumer_service(service).http_port
+    sock = parts.closes(bind(settings.http_host, port), socket.socket.close)
     # DB_POOL_SIZE bounds the transactions in progress, PREFETCH the messages in hand: a
     # step's slow work (simulated, rendering) happens before its transaction opens, so a
     # large prefetch does not need as many PostgreSQL connections (a server has ~100).
@@ -107,6 +110,32 @@ async def build_consumer_process(
     parts.closes(server, OpsServer.close)
     parts.runs(f"{service}-ops-http", server.serve, stage=SERVING)
     return ConsumerProcess(parts, consumer, db, sender, outbox, metrics, server)
+
+
+Bootstrap = Callable[..., Awaitable[ConsumerProcess]]
+
+
+def bootstrap_for(
+    service: str,
+    make_handlers: Callable[[Settings], Mapping[str, Handler]],
+    migrations: Path,
+) -> Bootstrap:
+    """The bootstrap of a consumer with no parts of its own, only handlers: what
+    ``python -m services.<service>`` runs, and what tests call with handlers of their own
+    (``bootstrap(settings, handlers=..., pool=...)``)."""
+
+    async def bootstrap(
+        settings: Settings,
+        *,
+        handlers: Mapping[str, Handler] | None = None,
+        pool: asyncpg.Pool | None = None,
+    ) -> ConsumerProcess:
+        parts = Parts()
+        async with parts.building():
+            chosen = handlers or make_handlers(settings)
+            return await build_consumer_process(parts, service, settings, chosen, migrations, pool)
+
+    return bootstrap
 
 
 async def run_until_signalled(process: ConsumerProcess) -> None:

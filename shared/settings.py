@@ -10,7 +10,6 @@ from typing import Annotated, Any, Literal, Self, TypeVar
 from pydantic import AliasChoices, BeforeValidator, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared import registry
 from shared.db.retention import PROCESSED_EVENTS_MIN_AGE
 from shared.errors import ConfigurationError
 from shared.secrets import url_password, weakness
@@ -137,7 +136,8 @@ class ConsumerSettings(ConsumingSettings):
     # The ops HTTP server (/health/live, /health/ready, /metrics): each service sets its
     # own default port; 0 picks a free port and logs it.
     http_host: str = "127.0.0.1"
-    http_port: int = Field(default=0, ge=0, le=65535)
+    # Unset: the service's port in shared/registry.py (0: any free port, logged).
+    http_port: int | None = Field(default=None, ge=0, le=65535)
 
 
 S = TypeVar("S", bound=BaseSettings)
@@ -157,14 +157,6 @@ def load_settings(settings_class: type[S], **values: Any) -> S:
             message = error["msg"].removeprefix("Value error, ")
             problems.append(f"{where}: {message}" if where else message)
         raise ConfigurationError("; ".join(problems)) from exc
-
-
-def ops_port(service: str, *aliases: str) -> Any:
-    """The ``http_port`` field of a consumer service: its port in the registry by default
-    (shared/registry.py), ``HTTP_PORT`` (and any older ``aliases``) to change it."""
-    default = registry.consumer_service(service).http_port
-    names = AliasChoices("http_port", *aliases) if aliases else None
-    return Field(default=default, ge=0, le=65535, validation_alias=names)
 
 
 def simulated_latency(service: str) -> Any:

@@ -43,16 +43,15 @@ COPIES_EXCHANGE = consumer_topology("booking").retry_exchange
 
 
 def parse_senders(text: str) -> dict[str, str]:
-    """``"email=email,voucher=voucher,..."`` -> {step: broker user}, every step named once."""
+    """``"email=mailer,..."`` -> {step: broker user} for every step of the registry: each
+    named at most once, the others reporting as the user named after them."""
     senders: dict[str, str] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         step, sep, user = (value.strip() for value in item.partition("="))
         if not sep or step not in STEPS or not user or step in senders:
             raise ValueError(f"{item!r}: expected step=user, each of {', '.join(STEPS)} once")
         senders[step] = user
-    if missing := [step for step in STEPS if step not in senders]:
-        raise ValueError(f"no broker user for {', '.join(missing)}")
-    return senders
+    return {step: senders.get(step, step) for step in STEPS}
 
 
 def step_of(event: Event) -> str | None:

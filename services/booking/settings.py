@@ -43,8 +43,9 @@ class BookingSettings(ConsumingSettings):
     # applied only when its AMQP user_id, which the broker checks, is that step's user
     # (VoucherIssued and VoucherVoided: the voucher step's). With DEV_MODE, reports from
     # this service's own broker user are taken too: on a developer's broker every service
-    # shares one user (guest), which cannot tell the services apart.
-    report_senders: str = "email=email,notification=notification,voucher=voucher"
+    # shares one user (guest), which cannot tell the services apart. A step not named
+    # reports as the broker user named after it (as in the definitions, one per service).
+    report_senders: str = ""
     # POST /bookings per client address (every request counts: shared addresses, offices
     # and carrier NAT, make this the loose one) and per guest email (only bookings made
     # count: it protects one inbox from a flood of confirmations). "N/period".

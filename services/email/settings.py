@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import Field, FilePath, SecretStr, TypeAdapter, field_validator, model_validator
 
 from services.email.smtp_tls import IMPLICIT_TLS_PORT, SmtpTls
-from shared.settings import Age, ConsumerSettings, ops_port, simulated_latency
+from shared.settings import Age, ConsumerSettings, simulated_latency
 
 # The older SMTP_STARTTLS, when set and SMTP_TLS is not: true = required, false = never.
 _STARTTLS_MEANS: dict[bool, SmtpTls] = {True: "starttls", False: "off"}
@@ -45,7 +45,6 @@ class EmailSettings(ConsumerSettings):
     emails_max_age: Age = timedelta(days=30)
     # The From header; its address is also the envelope sender.
     email_from: str = "Hotel Booking <bookings@hotel.example>"
-    http_port: int = ops_port("email")
 
     @field_validator("email_from")
     @classmethod

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 
 from shared.secrets import MIN_KEY_BYTES
-from shared.settings import ConsumerSettings, ops_port, simulated_latency
+from shared.settings import ConsumerSettings, simulated_latency
 
 # A placeholder: refused outside DEV_MODE (shared/secrets.py), like every example secret.
 DEFAULT_WEBHOOK_SECRET = "change-me-in-production"
@@ -39,7 +39,12 @@ class NotificationSettings(ConsumerSettings):
     http_host: str = Field(
         default="127.0.0.1", validation_alias=AliasChoices("http_host", "notification_http_host")
     )
-    http_port: int = ops_port("notification", "notification_http_port")
+    http_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        validation_alias=AliasChoices("http_port", "notification_http_port"),
+    )
     # Seconds between comment heartbeats on an idle SSE feed.
     notification_feed_heartbeat: float = Field(default=15.0, gt=0)
     # Feed streams open at once, per client address (429 beyond) and in all (503 beyond).

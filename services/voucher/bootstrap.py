@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import asyncpg
-
 from services.voucher.handlers import issue_voucher, void_voucher
 from services.voucher.settings import VoucherSettings
-from shared.consumer_service import ConsumerProcess, build_consumer_process
+from shared.consumer_service import bootstrap_for
 from shared.events import BookingCancelled, BookingConfirmed
 from shared.messaging.handlers import Handler, route
-from shared.process import Parts
 
 SERVICE = "voucher"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -26,13 +23,4 @@ def make_handlers(settings: VoucherSettings) -> dict[str, Handler]:
     )
 
 
-async def bootstrap(
-    settings: VoucherSettings,
-    *,
-    handlers: dict[str, Handler] | None = None,
-    pool: asyncpg.Pool | None = None,
-) -> ConsumerProcess:
-    parts = Parts()
-    async with parts.building():
-        handlers = handlers or make_handlers(settings)
-        return await build_consumer_process(parts, SERVICE, settings, handlers, MIGRATIONS, pool)
+bootstrap = bootstrap_for(SERVICE, make_handlers, MIGRATIONS)

@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.notification.settings import NotificationSettings
+from shared import registry
 
 
 def test_the_defaults_deliver_nowhere_and_serve_the_feed_on_127_0_0_1_port_8002(
@@ -17,7 +18,9 @@ def test_the_defaults_deliver_nowhere_and_serve_the_feed_on_127_0_0_1_port_8002(
     assert settings.webhook_urls == ()
     assert settings.ntfy_url is None
     assert settings.notification_timeout == 5.0
-    assert (settings.http_host, settings.http_port) == ("127.0.0.1", 8002)
+    # No HTTP_PORT: the port of shared/registry.py, 8002.
+    assert (settings.http_host, settings.http_port) == ("127.0.0.1", None)
+    assert registry.consumer_service("notification").http_port == 8002
     assert settings.uses_default_secret
     assert settings.simulated_latency_ms == 0
 

@@ -87,7 +87,6 @@ def test_events_that_are_no_report_are_not_the_policys_business() -> None:
 @pytest.mark.parametrize(
     ("text", "error"),
     [
-        ("email=email,voucher=voucher", "no broker user for notification"),
         ("email=email,email=x,voucher=v,notification=n", "each of"),
         ("billing=b,email=e,voucher=v,notification=n", "each of"),
         ("email,voucher=v,notification=n", "expected step=user"),
@@ -97,6 +96,12 @@ def test_events_that_are_no_report_are_not_the_policys_business() -> None:
 def test_report_senders_name_every_step_once(text: str, error: str) -> None:
     with pytest.raises(ValueError, match=error):
         parse_senders(text)
+
+
+def test_a_step_not_named_reports_as_the_broker_user_named_after_it() -> None:
+    assert parse_senders("") == {step: step for step in registry.NAMES}
+    assert parse_senders("email=mailer")["email"] == "mailer"
+    assert parse_senders("email=mailer")["voucher"] == "voucher"
 
 
 def test_report_senders_tolerate_spaces_and_a_trailing_comma() -> None:
