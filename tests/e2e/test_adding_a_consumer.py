@@ -63,12 +63,14 @@ def _follow_the_readme(tree: Path) -> None:
             (tree / path).write_text(text)
             if path.endswith(".py"):  # "with an empty __init__.py"
                 (tree / path).parent.joinpath("__init__.py").touch()
-        else:  # the one line, at the end of CONSUMERS
+        else:  # the one line, an entry at the end of CONSUMERS
             registry = (tree / path).read_text()
             end = registry.index("\n)\n", registry.index("CONSUMERS: tuple"))
-            (tree / path).write_text(registry[: end + 1] + text + registry[end + 1 :])
+            entry = f"    {text.strip()},\n"
+            (tree / path).write_text(registry[: end + 1] + entry + registry[end + 1 :])
     for command in (["deploy/generate.py"], ["deploy/rabbitmq/make_definitions.py", "--reference"]):
-        subprocess.run([sys.executable, *command], cwd=tree, check=True, capture_output=True)
+        done = subprocess.run([sys.executable, *command], cwd=tree, capture_output=True, text=True)
+        assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}"
 
 
 def test_the_readme_section_changes_one_folder_one_line_and_the_generated_files(
