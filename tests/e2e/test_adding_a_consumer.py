@@ -30,7 +30,12 @@ from tests.support.stack import spread_booking
 pytestmark = pytest.mark.e2e
 SECTION = re.compile(r"^## Adding a consumer\n(.*?)^## ", re.MULTILINE | re.DOTALL)
 BLOCK = re.compile(r"^( *)```\w+ (file|line)=(\S+)\n(.*?)^\1```$", re.MULTILINE | re.DOTALL)
-GENERATED = {"deploy/compose.yaml", "deploy/.env.example", "deploy/rabbitmq/definitions.json"}
+GENERATED = {
+    "deploy/compose.yaml",
+    "deploy/.env.example",
+    "deploy/rabbitmq/definitions.json",
+    "deploy/kubernetes/base/apps.yaml",
+}
 
 
 def _git(tree: Path, *args: str) -> str:
@@ -89,6 +94,8 @@ def test_the_readme_section_changes_one_folder_one_line_and_the_generated_files(
     }
     assert _git(tree, "diff", "--numstat", "shared/registry.py").split()[:2] == ["1", "0"]
     assert "\n  loyalty:\n" in (tree / "deploy" / "compose.yaml").read_text()
+    kubernetes = (tree / "deploy" / "kubernetes" / "base" / "apps.yaml").read_text()
+    assert "queueName: loyalty.booking-events\n" in kubernetes
 
 
 @contextmanager

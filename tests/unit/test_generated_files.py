@@ -35,8 +35,10 @@ def test_the_generated_parts_are_what_the_generator_writes(path: Path) -> None:
 def test_every_consumer_of_the_registry_has_its_compose_service_and_passwords() -> None:
     compose = generate.COMPOSE.read_text()
     example = generate.ENV_EXAMPLE.read_text()
+    kubernetes = generate.APPS.read_text()
     for name in registry.NAMES:
         assert f"\n  {name}:\n    <<: *app\n" in compose
+        assert f"kind: ScaledObject\nmetadata:\n  name: {name}\n" in kubernetes
         assert f"RABBITMQ_{name.upper()}_PASSWORD=" in example
         assert f"POSTGRES_{name.upper()}_PASSWORD=" in example
 
