@@ -5,9 +5,9 @@ Adding a consumer is its folder under ``services/`` and one line in ``CONSUMERS`
 (shared/messaging/topology.py, definitions.py), the fulfilment steps a booking shows and their
 type in ``FulfilmentProgressed`` (shared/events.py, services/booking/schemas.py), the
 database schemas and roles (shared/db/schemas.py), which consumers may never batch
-(shared/consumer_service.py), the local runner's processes and ports, the compose services
-and their env example (deploy/generate.py writes those), the AsyncAPI document, the
-benchmarks and the tests.
+(shared/consumer_service.py), the local runner's processes and ports, the compose services,
+their env example and the Kubernetes workloads (deploy/generate.py writes those), the AsyncAPI
+document, the benchmarks and the tests.
 
 Nothing here imports the rest of the system: it is read by everything, so it reads nothing.
 """
