@@ -21,6 +21,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = ROOT / "deploy" / "kubernetes" / "base"
+EXAMPLE = ROOT / "deploy" / "kubernetes" / "overlays" / "example"
 CRDS = ROOT / "tests" / "data" / "crds"
 # A release of about a year ago, still supported by the vendored operators, and the newest
 # the installed kubernetes-validate knows.
@@ -49,13 +50,13 @@ def kustomize(folder: Path = BASE) -> str:
 
 
 @functools.cache
-def _rendered() -> tuple[Document, ...]:
-    return tuple(d for d in yaml.safe_load_all(kustomize()) if d)
+def _rendered(folder: Path) -> tuple[Document, ...]:
+    return tuple(d for d in yaml.safe_load_all(kustomize(folder)) if d)
 
 
-def rendered() -> list[Document]:
+def rendered(folder: Path = BASE) -> list[Document]:
     """The rendered documents (copies: a test may break its own)."""
-    return copy.deepcopy(list(_rendered()))
+    return copy.deepcopy(list(_rendered(folder)))
 
 
 def find(documents: list[Document], kind: str, name: str) -> Document:

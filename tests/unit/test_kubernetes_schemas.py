@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.kubernetes import (
+    BASE,
     CRDS,
+    EXAMPLE,
     Document,
     crd_schemas,
     errors,
@@ -27,9 +29,23 @@ def test_kubectl_kustomize_renders_the_base() -> None:
     assert {"Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy", "Job"} <= kinds
 
 
-def test_every_rendered_document_is_valid_against_its_schema() -> None:
-    found = [message for document in rendered() for message in errors(document)]
+@pytest.mark.parametrize("folder", [BASE, EXAMPLE], ids=["base", "example overlay"])
+def test_every_rendered_document_is_valid_against_its_schema(folder: Path) -> None:
+    found = [message for document in rendered(folder) for message in errors(document)]
     assert found == []
+
+
+def test_the_example_overlay_sets_the_image_and_the_smtp_relay_and_drops_mailpit() -> None:
+    documents = rendered(EXAMPLE)
+    assert not [d for d in documents if d["metadata"]["name"] == "mailpit"]
+    assert find(documents, "ConfigMap", "app-config")["data"]["SMTP_HOST"] == "smtp.example.com"
+    images = {
+        box["image"]
+        for d in documents
+        if d["kind"] in ("Deployment", "Job")
+        for box in d["spec"]["template"]["spec"]["containers"]
+    }
+    assert images == {"registry.example.com/hotel-booking:1.0.0"}
 
 
 def test_every_resource_is_in_the_namespace_but_the_namespace_itself() -> None:
