@@ -1,11 +1,13 @@
-"""Write the parts of deploy/compose.yaml, deploy/.env.example and deploy/kubernetes/ that
-follow from the code: a compose service per consumer of the registry (shared/registry.py),
-the migration step's role passwords (shared/db/schemas.py), the example password of every
-database role and broker user (shared/messaging/definitions.py), the Kubernetes workloads
-of deploy/kubernetes/base/kustomization.yaml (deploy/k8s_apps.py, from the parts in
-deploy/k8s_manifests.py: the migration Job, booking, and each consumer's Deployment,
-Service, PodDisruptionBudget, ScaledObject and NetworkPolicy) and the RabbitmqCluster's
-configuration (deploy/rabbitmq/rabbitmq.conf, the one compose mounts).
+"""Write the parts of deploy/compose.yaml and deploy/.env.example that follow from the code:
+a compose service per consumer of the registry (shared/registry.py), the migration step's
+role passwords (shared/db/schemas.py), and the example password of every database role and
+broker user (shared/messaging/definitions.py).
+
+And of the Kubernetes base (deploy/kubernetes/base/kustomization.yaml): its workloads
+(deploy/k8s_apps.py, from the parts in deploy/k8s_manifests.py: the migration Job, booking,
+and each consumer's Deployment, Service, PodDisruptionBudget, ScaledObject and
+NetworkPolicy) and the RabbitmqCluster's configuration (deploy/rabbitmq/rabbitmq.conf, the
+one compose mounts).
 
     python deploy/generate.py           # rewrite them (`make generated` also rewrites the
                                         # broker's reference definitions)

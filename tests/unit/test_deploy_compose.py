@@ -185,13 +185,15 @@ def test_every_file_the_dockerfile_copies_exists_and_it_runs_as_a_user() -> None
 
 
 def test_deploy_holds_only_files_that_production_names() -> None:
-    # What compose.yaml, the Dockerfile, the env example, the Kubernetes base and the
-    # generator of both name is production's; anything else (a local runner, a helper for
-    # the machine's own broker) belongs in devrun/. The files .dockerignore keeps out are a
-    # person's own (their .env, their definitions).
-    naming = ("compose.yaml", "Dockerfile", ".env.example", "generate.py")
-    named = "".join((DEPLOY / f).read_text() for f in naming)
+    # What compose.yaml, the Dockerfile and the env example name is production's; anything
+    # else (a local runner, a helper for the machine's own broker) belongs in devrun/. The
+    # files .dockerignore keeps out are a person's own (their .env, their definitions).
+    named = "".join(
+        (DEPLOY / f).read_text() for f in ("compose.yaml", "Dockerfile", ".env.example")
+    )
+    # So is what the Kubernetes base and the generator (of its parts and compose's) name.
     named += (DEPLOY / "kubernetes" / "base" / "kustomization.yaml").read_text()
+    named += (DEPLOY / "generate.py").read_text()
     own = {ROOT / line for line in (ROOT / ".dockerignore").read_text().split()}
     files = [p for p in DEPLOY.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
     unnamed = [p.relative_to(ROOT) for p in files if p not in own and p.name not in named]
