@@ -22,8 +22,10 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import yaml
 
 from tests.support.infra import TestEnv
+from tests.support.kubernetes import errors, kustomize
 from tests.support.processes import NO_RATE_LIMITS, ROOT, free_port, start, stop, wait_http
 from tests.support.stack import spread_booking
 
@@ -96,6 +98,8 @@ def test_the_readme_section_changes_one_folder_one_line_and_the_generated_files(
     assert "\n  loyalty:\n" in (tree / "deploy" / "compose.yaml").read_text()
     kubernetes = (tree / "deploy" / "kubernetes" / "base" / "apps.yaml").read_text()
     assert "queueName: loyalty.booking-events\n" in kubernetes
+    rendered = [d for d in yaml.safe_load_all(kustomize(tree / "deploy/kubernetes/base")) if d]
+    assert [message for document in rendered for message in errors(document)] == []
 
 
 @contextmanager
