@@ -30,6 +30,7 @@ from k8s_manifests import (
     network_policy,
     own_credentials,
     pod,
+    role_credentials,
     secret,
     served,
     service,
@@ -92,9 +93,8 @@ def booking() -> list[dict[str, Any]]:
         # The admin API's dead-letter operations run as the operator, and write their audit
         # rows as the ops schema's role (as in compose).
         secret(password_variable(OPERATOR)),
-        secret("POSTGRES_OPS_PASSWORD"),
         value("ADMIN_AMQP_URL", amqp_url(OPERATOR)),
-        value("ADMIN_DATABASE_URL", database_url("ops", "POSTGRES_OPS_PASSWORD")),
+        *role_credentials("ops", "ADMIN_DATABASE_URL"),
         # The rate limits and FORWARDED_ALLOW_IPS keep the settings' defaults: an overlay
         # sets them (behind an ingress controller, its addresses are the proxies to trust).
     ]

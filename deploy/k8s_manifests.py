@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from shared.db.schemas import schema
 from shared.messaging.definitions import VHOST, password_variable
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,6 +70,15 @@ def database_url(role: str, password: str) -> str:
     return f"postgresql://{role}:$({password})@{POSTGRES}-rw:5432/booking"
 
 
+def role_credentials(name: str, url: str = "DATABASE_URL") -> list[dict[str, Any]]:
+    """The password of the schema's role, by reference, and the URL that connects as it."""
+    own = schema(name)
+    return [
+        secret(own.password_variable()),
+        value(url, database_url(own.role(), own.password_variable())),
+    ]
+
+
 def amqp_url(user: str) -> str:
     return f"amqp://{user}:$({password_variable(user)})@{AMQP_HOST}/{VHOST}"
 
@@ -77,9 +87,8 @@ def own_credentials(name: str) -> list[dict[str, Any]]:
     """A service's own database role and broker user, both named after it (Kubernetes
     expands $(VAR) from the variables defined before it)."""
     return [
-        secret(f"POSTGRES_{name.upper()}_PASSWORD"),
+        *role_credentials(name),
         secret(password_variable(name)),
-        value("DATABASE_URL", database_url(name, f"POSTGRES_{name.upper()}_PASSWORD")),
         value("AMQP_URL", amqp_url(name)),
     ]
 
