@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 BASE = ROOT / "deploy" / "kubernetes" / "base"
 EXAMPLE = ROOT / "deploy" / "kubernetes" / "overlays" / "example"
 CRDS = ROOT / "tests" / "data" / "crds"
-# A release of about a year ago, still supported by the vendored operators, and the newest
-# the installed kubernetes-validate knows.
+# A release from a year before the newest (clusters lag), and the newest the installed
+# kubernetes-validate knows.
 KUBERNETES_VERSIONS = ("1.33.0", kubernetes_validate.latest_version())
 
 Document = dict[str, Any]
