@@ -1,4 +1,4 @@
-"""Hotel booking vouchers: a deterministic voucher code and the voucher as a PDF.
+"""Hotel booking vouchers: the voucher as a PDF (its code: shared/voucher_code.py).
 
 Shared by the voucher service and the email service, so the email can attach a voucher
 without the voucher service being up, and both always agree on the code.
@@ -14,12 +14,10 @@ because of a name.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Container
 from datetime import UTC
 from functools import lru_cache
 from pathlib import Path
-from uuid import UUID
 
 from fpdf import FPDF
 from fpdf.fonts import TTFFont
@@ -37,12 +35,6 @@ FONT_CANDIDATES: tuple[Path, ...] = (
 _CORE = "Helvetica"
 _UNICODE = "VoucherUnicode"
 _LATIN1 = range(256)
-
-
-def voucher_code(booking_id: UUID) -> str:
-    """The booking's voucher code, e.g. ``V-3F2A-9C1B-77D0``: the same on every call."""
-    digest = hashlib.sha256(f"voucher:{booking_id}".encode()).hexdigest()[:12].upper()
-    return "V-" + "-".join(digest[i : i + 4] for i in range(0, 12, 4))
 
 
 @lru_cache(maxsize=1)

@@ -9,41 +9,18 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
-from services.booking.access_log import AccessLog, route_path
-from services.booking.api import admin, asyncapi, bookings, docs, hotels
-from services.booking.api.refusals import invalid_request
+from services.booking.access_log import AccessLog
+from services.booking.api import admin, asyncapi, bookings, docs, hotels, problems
+from services.booking.api.problem_docs import document
 from services.booking.bootstrap import bootstrap
-from services.booking.errors import (
-    BookingServiceError,
-    IdempotencyKeyReused,
-    InvalidBooking,
-    NoAvailability,
-    NotFound,
-    RateLimited,
-    TokenRequired,
-    VoucherVoided,
-)
 from services.booking.middleware import BodySizeLimit
 from services.booking.schemas import today
 from services.booking.settings import BookingSettings
-from shared.db.pool import UNAVAILABLE_ERRORS
-from shared.errors import DatabaseUnavailable
 from shared.http.ops import ops_routes
 
 log = logging.getLogger(__name__)
-STATUS = {
-    NotFound: 404,
-    TokenRequired: 401,
-    RateLimited: 429,
-    InvalidBooking: 422,
-    IdempotencyKeyReused: 422,
-    NoAvailability: 409,
-    VoucherVoided: 410,
-}
 
 
 def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -> FastAPI:
@@ -76,6 +53,7 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
         summary="Book a room synchronously; fulfilment happens in independent consumers.",
         lifespan=lifespan,
         docs_url=None,  # served by api/docs.py, without a CDN
+        openapi_url=None,  # served by api/docs.py too, with a bookable example
         # FastAPI's own OpenTelemetry server span per request (recorded when a tracer
         # provider is installed, see shared/observability/tracing.py). Health probes and
         # scrapes are left out: every few seconds, they would drown the traces.
@@ -90,19 +68,22 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
     _refresh_openapi_daily(app)
     app.router.routes.extend(ops_routes())  # /health/live, /health/ready, /metrics
     app.include_router(admin.router)
-    _add_error_handlers(app)
+    problems.install(app)
     return app
 
 
 def _refresh_openapi_daily(app: FastAPI) -> None:
     """FastAPI builds the OpenAPI document once; its examples carry dates relative to today
-    (so "Try it out" books a future stay), so the document is rebuilt when the day changes."""
+    (so "Try it out" books a future stay), so the document is rebuilt when the day changes.
+    Its error responses are problems (api/problem_docs.py), whoever declared them."""
     build, built_on = app.openapi, [today()]
 
     def openapi() -> dict[str, Any]:
         if built_on[0] != today():
             app.openapi_schema, built_on[0] = None, today()
-        return build()
+        if app.openapi_schema is None:
+            app.openapi_schema = document(build())
+        return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
@@ -110,31 +91,3 @@ def _refresh_openapi_daily(app: FastAPI) -> None:
 def _is_ops_request(scope: MutableMapping[str, Any]) -> bool:
     path: str = scope.get("path", "")
     return path.startswith(("/health/", "/metrics"))
-
-
-def _add_error_handlers(app: FastAPI) -> None:
-    async def booking_error(request: Request, exc: Exception) -> JSONResponse:
-        status = next((code for cls, code in STATUS.items() if isinstance(exc, cls)), 400)
-        headers = {}
-        if isinstance(exc, TokenRequired):
-            # RFC 9110 wants a challenge with a 401; FastAPI's API key schemes say "APIKey".
-            headers["WWW-Authenticate"] = "APIKey"
-        if isinstance(exc, RateLimited):
-            headers["Retry-After"] = str(exc.retry_after)
-        return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
-
-    async def unavailable(request: Request, exc: Exception) -> JSONResponse:
-        where = route_path(request.scope)  # the template: no booking id in the log
-        log.warning("database unavailable during %s %s: %r", request.method, where, exc)
-        return JSONResponse(
-            {"detail": "the database is unavailable; try again shortly"},
-            status_code=503,
-            headers={"Retry-After": "1"},
-        )
-
-    app.add_exception_handler(BookingServiceError, booking_error)
-    app.add_exception_handler(RequestValidationError, invalid_request)
-    unavailable_errors: tuple[type[BaseException], ...] = (DatabaseUnavailable, *UNAVAILABLE_ERRORS)
-    for error in unavailable_errors:
-        if issubclass(error, Exception):
-            app.add_exception_handler(error, unavailable)

@@ -1,4 +1,5 @@
-"""Errors of the booking service, each mapped to one HTTP status in ``app.py``.
+"""Errors of the booking service, each with the HTTP status and the RFC 9457 problem type it
+is answered with (api/problems.py turns any of them into an ``application/problem+json``).
 
 The tree::
 
@@ -14,37 +15,60 @@ The tree::
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class BookingServiceError(Exception):
-    """Root of every error the booking service raises on purpose."""
+    """Root of every error the booking service raises on purpose. ``problem`` names its
+    problem type (a URI under api/problems.py's prefix), ``title`` is that type's summary."""
+
+    status: ClassVar[int] = 400
+    problem: ClassVar[str] = "bad-request"
+    title: ClassVar[str] = "Bad request"
 
 
 class NotFound(BookingServiceError):
-    pass
+    status = 404
+    problem = "not-found"
+    title = "Not found"
 
 
 class TokenRequired(BookingServiceError):
-    pass
+    status = 401
+    problem = "token-required"
+    title = "The booking's management token is needed"
 
 
 class InvalidBooking(BookingServiceError):
-    pass
+    status = 422
+    problem = "unknown-room"
+    title = "No such hotel or room type"
 
 
 class IdempotencyKeyReused(BookingServiceError):
-    pass
+    status = 422
+    problem = "idempotency-key-reused"
+    title = "Idempotency-Key used with another body"
 
 
 class NoAvailability(BookingServiceError):
-    pass
+    status = 409
+    problem = "no-availability"
+    title = "No room free for the whole stay"
 
 
 class VoucherVoided(BookingServiceError):
-    pass
+    status = 410
+    problem = "voucher-voided"
+    title = "The voucher was voided"
 
 
 class RateLimited(BookingServiceError):
     """``retry_after``: whole seconds until a request would be accepted again."""
+
+    status = 429
+    problem = "rate-limited"
+    title = "Too many booking requests"
 
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)

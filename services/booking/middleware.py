@@ -1,11 +1,11 @@
-"""ASGI middleware: refuse request bodies over the configured size with 413."""
+"""ASGI middleware: refuse request bodies over the configured size with a 413 problem."""
 
 from __future__ import annotations
 
-import json
-
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.booking.api import problems
 
 
 class BodySizeLimit:
@@ -38,13 +38,13 @@ class BodySizeLimit:
         await self.app(scope, limited_receive, send)
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps({"detail": self._reason()}).encode()
+        body = problems.encoded(413, self._reason())
         await send(
             {
                 "type": "http.response.start",
                 "status": 413,
                 "headers": [
-                    (b"content-type", b"application/json"),
+                    (b"content-type", problems.MEDIA_TYPE.encode()),
                     (b"content-length", str(len(body)).encode()),
                     (b"connection", b"close"),
                 ],

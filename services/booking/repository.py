@@ -59,6 +59,28 @@ async def availability(
     )
 
 
+async def free_stay(
+    conn: Connection, nights: int, first: date, last: date
+) -> asyncpg.Record | None:
+    """The first stay of ``nights`` nights, starting between ``first`` and ``last``, with a
+    room free every night: the earliest, then the lowest hotel id, then the cheapest type."""
+    return await conn.fetchrow(
+        f"""SELECT r.hotel_id, r.code, d.start::date AS check_in
+            FROM generate_series($2::date, $3::date, interval '1 day') AS d(start)
+            CROSS JOIN {S}.room_types r
+            WHERE r.total_rooms > 0 AND NOT EXISTS (
+                SELECT 1 FROM {S}.room_nights n
+                WHERE n.hotel_id = r.hotel_id AND n.room_type = r.code
+                  AND n.night >= d.start::date AND n.night < d.start::date + $1
+                  AND n.reserved >= n.capacity)
+            ORDER BY d.start, r.hotel_id, r.price_per_night, r.code
+            LIMIT 1""",
+        nights,
+        first,
+        last,
+    )
+
+
 async def reserve_room(
     conn: Connection, hotel_id: int, code: str, check_in: date, check_out: date
 ) -> asyncpg.Record | None:

@@ -224,24 +224,3 @@ class Availability(BaseModel):
     check_in: date
     check_out: date
     room_types: list[RoomTypeAvailability]
-
-
-class ErrorBody(BaseModel):
-    detail: str
-
-
-class ValidationIssue(BaseModel):
-    """One refused field, as FastAPI reports it."""
-
-    type: str
-    loc: list[str | int] = Field(description='Where: e.g. ["body", "check_in"]')
-    msg: str
-    input: Any = None
-    ctx: dict[str, Any] | None = None
-
-
-class InvalidInput(BaseModel):
-    """A 422: field-level issues when the request's shape is wrong, or one sentence when a
-    well-formed request refers to something that cannot be (an unknown hotel, ...)."""
-
-    detail: str | list[ValidationIssue]

@@ -30,7 +30,8 @@ from email_validator import EmailNotValidError, validate_email
 from services.email.templates import Body, cancellation_body, confirmation_body
 from shared.errors import PermanentError
 from shared.events import BookingCancelled, BookingConfirmed
-from shared.vouchers import render_voucher_pdf, voucher_code
+from shared.voucher_code import voucher_code
+from shared.vouchers import render_voucher_pdf
 
 Kind = Literal["confirmation", "cancellation"]
 MESSAGE_ID_DOMAIN = "hotel-booking"

@@ -13,7 +13,8 @@ import base64
 
 from shared.db.pool import Connection
 from shared.events import BookingCancelled, BookingConfirmed, Event, VoucherIssued, VoucherVoided
-from shared.vouchers import render_voucher_pdf, voucher_code
+from shared.voucher_code import voucher_code
+from shared.vouchers import render_voucher_pdf
 
 
 async def issue_voucher(event: BookingConfirmed, tx: Connection) -> list[Event]:

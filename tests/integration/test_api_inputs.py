@@ -17,9 +17,9 @@ PAST_INT32 = 2**31
 def _issue(response: Any) -> tuple[int, list[Any], str]:
     """Status, location and message of a 422's first issue (or the status alone)."""
     body = response.json()
-    if response.status_code != 422 or not isinstance(body.get("detail"), list):
+    if response.status_code != 422 or not body.get("errors"):
         return response.status_code, [], str(body)
-    issue = body["detail"][0]
+    issue = body["errors"][0]
     return response.status_code, issue["loc"], issue["msg"]
 
 
@@ -128,7 +128,7 @@ async def test_a_number_json_cannot_carry_is_a_422_not_a_500(env: TestEnv) -> No
             for token in ("NaN", "Infinity", "-Infinity", "1e999")
         ]
     assert [_issue(response)[:2] for response in answers] == [(422, ["body", "hotel_id"])] * 4
-    assert [response.json()["detail"][0]["input"] for response in answers] == [
+    assert [response.json()["errors"][0]["input"] for response in answers] == [
         "nan",
         "inf",
         "-inf",

@@ -180,4 +180,4 @@ async def test_bodies_over_16_kib_are_refused_with_413_with_or_without_content_l
     assert chunked.status_code == 413
     assert "16384 bytes" in declared.json()["detail"]
     assert not_json.status_code == 400
-    assert "error parsing the body" in not_json.json()["detail"]
+    assert "encoded as UTF-8" in not_json.json()["detail"]

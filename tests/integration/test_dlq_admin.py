@@ -81,9 +81,9 @@ async def test_the_admin_api_wants_the_token_then_lists_shows_replays_purges_and
     assert unknown.status_code == 404
     assert "parcel" in unknown.json()["detail"]
     assert bad.status_code == 422
-    assert "not a duration" in bad.json()["detail"][0]["msg"]
+    assert "not a duration" in bad.json()["errors"][0]["msg"]
     assert nothing.status_code == 422
-    assert "say which messages" in nothing.json()["detail"][0]["msg"]
+    assert "say which messages" in nothing.json()["errors"][0]["msg"]
     assert [(h["operation"], h["queue"], h["status"]) for h in history] == [
         ("purge", "voucher.dlq", "completed"),
         ("replay", "email.dlq", "completed"),

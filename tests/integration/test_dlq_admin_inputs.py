@@ -19,8 +19,9 @@ NUL = "\x00"
 
 
 def _where(response: Any) -> tuple[int, list[Any]]:
-    detail = response.json()["detail"]
-    return response.status_code, detail[0]["loc"] if isinstance(detail, list) else detail
+    problem = response.json()
+    errors = problem.get("errors")
+    return response.status_code, errors[0]["loc"] if errors else problem["detail"]
 
 
 async def _audit_rows(env: TestEnv) -> int:
@@ -134,5 +135,8 @@ async def test_a_database_failure_behind_the_audit_is_a_503_without_the_database
     for response in (replayed, history):
         assert response.status_code == 503
         assert response.json() == {
-            "detail": "the audit table cannot be reached, so nothing was done; try again shortly"
+            "type": "about:blank",
+            "title": "Service Unavailable",
+            "status": 503,
+            "detail": "the audit table cannot be reached, so nothing was done; try again shortly",
         }

@@ -14,7 +14,7 @@ from pypdf import PdfReader
 from shared.events import BookingCancelled
 from shared.messaging.envelope import event_message
 from shared.messaging.topology import EVENTS_EXCHANGE, consumer_topology
-from shared.vouchers import voucher_code
+from shared.voucher_code import voucher_code
 from tests.support.amqp import publish_raw, queue_depth, take
 from tests.support.events import booking_facts, confirmed
 from tests.support.infra import TestEnv

@@ -15,7 +15,7 @@ from pypdf import PdfReader
 from shared.events import BookingCancelled, BookingConfirmed
 from shared.messaging.envelope import event_message
 from shared.messaging.topology import EVENTS_EXCHANGE, consumer_topology, declare_all
-from shared.vouchers import voucher_code
+from shared.voucher_code import voucher_code
 from tests.support.amqp import channel, publish_raw, queue_depth
 from tests.support.events import booking_facts
 from tests.support.infra import TestEnv

@@ -17,7 +17,7 @@ from services.email import composing
 from services.email.composing import cancellation_email, check_header_safe, confirmation_email
 from shared.errors import PermanentError
 from shared.events import BookingCancelled, BookingConfirmed
-from shared.vouchers import voucher_code
+from shared.voucher_code import voucher_code
 
 FROM = "Hotel Booking <bookings@hotel.example>"
 NOW = datetime(2027, 1, 2, 3, 4, 5, tzinfo=UTC)

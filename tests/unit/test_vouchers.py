@@ -14,7 +14,8 @@ from pypdf import PdfReader
 
 from shared import vouchers
 from shared.events import BookingConfirmed
-from shared.vouchers import render_voucher_pdf, voucher_code
+from shared.voucher_code import voucher_code
+from shared.vouchers import render_voucher_pdf
 
 DEJAVU_INSTALLED = vouchers.unicode_font() is not None
 

@@ -24,8 +24,8 @@ from services.booking.api.admin_requests import (
     Selection,
 )
 from services.booking.api.examples import NOT_JSON, TOO_LARGE, error, ok, validation_error
+from services.booking.api.problems import SweepProblem, sweep_failed
 from services.booking.deps import AdminDep
-from services.booking.schemas import ErrorBody
 from shared.deadletters.errors import AuditUnavailable, DlqError, InvalidRequest, UnknownQueue
 from shared.deadletters.model import AuditEntry, DeadLetter, Filters, QueueInfo, Summary
 
@@ -53,9 +53,9 @@ SWEEP_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: NOT_JSON,
     413: TOO_LARGE,
     503: {
-        "model": Summary | ErrorBody,
+        "model": SweepProblem,
         "description": "Admin API disabled, broker or database down (before anything was "
-        "done: `detail`), or the broker failed part-way (the summary, with `error`)",
+        "done), or the broker failed part-way (a problem with the summary, and its `error`)",
         "content": {"application/json": {"example": {"detail": "admin API disabled"}}},
     },
 }
@@ -119,7 +119,9 @@ def _actor(request: Request, operator: str | None) -> str:
 
 def _answer(summary: Summary) -> JSONResponse:
     """200 with the summary; 503 with it when the broker failed part-way."""
-    return JSONResponse(summary.model_dump(mode="json"), status_code=200 if summary.ok else 503)
+    if not summary.ok:
+        return sweep_failed(summary)
+    return JSONResponse(summary.model_dump(mode="json"))
 
 
 @router.get(

@@ -30,6 +30,7 @@ from services.booking.deps import (
     RelayDep,
     SettingsDep,
 )
+from services.booking.errors import NoAvailability, NotFound, VoucherVoided
 from services.booking.schemas import Booking, BookingCreated, BookingRequest, BookingStatus
 from services.booking.use_cases import cancel_booking, get_booking, get_voucher, place_booking
 
@@ -81,6 +82,7 @@ CREATED_LINKS = {
         409: error(
             "No room of that type free every night",
             "no standard room is free at hotel 1 for the whole stay 2027-03-01 to 2027-03-04",
+            NoAvailability,
         ),
         413: TOO_LARGE,
         422: validation_error(
@@ -191,10 +193,13 @@ async def cancel(
         404: error(
             "No such booking, or voucher not issued yet",
             f"the voucher for booking {examples.BOOKING_ID} is not issued yet",
+            NotFound,
         ),
         410: error(
             "Voided: the booking was cancelled",
-            "voucher HB-7Q2K9 was voided at 2027-02-01T10:00:00+00:00: the booking was cancelled",
+            f"voucher {examples.VOUCHER_CODE} was voided at 2027-02-01T10:00:00+00:00: "
+            "the booking was cancelled",
+            VoucherVoided,
         ),
         422: validation_error("Input should be a valid UUID", "path", "booking_id"),
         503: UNAVAILABLE,

@@ -8,11 +8,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from uuid import UUID
 
-from services.booking.schemas import ErrorBody, InvalidInput, example_booking, today
+from services.booking.api.problems import body as problem_body
+from services.booking.api.problems import summary
+from services.booking.errors import BookingServiceError, NotFound, RateLimited, TokenRequired
+from services.booking.schemas import example_booking, today
 from shared import registry
+from shared.voucher_code import voucher_code
 
 BOOKING_ID = "3f2b8c1e-5d4a-4e6f-9a7b-1c2d3e4f5a6b"
+VOUCHER_CODE = voucher_code(UUID(BOOKING_ID))  # the real code of the example's booking
 
 
 def booking() -> dict[str, Any]:
@@ -87,35 +93,56 @@ def ok(example: Any, description: str = "Success") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"example": example}}}
 
 
-def error(description: str, detail: str) -> dict[str, Any]:
-    return {
-        "model": ErrorBody,
-        "description": description,
-        "content": {"application/json": {"example": {"detail": detail}}},
-    }
+def error(
+    description: str, detail: str, kind: type[BookingServiceError] | None = None
+) -> dict[str, Any]:
+    """An error response; its example becomes a problem (api/problem_docs.py), of ``kind``'s
+    type when given, else a plain HTTP error of the response's status."""
+    example: dict[str, Any] = {"detail": detail}
+    if kind is not None:
+        example = problem_body(kind.status, detail, problem=kind.problem, title=kind.title)
+    return {"description": description, "content": {"application/json": {"example": example}}}
 
 
 def validation_error(message: str, *location: str | int) -> dict[str, Any]:
-    """A 422. Its schema also allows a one-sentence ``detail``, which some refusals send."""
-    body = {"detail": [{"type": "value_error", "loc": list(location), "msg": message}]}
+    """A 422: the refused fields under ``errors``. The same status answers a well-formed
+    request that refers to something that cannot be (an unknown hotel, ...), in ``detail``."""
+    issues = [{"type": "value_error", "loc": list(location), "msg": message}]
+    example = problem_body(
+        422, summary(issues), problem="invalid-request", title="Invalid request", errors=issues
+    )
     return {
-        "model": InvalidInput,
         "description": "Invalid request",
-        "content": {"application/json": {"example": body}},
+        "content": {"application/json": {"example": example}},
     }
 
 
-NOT_JSON = error("The body is not JSON", "There was an error parsing the body")
+NOT_JSON = error(
+    "The body cannot be read (not UTF-8, ...)",
+    "the body cannot be read: send JSON, encoded as UTF-8",
+)
 TOO_LARGE = error("Body over 16 KiB", "request body larger than 16384 bytes")
-NOT_FOUND = error("No such booking", f"booking {BOOKING_ID} not found")
+NOT_FOUND = error("No such booking", f"booking {BOOKING_ID} not found", NotFound)
 TOKEN_REQUIRED = error(
     "No management token (X-Booking-Token), or not this booking's",
     "this needs the booking's management token (X-Booking-Token)",
+    TokenRequired,
 )
 RATE_LIMITED = error(
     "Too many bookings from this address or for this guest email; Retry-After says when",
     "too many booking requests from this address (at most 20/minute); try again in 12 s",
+    RateLimited,
 )
-UNAVAILABLE = error(
-    "Database unavailable; try again", "the database is unavailable; try again shortly"
-)
+UNAVAILABLE = {
+    "description": "Database unavailable; try again (Retry-After)",
+    "content": {
+        "application/json": {
+            "example": problem_body(
+                503,
+                "the database is unavailable; try again shortly",
+                problem="database-unavailable",
+                title="Database unavailable",
+            )
+        }
+    },
+}

@@ -1,17 +1,14 @@
 """Refusals the request models cannot make on their own, because they depend on a setting or
-on two parameters together. Each is a 422 shaped like FastAPI's own validation errors (a
-list of issues with ``loc`` and ``msg``), so a client reads every field error the same way."""
+on two parameters together. Each is raised as FastAPI's own validation error, so it is
+answered the same way (a 422 problem with the field under ``errors``, api/problems.py), and a
+client reads every field error alike."""
 
 from __future__ import annotations
 
-import math
 from datetime import date
 from typing import Any
 
-from fastapi import Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 
 from services.booking.schemas import beyond_horizon
 
@@ -26,21 +23,3 @@ def check_horizon(check_in: date, horizon_days: int, *location: str) -> None:
     reason = beyond_horizon(check_in, horizon_days)
     if reason is not None:
         raise refuse(reason, check_in.isoformat(), *location)
-
-
-async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's own 422, made safe to send: Python's JSON parser takes ``NaN`` and
-    ``Infinity``, and echoing such an input back made the answer unserialisable (a 500)."""
-    assert isinstance(exc, RequestValidationError)
-    return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
-
-
-def _finite(value: Any) -> Any:
-    """The value with every non-finite number written as text ("inf", "nan")."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, list):
-        return [_finite(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    return value
