@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from services.booking.access_log import AccessLog
 from services.booking.api import admin, asyncapi, bookings, docs, hotels, problems
+from services.booking.api.docs import one_type_per_parameter
 from services.booking.api.problem_docs import document
 from services.booking.bootstrap import bootstrap
 from services.booking.middleware import BodySizeLimit
@@ -75,14 +76,15 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
 def _refresh_openapi_daily(app: FastAPI) -> None:
     """FastAPI builds the OpenAPI document once; its examples carry dates relative to today
     (so "Try it out" books a future stay), so the document is rebuilt when the day changes.
-    Its error responses are problems (api/problem_docs.py), whoever declared them."""
+    Its error responses are problems (api/problem_docs.py), whoever declared them, and each
+    optional parameter has one type (api/docs.py)."""
     build, built_on = app.openapi, [today()]
 
     def openapi() -> dict[str, Any]:
         if built_on[0] != today():
             app.openapi_schema, built_on[0] = None, today()
         if app.openapi_schema is None:
-            app.openapi_schema = document(build())
+            app.openapi_schema = one_type_per_parameter(document(build()))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -148,7 +148,7 @@ class Filters(BaseModel):
 
     def check(self) -> None:
         if not (self.select_all or self.narrowed):
-            raise InvalidRequest("say which messages: --all, --id, or a filter")
+            raise InvalidRequest("say which messages: all, some ids, or a filter")
 
     @property
     def takes_all(self) -> bool:

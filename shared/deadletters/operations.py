@@ -106,7 +106,7 @@ class DeadLetterOps:
     async def show(self, queue: str, limit: int = 20) -> list[DeadLetter]:
         """The first ``limit`` messages, all left in the queue (returned to its head)."""
         if not 1 <= limit <= MAX_SHOW:
-            raise InvalidRequest(f"--limit must be between 1 and {MAX_SHOW}")
+            raise InvalidRequest(f"the limit must be between 1 and {MAX_SHOW}")
         names = resolve(queue)
         connection = await self._connect("show")
         shown: list[DeadLetter] = []

@@ -46,7 +46,7 @@ class Pacer:
 
     def __init__(self, rate: float | None) -> None:
         if rate is not None and rate <= 0:
-            raise InvalidRequest(f"--rate must be positive, not {rate}")
+            raise InvalidRequest(f"the rate must be positive, not {rate}")
         self.rate = rate
         self._start: float | None = None
         self._sent = 0

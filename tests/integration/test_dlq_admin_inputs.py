@@ -140,3 +140,32 @@ async def test_a_database_failure_behind_the_audit_is_a_503_without_the_database
             "status": 503,
             "detail": "the audit table cannot be reached, so nothing was done; try again shortly",
         }
+
+
+async def test_booleans_are_json_booleans_and_no_refusal_speaks_of_command_line_flags(
+    env: TestEnv,
+) -> None:
+    await park(env.amqp_url(), "email", [confirmed()])
+    replay, purge = "/admin/dlq/email/replay", "/admin/dlq/email/purge"
+    async with booking_api(env, admin_token=TOKEN) as (client, _):
+        answers = [
+            await client.post(replay, json={"all": True, "dry_run": "yes"}, headers=AUTH),
+            await client.post(replay, json={"all": "true"}, headers=AUTH),
+            await client.post(replay, json={"all": 1}, headers=AUTH),
+            await client.post(purge, json={"all": "yes"}, headers=AUTH),
+            await client.post(replay, json={}, headers=AUTH),
+            await client.post(purge, json={"all": True, "ids": ["x"]}, headers=AUTH),
+        ]
+        left = await client.get("/admin/dlq", headers=AUTH)
+    assert [_where(answer) for answer in answers[:4]] == [
+        (422, ["body", "dry_run"]),
+        (422, ["body", "all"]),
+        (422, ["body", "all"]),
+        (422, ["body", "all"]),
+    ]
+    assert [answer.status_code for answer in answers[4:]] == [422, 422]
+    for answer in answers:
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert "--" not in answer.text, answer.text  # no --all, --id: this is not the CLI
+    assert [queue["messages"] for queue in left.json() if queue["service"] == "email"] == [1]
+    assert await _audit_rows(env) == 0

@@ -186,8 +186,25 @@ async def cancel(
     response_class=Response,
     responses={
         200: {
-            "content": {"application/pdf": {"example": "%PDF-1.3 ... (the voucher, binary)"}},
-            "description": "The voucher",
+            "content": {
+                "application/pdf": {
+                    # OpenAPI 3.1's binary body; format: binary is what Swagger UI reads.
+                    "schema": {
+                        "type": "string",
+                        "format": "binary",
+                        "contentMediaType": "application/pdf",
+                    },
+                    "example": "%PDF-1.3 ... (the voucher, binary)",
+                }
+            },
+            "description": "The voucher, as a file to save (the docs UI offers a download)",
+            "headers": {
+                "Content-Disposition": {
+                    "description": f'attachment; filename="voucher-{examples.VOUCHER_CODE}.pdf"',
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            },
         },
         401: TOKEN_REQUIRED,
         404: error(
@@ -212,5 +229,7 @@ async def voucher(
     return Response(
         pdf,
         media_type="application/pdf",
-        headers={"Content-Disposition": f'inline; filename="voucher-{code}.pdf"'},
+        # attachment: the docs UI (Swagger UI) offers a download link for it, where a PDF
+        # shown inline was "Unrecognized response type"; browsers save it as this file.
+        headers={"Content-Disposition": f'attachment; filename="voucher-{code}.pdf"'},
     )

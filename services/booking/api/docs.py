@@ -100,3 +100,20 @@ async def bookable_example(pool: asyncpg.Pool, settings: BookingSettings) -> dic
             "check_out": (check_in + nights).isoformat(),
         }
     return example
+
+
+def one_type_per_parameter(openapi: dict[str, Any]) -> dict[str, Any]:
+    """An optional parameter's schema as the type it has when sent: pydantic writes
+    ``str | None`` as anyOf string or null, which the docs UI shows as "string | (string |
+    null)", though a header or query parameter is never null, only absent (required: false
+    already says so). Changed in place, for every operation (app.py), and returned."""
+    for item in openapi.get("paths", {}).values():
+        for operation in item.values():
+            for parameter in operation.get("parameters", []):
+                schema = parameter.get("schema", {})
+                kinds = schema.get("anyOf", [])
+                if not parameter.get("required") and {"type": "null"} in kinds:
+                    [sent] = [kind for kind in kinds if kind != {"type": "null"}]
+                    rest = {key: value for key, value in schema.items() if key != "anyOf"}
+                    parameter["schema"] = {**sent, **rest}
+    return openapi
