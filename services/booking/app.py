@@ -16,7 +16,7 @@ from services.booking.api import admin, asyncapi, bookings, docs, hotels, proble
 from services.booking.api.docs import one_type_per_parameter
 from services.booking.api.problem_docs import document
 from services.booking.bootstrap import bootstrap
-from services.booking.middleware import BodySizeLimit
+from services.booking.middleware import BodySizeLimit, CarriedTraceContext
 from services.booking.schemas import today
 from services.booking.settings import BookingSettings
 from shared.http.ops import ops_routes
@@ -61,6 +61,7 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
         telemetry={"exclude": _is_ops_request},
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(CarriedTraceContext)
     app.add_middleware(AccessLog)  # outermost: it also sees what BodySizeLimit refuses
     app.include_router(hotels.router)
     app.include_router(bookings.router)

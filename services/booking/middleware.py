@@ -1,4 +1,5 @@
-"""ASGI middleware: refuse request bodies over the configured size with a 413 problem."""
+"""ASGI middleware: refuse request bodies over the configured size with a 413 problem; carry
+an incoming trace context when no spans are recorded."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.booking.api import problems
+from shared.observability.tracing import carried_context, recording
 
 
 class BodySizeLimit:
@@ -51,3 +53,21 @@ class BodySizeLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class CarriedTraceContext:
+    """An incoming W3C ``traceparent`` made the request's context when no tracer provider is
+    installed (OTEL_TRACES_EXPORTER=none). FastAPI's own instrumentation only reads it when
+    it records spans; without this, the outbox row of a booking (and so its events' AMQP
+    headers) lost the caller's trace. With a provider, FastAPI's server span carries it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or recording():
+            await self.app(scope, receive, send)
+            return
+        headers = {key.decode("latin-1"): value for key, value in scope["headers"]}
+        with carried_context(headers):
+            await self.app(scope, receive, send)

@@ -29,6 +29,27 @@ MESSAGE_PROPERTIES = {
     "timestamp": "occurred_at",
     "user_id": "the publishing service's broker user (RabbitMQ refuses any other)",
 }
+# The AMQP headers a published event carries (shared/outbox/publish.py): the W3C trace
+# context of what caused it, when there was one, whether or not the publisher records spans.
+TRACEPARENT_PATTERN = r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
+MESSAGE_HEADERS: dict[str, Any] = {
+    "type": "object",
+    "description": "AMQP headers. Unknown headers must be ignored.",
+    "properties": {
+        "traceparent": {
+            "type": "string",
+            "pattern": TRACEPARENT_PATTERN,
+            "description": "W3C Trace Context of the request or delivery that caused the "
+            "event; absent when there was none. Continue the trace from it.",
+            "examples": ["00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"],
+        },
+        "tracestate": {
+            "type": "string",
+            "description": "W3C Trace Context vendor state, sent along with traceparent when "
+            "the caller sent one",
+        },
+    },
+}
 CHANNELS = {
     EVENTS_EXCHANGE: (
         "bookingEvents",
@@ -64,6 +85,7 @@ def _message(model: type[Event], version: int) -> dict[str, Any]:
         "summary": f"Published to the {_channel_of(model.event_type)} fanout exchange.",
         "description": f"AMQP properties: {properties}. Unknown fields must be ignored.",
         "contentType": "application/json",
+        "headers": MESSAGE_HEADERS,
         "correlationId": {
             "description": "AMQP correlation_id, equal to the booking id",
             "location": "$message.payload#/booking_id",

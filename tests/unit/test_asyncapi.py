@@ -98,3 +98,14 @@ def test_a_broken_body_does_not_match() -> None:
     assert not check.is_valid({k: v for k, v in body.items() if k != "booking_id"})
     assert not check.is_valid({**body, "event_type": "BookingCancelled"})
     assert not check.is_valid({**body, "event_id": "not-a-uuid"})
+
+
+def test_every_message_declares_the_trace_context_headers_it_may_carry() -> None:
+    document = asyncapi.build(URL)
+    sent = {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+    for name, message in document["components"]["messages"].items():
+        headers = jsonschema.Draft202012Validator(message["headers"])
+        assert set(message["headers"]["properties"]) == {"traceparent", "tracestate"}, name
+        assert headers.is_valid(sent)
+        assert headers.is_valid({})
+        assert not headers.is_valid({"traceparent": "not-a-trace"})
