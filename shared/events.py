@@ -8,7 +8,7 @@ an event is a new class registered under the same ``event_type``.
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID, uuid4
@@ -40,6 +40,21 @@ class Event(BaseModel):
         return json.dumps(body, separators=(",", ":")).encode()
 
 
+class StayDetails(BaseModel):
+    """What the guest needs at the hotel, from the hotel's and the room type's rows: printed on
+    the voucher and in the emails. Added after v1 shipped, hence optional in the events."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    room_type_name: str = Field(min_length=1, max_length=200, examples=["Deluxe with river view"])
+    hotel_address: str | None = Field(default=None, max_length=500)
+    hotel_phone: str | None = Field(default=None, max_length=50)
+    hotel_email: str | None = Field(default=None, max_length=254)
+    check_in_from: time = Field(description="The room is ready from this time (hotel's time)")
+    check_out_until: time = Field(description="The room must be left by this time")
+    cancellation_policy: str | None = Field(default=None, max_length=500)
+
+
 class _BookingFacts(Event):
     """What a consumer needs to know about a booking, carried by every booking event."""
 
@@ -55,6 +70,8 @@ class _BookingFacts(Event):
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     guest_name: str = Field(min_length=1, max_length=200)
     guest_email: str = Field(min_length=3, max_length=254)
+    # Optional: added after v1 shipped (a v1 body without it is still valid).
+    stay_details: StayDetails | None = None
 
 
 class BookingConfirmed(_BookingFacts):

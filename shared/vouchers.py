@@ -10,19 +10,26 @@ called "李雷") is drawn with a Unicode TrueType font when one is installed (De
 Embedding a TTF costs tens of milliseconds of font subsetting, so it is only done for a
 voucher that needs it. Whatever the font cannot draw becomes "?": rendering never fails
 because of a name.
+
+The QR code of the voucher code is made by segno (pure Python, no dependency) as a PNG of one
+pixel per module, which the PDF scales up: a few hundred bytes, drawn sharp at any size.
+What the guest needs at the hotel (the room type's name, the address, contact, times and the
+cancellation policy) comes with the event's optional ``stay_details``.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Container
 from datetime import UTC
 from functools import lru_cache
 from pathlib import Path
 
+import segno
 from fpdf import FPDF
 from fpdf.fonts import TTFFont
 
-from shared.events import BookingConfirmed
+from shared.events import BookingConfirmed, StayDetails
 
 # Where common distributions install DejaVu Sans; the first that exists is used.
 FONT_CANDIDATES: tuple[Path, ...] = (
@@ -35,6 +42,7 @@ FONT_CANDIDATES: tuple[Path, ...] = (
 _CORE = "Helvetica"
 _UNICODE = "VoucherUnicode"
 _LATIN1 = range(256)
+QR_SIZE = 36  # mm: scans from a phone screen or a print at arm's length
 
 
 @lru_cache(maxsize=1)
@@ -93,6 +101,24 @@ class _Voucher(FPDF):
             self.multi_cell(0, h, text, new_x="LMARGIN", new_y="NEXT")
 
 
+def qr_png(code: str) -> bytes:
+    """The voucher code as a QR code (PNG, black on white): the hotel's desk scans it."""
+    buffer = io.BytesIO()
+    segno.make(code, error="m", micro=False).save(buffer, kind="png", scale=1, border=4)
+    return buffer.getvalue()
+
+
+def _texts(event: BookingConfirmed) -> list[str]:
+    """Every value of the event the voucher prints."""
+    details = event.stay_details
+    extra = [details.room_type_name, *(v or "" for v in _contact(details))] if details else []
+    return [event.hotel_name, event.guest_name, event.guest_email, event.room_type, *extra]
+
+
+def _contact(details: StayDetails) -> tuple[str | None, str | None, str | None]:
+    return details.hotel_address, details.hotel_phone, details.hotel_email
+
+
 def render_voucher_pdf(event: BookingConfirmed, code: str, *, voided: bool = False) -> bytes:
     """The voucher for ``event`` as PDF bytes; ``voided`` marks it as cancelled.
 
@@ -104,7 +130,7 @@ def render_voucher_pdf(event: BookingConfirmed, code: str, *, voided: bool = Fal
         created = issued.astimezone(UTC) if issued.tzinfo else issued.replace(tzinfo=UTC)
     except OverflowError:  # e.g. year 1 at UTC+1
         created = issued.replace(tzinfo=UTC)
-    texts = (event.hotel_name, event.guest_name, event.guest_email, event.room_type)
+    texts = _texts(event)
     pdf = _Voucher(unicode_values=any(_needs_unicode(t) for t in (*texts, event.currency)))
     pdf.set_creation_date(created)
     pdf.set_title(_clean(f"Hotel voucher {code}", _LATIN1))
@@ -115,21 +141,44 @@ def render_voucher_pdf(event: BookingConfirmed, code: str, *, voided: bool = Fal
         pdf.para("This voucher is no longer valid.")
         pdf.set_text_color(0, 0, 0)
         pdf.ln(4)
+    top = pdf.get_y()
+    # The QR code at the top right, beside the title and the code it encodes.
+    pdf.image(io.BytesIO(qr_png(code)), x=pdf.w - pdf.r_margin - QR_SIZE, y=top, w=QR_SIZE)
     pdf.para("Hotel voucher", size=22, bold=True, h=12)
     pdf.ln(2)
     pdf.para("Voucher code", size=10)
     pdf.para(code, size=26, bold=True, h=14)
-    pdf.ln(4)
-    pdf.field("Hotel", event.hotel_name)
-    pdf.field("Guest", event.guest_name)
-    pdf.field("Guest email", event.guest_email)
-    pdf.field("Room type", event.room_type)
-    pdf.field("Check-in", event.check_in.isoformat())
-    pdf.field("Check-out", event.check_out.isoformat())
+    pdf.set_y(max(pdf.get_y(), top + QR_SIZE) + 4)
+    _stay(pdf, event)
     pdf.field("Nights", str(event.nights))
     pdf.field("Total price", f"{event.total_price:,.2f} {event.currency}")
     pdf.field("Booking id", str(event.booking_id))
     pdf.field("Issued", issued.date().isoformat())
+    details = event.stay_details
+    if details is not None and details.cancellation_policy:
+        pdf.field("Cancellation", details.cancellation_policy)
     pdf.ln(6)
-    pdf.para("Please show this voucher at check-in.", size=9)
+    pdf.para("Please show this voucher at check-in (printed or on screen).", size=9)
     return bytes(pdf.output())
+
+
+def _stay(pdf: _Voucher, event: BookingConfirmed) -> None:
+    """The hotel, the guest, the room and the dates (with the hotel's times, when known)."""
+    details = event.stay_details
+    pdf.field("Hotel", event.hotel_name)
+    if details is not None:
+        address, phone, email = _contact(details)
+        if address:
+            pdf.field("Address", address)
+        if phone or email:
+            pdf.field("Contact", "  |  ".join(v for v in (phone, email) if v))
+    pdf.field("Guest", event.guest_name)
+    pdf.field("Guest email", event.guest_email)
+    room = f"{details.room_type_name} ({event.room_type})" if details else event.room_type
+    pdf.field("Room type", room)
+    check_in, check_out = event.check_in.isoformat(), event.check_out.isoformat()
+    if details is not None:
+        check_in += f", from {details.check_in_from:%H:%M}"
+        check_out += f", until {details.check_out_until:%H:%M}"
+    pdf.field("Check-in", check_in)
+    pdf.field("Check-out", check_out)

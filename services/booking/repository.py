@@ -19,6 +19,12 @@ _BOOKING_COLUMNS = (
     "id, status, hotel_id, room_type, check_in, check_out, guest_name, guest_email, nights, "
     "total_price, currency, created_at"
 )
+# What a booking event's stay_details are made of (shared/events.py StayDetails), from the
+# hotel ``h`` and the room type ``r``.
+STAY_DETAILS = (
+    "r.name AS room_type_name, h.address AS hotel_address, h.phone AS hotel_phone, "
+    "h.email AS hotel_email, h.check_in_from, h.check_out_until, h.cancellation_policy"
+)
 # The hashes of the booking's management tokens, read with it (services/booking/tokens.py).
 _TOKEN_HASHES = f"ARRAY(SELECT token_hash FROM {S}.booking_tokens t WHERE t.booking_id = b.id)"
 
@@ -85,7 +91,7 @@ async def reserve_room(
     conn: Connection, hotel_id: int, code: str, check_in: date, check_out: date
 ) -> asyncpg.Record | None:
     """Take one room of the type for every night of the stay, in one round trip: the room
-    type's hotel name, currency and price, with ``nights_taken``, the nights that could be
+    type's hotel name, currency, price and STAY_DETAILS, with ``nights_taken``, the nights that could be
     taken (fewer than the stay's: no room; the caller rolls back). None: no such room type.
 
     A conditional upsert: row locks serialise concurrent bookings of the same night, and the
@@ -94,7 +100,8 @@ async def reserve_room(
     """
     return await conn.fetchrow(
         f"""WITH room AS (
-                SELECT h.name AS hotel_name, h.currency, r.price_per_night, r.total_rooms
+                SELECT h.name AS hotel_name, h.currency, r.price_per_night, r.total_rooms,
+                       {STAY_DETAILS}
                 FROM {S}.hotels h JOIN {S}.room_types r ON r.hotel_id = h.id
                 WHERE h.id = $1 AND r.code = $2),
             taken AS (
@@ -150,11 +157,16 @@ async def get_booking(conn: Connection, booking_id: UUID) -> asyncpg.Record | No
 
 
 async def lock_booking(conn: Connection, booking_id: UUID) -> asyncpg.Record | None:
-    """The booking with ``token_hashes`` and ``hotel_name``, locked for an update."""
+    """The booking with ``token_hashes``, ``hotel_name`` and STAY_DETAILS, locked for an
+    update (the booking's row only)."""
+    columns = ", ".join(f"b.{name}" for name in _BOOKING_COLUMNS.split(", "))
     return await conn.fetchrow(
-        f"""SELECT {_BOOKING_COLUMNS}, {_TOKEN_HASHES} AS token_hashes,
-                   (SELECT name FROM {S}.hotels h WHERE h.id = b.hotel_id) AS hotel_name
-            FROM {S}.bookings b WHERE id = $1 FOR UPDATE""",
+        f"""SELECT {columns}, {_TOKEN_HASHES} AS token_hashes, h.name AS hotel_name,
+                   {STAY_DETAILS}
+            FROM {S}.bookings b
+            JOIN {S}.hotels h ON h.id = b.hotel_id
+            JOIN {S}.room_types r ON r.hotel_id = b.hotel_id AND r.code = b.room_type
+            WHERE b.id = $1 FOR UPDATE OF b""",
         booking_id,
     )
 

@@ -28,7 +28,7 @@ from services.booking.fulfilment import progress_of
 from services.booking.rate_limit import Hold
 from services.booking.schemas import Booking, BookingCreated, BookingRequest, BookingStatus
 from shared.db.pool import Connection, acquire
-from shared.events import BookingCancelled, BookingConfirmed
+from shared.events import BookingCancelled, BookingConfirmed, StayDetails
 from shared.outbox.rows import OutboxRow, write_rows
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,7 @@ async def _place(
         nights=request.nights,
         total_price=total,
         currency=room["currency"],
+        stay_details=stay_details(room),
         **facts,
     )
     token, token_hash = tokens.new_token()
@@ -146,10 +147,19 @@ async def _replay(conn: Connection, key: str, digest: str) -> PlacedBooking:
     return PlacedBooking(created, replayed=True)
 
 
+def stay_details(row: asyncpg.Record) -> StayDetails:
+    """The event's stay_details from a row with repository.STAY_DETAILS' columns."""
+    return StayDetails.model_validate({name: row[name] for name in StayDetails.model_fields})
+
+
 def booking_event(
-    event_class: type[BookingEvent], booking: Booking, hotel_name: str
+    event_class: type[BookingEvent],
+    booking: Booking,
+    hotel_name: str,
+    details: StayDetails | None = None,
 ) -> BookingEvent:
     return event_class(
+        stay_details=details,
         booking_id=booking.id,
         hotel_id=booking.hotel_id,
         hotel_name=hotel_name,
@@ -204,13 +214,13 @@ async def cancel_booking(
         _authorise(row, token)
         if row["status"] == "cancelled":
             return await _with_fulfilment(conn, row)
-        hotel_name = row["hotel_name"]
+        locked, hotel_name = row, row["hotel_name"]
         row = await repo.mark_cancelled(conn, booking_id)
         await repo.release_nights(
             conn, row["hotel_id"], row["room_type"], row["check_in"], row["check_out"]
         )
         booking = Booking.model_validate(dict(row))
-        cancelled = booking_event(BookingCancelled, booking, hotel_name)
+        cancelled = booking_event(BookingCancelled, booking, hotel_name, stay_details(locked))
         await write_rows(conn, "booking", [OutboxRow.of(cancelled)])
         return await _with_fulfilment(conn, row)
 

@@ -20,10 +20,15 @@ class Body:
 
 def _facts(event: BookingConfirmed | BookingCancelled, code: str) -> list[tuple[str, str]]:
     nights = f"{event.nights} night" + ("" if event.nights == 1 else "s")
+    details = event.stay_details  # absent from events written before it existed
+    room = details.room_type_name if details else event.room_type
+    check_in = event.check_in.isoformat()
+    if details is not None:
+        check_in += f", from {details.check_in_from:%H:%M}"
     return [
         ("Hotel", event.hotel_name),
-        ("Room type", event.room_type),
-        ("Check-in", event.check_in.isoformat()),
+        ("Room type", room),
+        ("Check-in", check_in),
         ("Check-out", f"{event.check_out.isoformat()} ({nights})"),
         ("Total price", f"{event.total_price:,.2f} {event.currency}"),
         ("Booking id", str(event.booking_id)),

@@ -19,6 +19,7 @@ from shared.messaging.topology import (
 )
 
 AMQP_BINDING_VERSION = "0.3.0"
+SCHEMA_REF = "#/components/schemas/{model}"
 # What the AMQP message carries besides its body (shared/messaging/envelope.py).
 MESSAGE_PROPERTIES = {
     "message_id": "the event's event_id (consumers deduplicate on it)",
@@ -69,12 +70,23 @@ def _channel_of(event_type: str) -> str:
 
 def payload_schema(model: type[Event]) -> dict[str, Any]:
     """The JSON schema of a message body: every field is always present in a body."""
-    schema = model.model_json_schema(mode="serialization")
+    schema = model.model_json_schema(mode="serialization", ref_template=SCHEMA_REF)
     properties = {"event_type": {"const": model.event_type, "type": "string"}}
     schema["properties"] = {**properties, **schema["properties"]}
     schema["required"] = list(schema["properties"])
     schema["description"] = (model.__doc__ or model.event_type).strip().replace("\n", " ")
     return schema
+
+
+def _schemas() -> dict[str, Any]:
+    """Every event's payload schema, and the schemas they share (StayDetails), side by side
+    in components/schemas: a reference in the document is from its root."""
+    schemas: dict[str, Any] = {}
+    for model in EVENT_TYPES.values():
+        schema = payload_schema(model)
+        schemas |= schema.pop("$defs", {})
+        schemas[model.event_type] = schema
+    return schemas
 
 
 def _message(model: type[Event], version: int) -> dict[str, Any]:
@@ -183,6 +195,6 @@ def build(amqp_url: str, document_version: str = "1.0.0") -> dict[str, Any]:
                 model.event_type: _message(model, version)
                 for (_, version), model in EVENT_TYPES.items()
             },
-            "schemas": {model.event_type: payload_schema(model) for model in EVENT_TYPES.values()},
+            "schemas": _schemas(),
         },
     }

@@ -39,7 +39,7 @@ def confirmed() -> BookingConfirmed:
 
 
 def validator(document: dict[str, Any], event_type: str) -> jsonschema.Draft202012Validator:
-    schema = document["components"]["schemas"][event_type]
+    schema = {**document["components"]["schemas"][event_type], "components": document["components"]}
     return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
 
 

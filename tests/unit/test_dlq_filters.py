@@ -105,7 +105,7 @@ def test_older_than_compares_the_first_failure_time() -> None:
 
 
 def test_an_operation_without_a_selection_is_refused() -> None:
-    with pytest.raises(InvalidRequest, match="--all"):
+    with pytest.raises(InvalidRequest, match="say which messages: all, some ids, or a filter"):
         Filters().check()
     Filters(select_all=True).check()
     Filters(reason="x").check()

@@ -6,6 +6,7 @@ import email
 import email.policy
 import re
 from datetime import UTC, date, datetime
+from datetime import time as clock
 from decimal import Decimal
 from email.message import EmailMessage
 from typing import Any
@@ -15,9 +16,11 @@ import pytest
 
 from services.email import composing
 from services.email.composing import cancellation_email, check_header_safe, confirmation_email
+from services.email.templates import confirmation_body
 from shared.errors import PermanentError
-from shared.events import BookingCancelled, BookingConfirmed
+from shared.events import BookingCancelled, BookingConfirmed, StayDetails
 from shared.voucher_code import voucher_code
+from tests.support import events
 
 FROM = "Hotel Booking <bookings@hotel.example>"
 NOW = datetime(2027, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -210,3 +213,14 @@ def test_the_reusing_header_registry_changes_nothing_in_what_is_sent(
     monkeypatch.setattr(composing, "POLICY", email.policy.default)
     monkeypatch.setattr(composing, "_parsed", lambda name, value: value)
     assert reusing == [both()] * 2
+
+
+def test_the_email_names_the_room_type_and_the_check_in_time_when_the_event_has_them() -> None:
+    details = StayDetails(
+        room_type_name="Standard double", check_in_from=clock(15), check_out_until=clock(11)
+    )
+    body = confirmation_body(events.confirmed(stay_details=details), "V-1")
+    assert "Standard double" in body.text
+    assert ", from 15:00" in body.text
+    assert "Standard double" in body.html
+    assert "standard" in confirmation_body(events.confirmed(), "V-1").text  # older events

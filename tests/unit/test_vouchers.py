@@ -4,16 +4,19 @@ import io
 import re
 import time
 from datetime import UTC, date, datetime
+from datetime import time as clock
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
+import zxingcpp
+from PIL import Image
 from pypdf import PdfReader
 
 from shared import vouchers
-from shared.events import BookingConfirmed
+from shared.events import BookingConfirmed, StayDetails
 from shared.voucher_code import voucher_code
 from shared.vouchers import render_voucher_pdf
 
@@ -169,3 +172,47 @@ def test_an_unreadable_font_file_falls_back_to_question_marks(
     monkeypatch.setattr(vouchers, "unicode_font", lambda: broken)
     text = pdf_text(render_voucher_pdf(confirmed(guest_name="Zoë 李雷"), "V-1"))
     assert "Zoë ??" in text
+
+
+DETAILS = StayDetails(
+    room_type_name="Aurora suite",
+    hotel_address="Rua das Flores 12, 1200-195 Lisboa, Portugal",
+    hotel_phone="+351 21 555 0100",
+    hotel_email="reception@aurora.example",
+    check_in_from=clock(15, 0),
+    check_out_until=clock(11, 30),
+    cancellation_policy="Free cancellation until 48 hours before check-in.",
+)
+
+
+def test_the_pdf_shows_the_room_type_s_name_the_hotel_s_address_contact_times_policy() -> None:
+    text = " ".join(pdf_text(render_voucher_pdf(confirmed(stay_details=DETAILS), "V-1")).split())
+    assert "Room type: Aurora suite (suite)" in text
+    assert "Address: Rua das Flores 12, 1200-195 Lisboa, Portugal" in text
+    assert "+351 21 555 0100" in text
+    assert "reception@aurora.example" in text
+    assert "Check-in: 2030-01-01, from 15:00" in text
+    assert "Check-out: 2030-01-03, until 11:30" in text
+    assert "Cancellation: Free cancellation until 48 hours before check-in." in text
+
+
+def test_an_event_without_stay_details_still_renders_what_it_has() -> None:
+    text = pdf_text(render_voucher_pdf(confirmed(), "V-1"))
+    assert "Room type: suite" in text
+    assert "Address" not in text
+    assert "Cancellation" not in text
+
+
+def test_the_qr_code_on_the_pdf_decodes_to_the_voucher_code() -> None:
+    """The image as embedded in the real PDF, read back by pypdf and decoded by zxing-cpp (the
+    scanning library the hotel's desk might use), enlarged as a camera would see it."""
+    code = voucher_code(UUID("6f1c2b9e-0d4a-4c51-9f0e-2b7a3c8d9e10"))
+    reader = PdfReader(io.BytesIO(render_voucher_pdf(confirmed(stay_details=DETAILS), code)))
+    [embedded] = reader.pages[0].images
+    assert embedded.image is not None
+    image = embedded.image.convert("L")
+    seen = image.resize((image.width * 8, image.height * 8), Image.Resampling.NEAREST)
+    assert [found.text for found in zxingcpp.read_barcodes(seen)] == [code]
+    assert [found.format for found in zxingcpp.read_barcodes(seen)] == [
+        zxingcpp.BarcodeFormat.QRCode
+    ]
