@@ -6,7 +6,7 @@ Settings: MAILCATCHER_SMTP_HOST/MAILCATCHER_SMTP_PORT (127.0.0.1:1025), MAILCATC
 
 Each mail becomes <UTC time>-<8 hex>.eml: the bytes exactly as received, preceded by two added
 headers, X-Envelope-From and X-Envelope-To, because the envelope (Bcc recipients, bounces) is not
-otherwise in the message.  Nothing is ever relayed.
+otherwise in the message.  Nothing is ever relayed. The web page: devrun/mailpages.py.
 """
 
 from __future__ import annotations
@@ -15,23 +15,19 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import secrets
 import signal
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email import message_from_bytes, policy
 from email.message import EmailMessage
-from html import escape
 from pathlib import Path
-from urllib.parse import quote
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from devrun.mailpages import answer, header, parse
+
 ROOT = Path(__file__).resolve().parent.parent
-NAME = re.compile(r"\d{8}T\d{6}\.\d{6}Z-[0-9a-f]{8}")  # also what keeps URLs inside the dir
-LISTED = 500  # newest mails on the page; older ones stay on disk
 log = logging.getLogger("mailcatcher")
 
 
@@ -52,41 +48,6 @@ def save(directory: Path, envelope: Envelope) -> tuple[str, EmailMessage]:
     return name, parse(raw)
 
 
-def parse(raw: bytes) -> EmailMessage:
-    message = message_from_bytes(raw, policy=policy.default)
-    assert isinstance(message, EmailMessage)  # what policy.default always builds
-    return message
-
-
-def header(message: EmailMessage, *names: str) -> str:
-    """The first of these headers present, unfolded; a malformed one is shown as it came."""
-    for name in names:
-        try:
-            if (value := message.get(name)) is not None:
-                return " ".join(str(value).split())
-        except (ValueError, IndexError, TypeError):  # header parsers choke on odd input
-            return " ".join(str(message.get_all(name, [""])[0]).split())
-    return ""
-
-
-def attachments(message: EmailMessage) -> list[EmailMessage]:
-    found = (p for p in message.walk() if not p.is_multipart())
-    return [
-        p for p in found if isinstance(p, EmailMessage) and (p.is_attachment() or p.get_filename())
-    ]
-
-
-def text_of(message: EmailMessage) -> str:
-    body = message.get_body(preferencelist=("plain", "html"))
-    if not isinstance(body, EmailMessage):
-        return "(this mail has no text part)"
-    try:
-        return str(body.get_content())
-    except (LookupError, ValueError):  # an unknown charset: show what can be shown
-        payload = body.get_payload(decode=True)
-        return payload.decode(errors="replace") if isinstance(payload, bytes) else str(payload)
-
-
 class Handler:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -97,97 +58,6 @@ class Handler:
         to = ", ".join(envelope.rcpt_tos)
         log.info("caught %s from %s to %s: %r", name, envelope.mail_from, to, subject)
         return "250 OK caught, not delivered"
-
-
-def page(directory: Path) -> bytes:
-    rows = []
-    paths = [p for p in directory.glob("*.eml") if NAME.fullmatch(p.stem)]
-    for path in sorted(paths, reverse=True)[:LISTED]:
-        name, message = path.stem, parse(path.read_bytes())
-        subject = escape(header(message, "subject") or "(no subject)")
-        when = datetime.strptime(name[:22], "%Y%m%dT%H%M%S.%f").strftime("%Y-%m-%d %H:%M:%S")
-        files = [
-            f'<a href="/mail/{name}/attachment/{i}">{escape(p.get_filename() or f"part {i}")}</a>'
-            for i, p in enumerate(attachments(message))
-        ]
-        cells = [
-            when,
-            escape(header(message, "from", "x-envelope-from")),
-            escape(header(message, "to", "x-envelope-to")),
-            f'<a href="/mail/{name}/text">{subject}</a>',
-            "<br>".join(files),
-            f'<a href="/mail/{name}.eml">.eml</a>',
-        ]
-        rows.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
-    return (
-        "<!doctype html><meta charset=utf-8><title>Caught mail</title>"
-        "<style>td,th{padding:2px 8px;text-align:left;vertical-align:top}</style>"
-        f"<h1>Caught mail</h1><p>{len(rows)} shown, newest first, from {escape(str(directory))}"
-        "<table><tr><th>Received (UTC)<th>From<th>To<th>Subject<th>Attachments<th>Raw</tr>"
-        + "".join(rows)
-        + "</table>"
-    ).encode()
-
-
-Reply = tuple[int, str, bytes, dict[str, str]]
-
-
-def route(directory: Path, target: str) -> Reply:
-    html, text = "text/html; charset=utf-8", "text/plain; charset=utf-8"
-    if target == "/":
-        return 200, html, page(directory), {}
-    match = re.fullmatch(r"/mail/([^/]+)(\.eml|/text|/attachment/(\d+))", target)
-    path = directory / f"{match[1]}.eml" if match else directory
-    if not (match and NAME.fullmatch(match[1]) and path.is_file()):
-        return 404, text, b"no such mail\n", {}
-    raw = path.read_bytes()
-    if match[2] == ".eml":
-        disposition = f'attachment; filename="{match[1]}.eml"'
-        return 200, "message/rfc822", raw, {"Content-Disposition": disposition}
-    message = parse(raw)
-    if match[2] == "/text":
-        return 200, text, text_of(message).encode(), {}
-    found = attachments(message)
-    if (index := int(match[3])) >= len(found):
-        return 404, text, b"no such attachment\n", {}
-    part = found[index]
-    payload = part.get_payload(decode=True)
-    body = payload if isinstance(payload, bytes) else str(payload).encode()
-    filename = quote(part.get_filename() or f"part-{index}", safe="")
-    # Always a download as octet-stream: a mail's own content type could make it a page here.
-    headers = {"Content-Disposition": f"attachment; filename*=UTF-8''{filename}"}
-    return 200, "application/octet-stream", body, headers
-
-
-async def answer(
-    directory: Path, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-) -> None:
-    """One request per connection (Connection: close) is all a browser needs from this page."""
-    method = ""
-    try:
-        async with asyncio.timeout(10):
-            head = await reader.readuntil(b"\r\n\r\n")
-        method, target, _ = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
-        if method not in ("GET", "HEAD"):
-            reply: Reply = 405, "text/plain", b"GET only\n", {"Allow": "GET, HEAD"}
-        else:
-            reply = await asyncio.to_thread(route, directory, target.split("?", 1)[0])
-    except (TimeoutError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-        reply = 400, "text/plain", b"bad request\n", {}
-    except Exception:  # one broken mail must not take the page down with it
-        log.exception("cannot answer this request")
-        reply = 500, "text/plain", b"internal error; see the mail catcher's log\n", {}
-    status, content_type, body, extra = reply
-    headers = {"Content-Type": content_type, "Content-Length": str(len(body))}
-    headers |= {"Connection": "close", "X-Content-Type-Options": "nosniff", **extra}
-    lines = [f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}"]
-    lines += [f"{key}: {value}" for key, value in headers.items()]
-    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace"))
-    writer.write(b"" if method == "HEAD" else body)
-    with contextlib.suppress(ConnectionError):  # the browser may already have gone
-        await writer.drain()
-        writer.close()
-        await writer.wait_closed()
 
 
 @dataclass

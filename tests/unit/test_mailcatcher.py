@@ -129,3 +129,45 @@ async def test_the_script_logs_a_line_per_mail_and_exits_0_on_sigterm(tmp_path: 
     assert re.fullmatch(rf"caught \S+ from {SENDER} to {', '.join(RECIPIENTS)}: .*\n", logged)
     assert SUBJECT in logged
     assert rest == "stopped cleanly\n"
+
+
+async def test_the_html_view_is_sandboxed_and_the_pdf_opens_inline_other_files_download(
+    catcher: MailCatcher,
+) -> None:
+    message = confirmation()
+    message.add_attachment(
+        b"MZ\x90\x00", maintype="application", subtype="x-msdownload", filename="setup.exe"
+    )
+    await asyncio.to_thread(send, catcher.smtp_port, message)
+    [path] = catcher.directory.iterdir()
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{catcher.http_port}") as client:
+        page = (await client.get("/")).text
+        html = await client.get(f"/mail/{path.stem}/html")
+        pdf = await client.get(f"/mail/{path.stem}/attachment/0")
+        exe = await client.get(f"/mail/{path.stem}/attachment/1")
+    assert f'href="/mail/{path.stem}/html">' in page  # the subject opens the HTML view
+    assert html.text.strip() == "<p>Dear guest, your room is <b>booked</b>.</p>"
+    assert html.headers["content-type"] == "text/html; charset=utf-8"
+    policy_words = html.headers["content-security-policy"].split("; ")
+    assert "sandbox" in policy_words
+    assert "default-src 'none'" in policy_words
+    assert pdf.headers["content-type"] == "application/pdf"
+    assert pdf.headers["content-disposition"].startswith("inline;")
+    assert pdf.content == PDF
+    assert exe.headers["content-type"] == "application/octet-stream"
+    assert exe.headers["content-disposition"].startswith("attachment;")
+
+
+async def test_a_long_address_is_cut_on_the_page_and_whole_in_its_tooltip(
+    catcher: MailCatcher,
+) -> None:
+    message = confirmation()
+    long_address = "a-very-long-mailbox-name-" * 8 + "@example.com"
+    del message["To"]
+    message["To"] = long_address
+    await asyncio.to_thread(send, catcher.smtp_port, message)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{catcher.http_port}") as client:
+        page = (await client.get("/")).text
+    assert f'<td title="{long_address}">' in page
+    assert "table-layout:fixed" in page
+    assert "text-overflow:ellipsis" in page
