@@ -4,7 +4,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser
 
+from tests.support.browser import chromium
 from tests.support.infra import TestEnv
 from tests.support.processes import NO_RATE_LIMITS, free_port, start, stop, wait_port
 
@@ -45,3 +47,10 @@ def service_env(env: TestEnv, mail: tuple[int, Path]) -> dict[str, str]:
         # Hundreds of bookings from one address and one guest email.
         **NO_RATE_LIMITS,
     }
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless, through Playwright (tests/support/browser.py)."""
+    with chromium() as launched:
+        yield launched

@@ -6,49 +6,20 @@ reads the booking back, first without its management token, then with it entered
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, sync_playwright
+from playwright.sync_api import Browser, Locator, Page
 
+from tests.support.browser import authorize, json_answer
+from tests.support.browser import operation as swagger_operation
 from tests.support.infra import TestEnv
 from tests.support.processes import booking_process
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
-# No sandbox (root in a container), and nothing that phones home.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).is_file():
-        message = (
-            f"no Chromium at {CHROMIUM}: install Debian's package (apt-get install chromium, "
-            "which `make services` does as root) or set CHROMIUM_PATH"
-        )
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    with sync_playwright() as playwright:
-        # Debian's Chromium, never one downloaded by `playwright install`.
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
@@ -60,20 +31,11 @@ def api(env: TestEnv, logs: Path) -> Iterator[str]:
 
 
 def operation(page: Page, operation_id: str) -> Locator:
-    """Expand one operation of the Swagger UI and press its "Try it out"."""
-    block = page.locator(f"#operations-bookings-{operation_id}")
-    block.locator(".opblock-summary").click()
-    block.locator("button.try-out__btn").click()
-    return block
+    return swagger_operation(page, "bookings", operation_id)
 
 
 def execute(block: Locator, status: int) -> dict[str, object]:
-    block.locator("button.execute").click()
-    live = block.locator(".live-responses-table .response")
-    live.locator(".response-col_status").filter(has_text=str(status)).wait_for(timeout=20_000)
-    body = live.locator(".response-col_description pre").first.inner_text()
-    parsed: dict[str, object] = json.loads(body)
-    return parsed
+    return json_answer(block, status)
 
 
 def shoot(page: Page, block: Locator, name: str) -> None:
@@ -110,12 +72,3 @@ def test_a_person_books_a_room_from_the_docs_with_the_example_as_shown(
     whole = execute(read, 200)
     assert whole["guest_name"] == shown["guest_name"]
     shoot(page, read, "docs-get-booking-with-token-200.png")
-
-
-def authorize(page: Page, scheme: str, value: str) -> None:
-    """Enter ``value`` for ``scheme`` in the dialog of the page's Authorize button."""
-    page.locator(".auth-wrapper button.authorize").click()
-    form = page.locator(".auth-container").filter(has_text=scheme)
-    form.locator("input").fill(value)
-    form.locator("button.authorize").click()
-    page.locator("button.btn-done").first.click()

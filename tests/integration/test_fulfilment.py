@@ -47,6 +47,12 @@ async def test_fulfilment_moves_from_pending_to_done_and_the_voucher_can_be_down
     assert voucher.headers["content-type"] == "application/pdf"
     text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(voucher.content)).pages)
     assert booking_id in text
+    # What the hotel's rows hold (migration 009), through the event's stay_details.
+    assert "Room type: Standard double (standard)" in text
+    assert "Rua das Flores 12, 1200-195 Lisboa, Portugal" in text
+    assert "from 15:00" in text
+    assert "Cancellation: Free cancellation until 48 hours before check-in" in text
+    assert voucher.headers["content-disposition"].startswith("attachment;")
     [mail] = smtp.messages
     [attachment] = list(mail.iter_attachments())
     assert attachment.get_content_type() == "application/pdf"
