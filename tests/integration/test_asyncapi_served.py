@@ -34,7 +34,11 @@ async def test_a_queue_bound_to_the_fanout_receives_exactly_what_the_document_de
         booking = (await client.post("/bookings", json=booking_body())).json()
         [message] = await take(env.amqp_url(), "new-team.booking-events", 1)
     body = json.loads(message.body)
-    schema = document["components"]["schemas"][message.type]
+    # References in the document are from its root (#/components/schemas/StayDetails).
+    schema = {
+        **document["components"]["schemas"][message.type],
+        "components": document["components"],
+    }
     checker = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
     assert list(checker.iter_errors(body)) == []
     assert message.type == body["event_type"] == "BookingConfirmed"
@@ -43,3 +47,5 @@ async def test_a_queue_bound_to_the_fanout_receives_exactly_what_the_document_de
     assert message.correlation_id == body["booking_id"] == booking["id"]
     assert message.content_type == document["defaultContentType"]
     assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+    assert body["stay_details"]["room_type_name"] == "Standard double"
+    assert body["stay_details"]["check_in_from"] == "15:00:00"
