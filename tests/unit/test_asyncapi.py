@@ -82,7 +82,7 @@ def _refs(channel: dict[str, Any]) -> list[str]:
             source_event_id=uuid4(),
             source_event_type="BookingConfirmed",
         ),
-        VoucherIssued(booking_id=uuid4(), code="HB-1", pdf_base64="JVBERi0="),
+        VoucherIssued(booking_id=uuid4(), code="V-3F2A-9C1B-77D0", pdf_base64="JVBERi0="),
     ],
     ids=lambda e: e.event_type,
 )

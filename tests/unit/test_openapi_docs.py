@@ -3,17 +3,21 @@ hotel and room type, a future stay), and every endpoint has a summary and respon
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import httpx
 import pytest
 
+from services.booking.api.examples import BOOKING_ID
 from services.booking.app import create_app
 from services.booking.schemas import BookingRequest
 from services.booking.settings import BookingSettings
+from shared.voucher_code import voucher_code
 
 SEED = Path(__file__).resolve().parents[2] / "services/booking/migrations/002_demo_hotels.sql"
 
@@ -158,3 +162,26 @@ def test_every_operation_with_a_body_documents_a_body_that_is_not_json_or_too_la
     assert len(with_body) == 3  # POST /bookings, replay, purge
     for name, operation in with_body:
         assert {"400", "413", "422"} <= operation["responses"].keys(), name
+
+
+def test_the_voucher_is_a_documented_binary_download_and_its_examples_codes_are_real(
+    openapi: dict[str, Any],
+) -> None:
+    voucher = openapi["paths"]["/bookings/{booking_id}/voucher"]["get"]["responses"]
+    pdf = voucher["200"]["content"]["application/pdf"]
+    assert pdf["schema"]["format"] == "binary"
+    assert voucher["200"]["headers"]["Content-Disposition"]["description"].startswith("attachment;")
+    codes = set(re.findall(r"\b[A-Z]{1,2}-[0-9A-Z-]{4,}", json.dumps(openapi)))
+    real = voucher_code(UUID(BOOKING_ID))
+    assert codes == {real}
+    assert real in voucher["410"]["content"]["application/problem+json"]["example"]["detail"]
+
+
+def test_no_parameter_shows_a_union_with_null(openapi: dict[str, Any]) -> None:
+    for name, operation in operations(openapi):
+        for parameter in operation.get("parameters", []):
+            assert "anyOf" not in parameter["schema"], (name, parameter["name"])
+    [key] = [p for p in openapi["paths"]["/bookings"]["post"]["parameters"]]
+    assert key["name"] == "Idempotency-Key"
+    assert key["schema"]["type"] == "string"
+    assert key["required"] is False
