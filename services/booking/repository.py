@@ -77,7 +77,7 @@ async def free_stay(
             WHERE r.total_rooms > 0 AND NOT EXISTS (
                 SELECT 1 FROM {S}.room_nights n
                 WHERE n.hotel_id = r.hotel_id AND n.room_type = r.code
-                  AND n.night >= d.start::date AND n.night < d.start::date + $1
+                  AND n.night >= d.start::date AND n.night < d.start::date + $1::integer
                   AND n.reserved >= n.capacity)
             ORDER BY d.start, r.hotel_id, r.price_per_night, r.code
             LIMIT 1""",

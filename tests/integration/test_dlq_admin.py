@@ -22,7 +22,8 @@ async def test_without_an_admin_token_the_admin_api_is_disabled_not_open(env: Te
         bare = await client.get("/admin/dlq/history")
     for response in (listed, replayed, bare):
         assert response.status_code == 503
-        assert response.json() == {"detail": "admin API disabled: set ADMIN_TOKEN"}
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["detail"] == "admin API disabled: set ADMIN_TOKEN"
     assert await message_ids(env.amqp_url(), "email.dlq") == [parked]
 
 
