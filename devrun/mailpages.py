@@ -32,8 +32,10 @@ STYLE = (
     "table{border-collapse:collapse;width:100%;table-layout:fixed}"
     "td,th{padding:4px 8px;text-align:left;vertical-align:top;border-bottom:1px solid #ddd;"
     "overflow:hidden;text-overflow:ellipsis;white-space:nowrap}"
-    "th{background:#f4f4f4}col.when{width:11em}col.who{width:16%}col.files{width:13em}"
-    "col.raw{width:8em}td.subject{white-space:normal;overflow-wrap:anywhere}"
+    "th{background:#f4f4f4}col.when{width:13em}col.who{width:16%}col.files{width:14em}"
+    "col.raw{width:7em}td.subject,td.files{white-space:normal;overflow-wrap:anywhere}"
+    "dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px}dt{font-weight:bold}"
+    "dd{margin:0;overflow-wrap:anywhere}iframe{width:100%;height:70vh;border:1px solid #ddd}"
 )
 Reply = tuple[int, str, bytes, dict[str, str]]
 log = logging.getLogger("mailcatcher")
@@ -78,22 +80,47 @@ def body_of(message: EmailMessage, kind: str) -> str | None:
 def _row(name: str, message: EmailMessage) -> str:
     subject = header(message, "subject") or "(no subject)"
     when = datetime.strptime(name[:22], "%Y%m%dT%H%M%S.%f").strftime("%Y-%m-%d %H:%M:%S")
-    view = "html" if body_of(message, "html") is not None else "text"
-    files = [
-        f'<a href="/mail/{name}/attachment/{i}">{escape(p.get_filename() or f"part {i}")}</a>'
-        for i, p in enumerate(attachments(message))
-    ]
+    files = _files(name, message)
     sender, to = header(message, "from", "x-envelope-from"), header(message, "to", "x-envelope-to")
     cells = [
         f"<td>{when}</td>",
         # Long addresses are cut with an ellipsis, whole in the tooltip: the subject stays.
         f'<td title="{escape(sender)}">{escape(sender)}</td>',
         f'<td title="{escape(to)}">{escape(to)}</td>',
-        f'<td class="subject"><a href="/mail/{name}/{view}">{escape(subject)}</a></td>',
-        f"<td>{'<br>'.join(files)}</td>",
+        f'<td class="subject"><a href="/mail/{name}">{escape(subject)}</a></td>',
+        f'<td class="files">{"<br>".join(files)}</td>',
         f'<td><a href="/mail/{name}/text">text</a> <a href="/mail/{name}.eml">.eml</a></td>',
     ]
     return "<tr>" + "".join(cells) + "</tr>"
+
+
+def _files(name: str, message: EmailMessage) -> list[str]:
+    return [
+        f'<a href="/mail/{name}/attachment/{i}">{escape(p.get_filename() or f"part {i}")}</a>'
+        for i, p in enumerate(attachments(message))
+    ]
+
+
+def mail_page(name: str, message: EmailMessage) -> bytes:
+    """One mail: its headers and attachments, its HTML (else text) in a sandboxed frame."""
+    view = "html" if body_of(message, "html") is not None else "text"
+    fields = [
+        ("From", header(message, "from", "x-envelope-from")),
+        ("To", header(message, "to", "x-envelope-to")),
+        ("Envelope to", header(message, "x-envelope-to")),
+        ("Date", header(message, "date")),
+        ("Subject", header(message, "subject") or "(no subject)"),
+    ]
+    rows = "".join(f"<dt>{label}<dd>{escape(value)}" for label, value in fields)
+    files = ", ".join(_files(name, message)) or "none"
+    return (
+        f"<!doctype html><meta charset=utf-8><title>{escape(fields[-1][1])}</title>"
+        f'<style>{STYLE}</style><p><a href="/">All mail</a></p><dl>{rows}'
+        f"<dt>Attachments<dd>{files}<dt>Views<dd>"
+        f'<a href="/mail/{name}/html">HTML</a> <a href="/mail/{name}/text">text</a> '
+        f'<a href="/mail/{name}.eml">.eml</a></dl>'
+        f'<iframe sandbox src="/mail/{name}/{view}" title="the mail"></iframe>'
+    ).encode()
 
 
 def page(directory: Path) -> bytes:
@@ -114,7 +141,7 @@ def route(directory: Path, target: str) -> Reply:
     html, text = "text/html; charset=utf-8", "text/plain; charset=utf-8"
     if target == "/":
         return 200, html, page(directory), {}
-    match = re.fullmatch(r"/mail/([^/]+)(\.eml|/text|/html|/attachment/(\d+))", target)
+    match = re.fullmatch(r"/mail/([^/]+?)(|\.eml|/text|/html|/attachment/(\d+))", target)
     path = directory / f"{match[1]}.eml" if match else directory
     if not (match and NAME.fullmatch(match[1]) and path.is_file()):
         return 404, text, b"no such mail\n", {}
@@ -123,6 +150,8 @@ def route(directory: Path, target: str) -> Reply:
         disposition = f'attachment; filename="{match[1]}.eml"'
         return 200, "message/rfc822", raw, {"Content-Disposition": disposition}
     message = parse(raw)
+    if match[2] == "":
+        return 200, html, mail_page(match[1], message), {}
     if match[2] == "/text":
         shown = body_of(message, "plain") or body_of(message, "html")
         return 200, text, (shown or "(this mail has no text part)").encode(), {}

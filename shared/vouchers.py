@@ -98,7 +98,7 @@ class _Voucher(FPDF):
         if self.get_string_width(text) < self.w - self.r_margin - self.x:
             self.cell(0, h, text, new_x="LMARGIN", new_y="NEXT")
         else:
-            self.multi_cell(0, h, text, new_x="LMARGIN", new_y="NEXT")
+            self.multi_cell(0, h, text, align="L", new_x="LMARGIN", new_y="NEXT")
 
 
 def qr_png(code: str) -> bytes:

@@ -8,9 +8,9 @@ docs/screenshots/, the ones the README shows (commit them)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import smtplib
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -88,12 +88,25 @@ def shoot(target: Page | Locator, name: str) -> None:
     target.screenshot(path=SHOTS / name)
 
 
-async def _voucher_issued(api: str, booking_id: str, token: str) -> None:
-    async with httpx.AsyncClient(base_url=api, headers={"X-Booking-Token": token}) as client:
+def shoot_between(page: Page, top: Locator, bottom: Locator, name: str) -> None:
+    """The page from ``top``'s upper edge down to ``bottom``'s lower one."""
+    top.evaluate("element => element.scrollIntoView()")
+    first, last = top.bounding_box(), bottom.bounding_box()
+    assert first is not None
+    assert last is not None
+    height = last["y"] + last["height"] - first["y"] + 8
+    clip = {"x": first["x"], "y": first["y"], "width": first["width"], "height": height}
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SHOTS / name, clip=clip)  # type: ignore[arg-type]
+
+
+def _voucher_issued(api: str, booking_id: str, token: str) -> None:
+    """Waits (synchronously: Playwright's sync API runs a loop of its own here)."""
+    with httpx.Client(base_url=api, headers={"X-Booking-Token": token}) as client:
         for _ in range(300):
-            if (await client.get(f"/bookings/{booking_id}/voucher")).status_code == 200:
+            if client.get(f"/bookings/{booking_id}/voucher").status_code == 200:
                 return
-            await asyncio.sleep(0.1)
+            time.sleep(0.1)
     raise AssertionError("the voucher was not issued within 30 s")
 
 
@@ -101,13 +114,13 @@ def test_the_docs_journey_the_mail_catcher_and_the_voucher_as_a_person_sees_them
     system: System, browser: Browser
 ) -> None:
     api, mailbox = system.api, system.mailbox
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page = browser.new_page(viewport={"width": 1280, "height": 1600})
     page.goto(f"{api}/docs")
 
     create = operation(page, "bookings", "create_booking_bookings_post")
-    shoot(create, "docs-1-try-it-out.png")
+    shoot_between(page, create, create.locator("button.execute"), "docs-1-try-it-out.png")
     booking = json_answer(create, 201)
-    shoot(create.locator(".responses-wrapper"), "docs-2-booked.png")
+    shoot(create.locator(".live-responses-table"), "docs-2-booked.png")
     booking_id, token = str(booking["id"]), str(booking["management_token"])
 
     body = create.locator("textarea.body-param__text")
@@ -116,7 +129,7 @@ def test_the_docs_journey_the_mail_catcher_and_the_voucher_as_a_person_sees_them
     assert problem["type"] == "tag:hotel-booking.example,2026:problem:invalid-request"
     shoot(create.locator(".live-responses-table"), "docs-3-problem.png")
 
-    asyncio.run(_voucher_issued(api, booking_id, token))
+    _voucher_issued(api, booking_id, token)
     authorize(page, "BookingToken", token)
     voucher = operation(page, "bookings", "voucher_bookings__booking_id__voucher_get")
     voucher.locator("input[placeholder='booking_id']").fill(booking_id)
@@ -124,20 +137,31 @@ def test_the_docs_journey_the_mail_catcher_and_the_voucher_as_a_person_sees_them
     download = live.locator("a", has_text="Download file")
     download.wait_for()
     assert "Unrecognized response type" not in live.inner_text()
-    shoot(voucher, "docs-4-voucher-download.png")
+    shoot_between(page, voucher, live, "docs-4-voucher-download.png")
 
     _send_with_long_addresses(system.smtp_port)
+    page.set_viewport_size({"width": 1280, "height": 900})
     page.goto(mailbox)
     page.locator("td.subject a", has_text="is confirmed").first.wait_for(timeout=20_000)
     for subject in page.locator("td.subject").all():  # nothing pushed off screen
         box = subject.bounding_box()
         assert box is not None
         assert box["x"] + box["width"] <= 1280
-    shoot(page, "mailcatcher.png")
+    shoot(page.locator("body"), "mailcatcher.png")
 
-    page.locator("td.subject a", has_text="is confirmed").first.click()
-    page.get_by_text("is confirmed").first.wait_for()
+    confirmation = page.locator("tr", has_text="is confirmed").first
+    attachment = confirmation.locator("a", has_text=".pdf").get_attribute("href")
+    confirmation.locator("td.subject a").click()
+    page.frame_locator("iframe").get_by_text("is confirmed").wait_for()
     shoot(page, "mail-html-view.png")
+
+    # The voucher as the mail catcher serves it: inline, in Chromium's own PDF viewer.
+    page.set_viewport_size({"width": 900, "height": 1000})
+    pdf = page.goto(f"{mailbox}{attachment}")
+    assert pdf is not None
+    assert pdf.headers["content-type"] == "application/pdf"
+    page.wait_for_timeout(2_000)  # the viewer draws after the load event
+    shoot(page, "voucher.png")
 
 
 def _send_with_long_addresses(smtp_port: int) -> None:

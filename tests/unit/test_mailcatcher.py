@@ -142,10 +142,13 @@ async def test_the_html_view_is_sandboxed_and_the_pdf_opens_inline_other_files_d
     [path] = catcher.directory.iterdir()
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{catcher.http_port}") as client:
         page = (await client.get("/")).text
+        mail = (await client.get(f"/mail/{path.stem}")).text
         html = await client.get(f"/mail/{path.stem}/html")
         pdf = await client.get(f"/mail/{path.stem}/attachment/0")
         exe = await client.get(f"/mail/{path.stem}/attachment/1")
-    assert f'href="/mail/{path.stem}/html">' in page  # the subject opens the HTML view
+    assert f'href="/mail/{path.stem}">' in page  # the subject opens the mail's page
+    assert "<dt>Subject<dd>Your &lt;booking&gt; &amp; voucher" in mail  # its headers
+    assert f'<iframe sandbox src="/mail/{path.stem}/html"' in mail  # and its HTML, framed
     assert html.text.strip() == "<p>Dear guest, your room is <b>booked</b>.</p>"
     assert html.headers["content-type"] == "text/html; charset=utf-8"
     policy_words = html.headers["content-security-policy"].split("; ")
