@@ -13,8 +13,6 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Locator, Page
 
-from tests.support.browser import authorize, json_answer
-from tests.support.browser import operation as swagger_operation
 from tests.support.infra import TestEnv
 from tests.support.processes import booking_process
 
@@ -31,11 +29,20 @@ def api(env: TestEnv, logs: Path) -> Iterator[str]:
 
 
 def operation(page: Page, operation_id: str) -> Locator:
-    return swagger_operation(page, "bookings", operation_id)
+    """Expand one operation of the Swagger UI and press its "Try it out"."""
+    block = page.locator(f"#operations-bookings-{operation_id}")
+    block.locator(".opblock-summary").click()
+    block.locator("button.try-out__btn").click()
+    return block
 
 
 def execute(block: Locator, status: int) -> dict[str, object]:
-    return json_answer(block, status)
+    block.locator("button.execute").click()
+    live = block.locator(".live-responses-table .response")
+    live.locator(".response-col_status").filter(has_text=str(status)).wait_for(timeout=20_000)
+    body = live.locator(".response-col_description pre").first.inner_text()
+    parsed: dict[str, object] = json.loads(body)
+    return parsed
 
 
 def shoot(page: Page, block: Locator, name: str) -> None:
@@ -72,3 +79,12 @@ def test_a_person_books_a_room_from_the_docs_with_the_example_as_shown(
     whole = execute(read, 200)
     assert whole["guest_name"] == shown["guest_name"]
     shoot(page, read, "docs-get-booking-with-token-200.png")
+
+
+def authorize(page: Page, scheme: str, value: str) -> None:
+    """Enter ``value`` for ``scheme`` in the dialog of the page's Authorize button."""
+    page.locator(".auth-wrapper button.authorize").click()
+    form = page.locator(".auth-container").filter(has_text=scheme)
+    form.locator("input").fill(value)
+    form.locator("button.authorize").click()
+    page.locator("button.btn-done").first.click()
