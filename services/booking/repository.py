@@ -91,8 +91,9 @@ async def reserve_room(
     conn: Connection, hotel_id: int, code: str, check_in: date, check_out: date
 ) -> asyncpg.Record | None:
     """Take one room of the type for every night of the stay, in one round trip: the room
-    type's hotel name, currency, price and STAY_DETAILS, with ``nights_taken``, the nights that could be
-    taken (fewer than the stay's: no room; the caller rolls back). None: no such room type.
+    type's hotel name, currency, price and STAY_DETAILS, with ``nights_taken``, the nights
+    that could be taken (fewer than the stay's: no room; the caller rolls back). None: no
+    such room type.
 
     A conditional upsert: row locks serialise concurrent bookings of the same night, and the
     WHERE re-checks the count after the wait, so the last room is never sold twice. Nights
