@@ -11,12 +11,14 @@ from typing import Any
 import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from services.booking.access_log import AccessLog, route_path
-from services.booking.api import admin, asyncapi, bookings, docs, hotels
+from services.booking.api import admin, admin_groups, asyncapi, bookings, docs, hotels
 from services.booking.api.refusals import invalid_request
 from services.booking.bootstrap import bootstrap
+from services.booking.console import actions as console
+from services.booking.console.session import SignInRequired
 from services.booking.errors import (
     BookingServiceError,
     IdempotencyKeyReused,
@@ -55,6 +57,7 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
         process = await bootstrap(settings, pool)
         app.state.settings, app.state.pool, app.state.relay = settings, process.pool, process.relay
         app.state.ops, app.state.dlq = process.ops, process.dead_letters
+        app.state.failure_groups = process.failure_groups
         app.state.rate_limits = process.rate_limits
         stop = asyncio.Event()
         # Stage by stage at shutdown; whatever outlives its grace is cut short (its messages
@@ -89,7 +92,9 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
     app.include_router(docs.router)
     _refresh_openapi_daily(app)
     app.router.routes.extend(ops_routes())  # /health/live, /health/ready, /metrics
+    app.include_router(admin_groups.router)  # before admin's /{queue}/... routes
     app.include_router(admin.router)
+    app.include_router(console.router)  # the dead-letter console's pages and actions
     _add_error_handlers(app)
     return app
 
@@ -132,6 +137,13 @@ def _add_error_handlers(app: FastAPI) -> None:
             headers={"Retry-After": "1"},
         )
 
+    async def sign_in(request: Request, exc: Exception) -> Response:
+        """The console without a session: its sign-in page (htmx follows HX-Redirect)."""
+        if request.headers.get("hx-request") == "true":
+            return Response(status_code=401, headers={"HX-Redirect": "/admin/console/login"})
+        return RedirectResponse("/admin/console/login", status_code=303)
+
+    app.add_exception_handler(SignInRequired, sign_in)
     app.add_exception_handler(BookingServiceError, booking_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
     unavailable_errors: tuple[type[BaseException], ...] = (DatabaseUnavailable, *UNAVAILABLE_ERRORS)

@@ -22,8 +22,11 @@ from services.bookingctl.settings import DlqSettings
 from shared.db.pool import create_pool
 from shared.deadletters.audit import AuditStore
 from shared.deadletters.errors import DlqError, InvalidRequest, UnknownQueue
+from shared.deadletters.groups import FailureGroups
+from shared.deadletters.index import DeadLetterIndex
 from shared.deadletters.model import Filters, Summary, parse_duration
 from shared.deadletters.operations import DeadLetterOps, OpsConfig
+from shared.deadletters.pages import Group, GroupQuery
 from shared.errors import ConfigurationError, SharedError
 from shared.logging_setup import configure_logging
 from shared.settings import load_settings
@@ -138,6 +141,7 @@ def _filters(
     reason: str | None = None,
     event_type: str | None = None,
     older_than: str | None = None,
+    fingerprint: str | None = None,
 ) -> Filters:
     if select_all and ids:
         _fail("give either --all or --id, not both", 2)
@@ -149,6 +153,7 @@ def _filters(
             event_type=event_type,
             older_than=parse_duration(older_than) if older_than else None,
             limit=limit,
+            fingerprint=fingerprint,
         )
         filters.check()
     except InvalidRequest as exc:
@@ -165,6 +170,7 @@ def _filters(
 @click.option("--reason", help="Only this x-reason (e.g. retries-exhausted).")
 @click.option("--event-type", help="Only this event type (e.g. BookingConfirmed).")
 @click.option("--older-than", metavar="DURATION", help="First failed at least this long ago.")
+@click.option("--fingerprint", help="Only this failure group (see `bookingctl dlq groups`).")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many messages.")
 @click.option("--rate", type=click.FloatRange(min=0, min_open=True), help="Messages/s at most.")
 @click.option("--dry-run", is_flag=True, help="Count what would be replayed; change nothing.")
@@ -176,13 +182,14 @@ def replay(
     reason: str | None,
     event_type: str | None,
     older_than: str | None,
+    fingerprint: str | None,
     limit: int | None,
     rate: float | None,
     dry_run: bool,
     as_json: bool,
 ) -> None:
     """Send matching messages back to QUEUE's consumer only (never to the fanout)."""
-    filters = _filters(select_all, ids, limit, reason, event_type, older_than)
+    filters = _filters(select_all, ids, limit, reason, event_type, older_than, fingerprint)
     progress = render.ProgressBar(f"{'checking' if dry_run else 'replaying'} {queue}")
     started = time.monotonic()
     try:
@@ -230,3 +237,24 @@ def history(limit: int, queue: str | None, as_json: bool) -> None:
         render.print_json(entries)
     else:
         render.audit_entries(entries)
+
+
+@dlq.command()
+@click.option("--consumer", help="Only this consumer's groups.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def groups(consumer: str | None, as_json: bool) -> None:
+    """Re-read every dead-letter queue, then its failure groups (as the console shows them).
+
+    Replay one with `bookingctl dlq replay QUEUE --fingerprint F`."""
+
+    async def read(ops: DeadLetterOps) -> list[Group]:
+        assert ops.audit is not None  # audited=True
+        failure_groups = FailureGroups(ops, DeadLetterIndex(ops.audit.pool, ops.audit))
+        await failure_groups.sync()
+        return await failure_groups.index.groups(GroupQuery(consumer=consumer, limit=200))
+
+    found = _run(read, audited=True)
+    if as_json:
+        render.print_json(found)
+    else:
+        render.groups_table(found)

@@ -67,7 +67,7 @@ class DeadLetterOps:
         self.config = config
         self.audit = audit
 
-    async def _connect(self, purpose: str) -> AbstractConnection:
+    async def connect(self, purpose: str) -> AbstractConnection:
         try:
             return await connect(
                 self.config.amqp_url,
@@ -81,7 +81,7 @@ class DeadLetterOps:
         """Each consumer's dead-letter queue: depth, and the age of the message at its head."""
         now = now or datetime.now(UTC)
         timeout = self.config.connect_timeout
-        connection = await self._connect("list")
+        connection = await self.connect("list")
         try:
             infos = []
             for service, names in CONSUMERS.items():
@@ -108,7 +108,7 @@ class DeadLetterOps:
         if not 1 <= limit <= MAX_SHOW:
             raise InvalidRequest(f"--limit must be between 1 and {MAX_SHOW}")
         names = resolve(queue)
-        connection = await self._connect("show")
+        connection = await self.connect("show")
         shown: list[DeadLetter] = []
         try:
             async with broker.scanning(
@@ -219,7 +219,7 @@ class DeadLetterOps:
             )
         batch_size = batch_size or self.config.batch_size
         try:
-            connection = await self._connect(operation)
+            connection = await self.connect(operation)
             try:
                 async with broker.scanning(
                     connection,

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
 from tests.support.infra import TestEnv
 from tests.support.processes import NO_RATE_LIMITS, free_port, start, stop, wait_port
@@ -45,3 +48,34 @@ def service_env(env: TestEnv, mail: tuple[int, Path]) -> dict[str, str]:
         # Hundreds of bookings from one address and one guest email.
         **NO_RATE_LIMITS,
     }
+
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+# No sandbox (root in a container), and nothing that phones home.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).is_file():
+        message = (
+            f"no Chromium at {CHROMIUM}: install Debian's package (apt-get install chromium, "
+            "which `make services` does as root) or set CHROMIUM_PATH"
+        )
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    with sync_playwright() as playwright:
+        # Debian's Chromium, never one downloaded by `playwright install`.
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()

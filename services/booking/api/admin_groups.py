@@ -1,0 +1,295 @@
+"""The admin API's failure groups: what the dead-letter console shows and does, as JSON.
+
+Same bearer token as ``/admin/dlq`` (deps.AdminGroupsDep). The groups come from the index
+of dead letters (``ops.dead_letters``, derived from the queues: ``POST /admin/dlq/sync``
+re-reads them); every retry and purge acts on the queue's own messages.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.booking.api.admin import (
+    AUTH_RESPONSES,
+    QUEUE_RESPONSES,
+    SUMMARY_EXAMPLE,
+    SWEEP_RESPONSES,
+    actor,
+    translated,
+)
+from services.booking.api.admin_requests import Operator
+from services.booking.api.examples import ok
+from services.booking.deps import AdminGroupsDep
+from shared.deadletters.errors import UnknownGroup
+from shared.deadletters.model import Label, Summary
+from shared.deadletters.pages import (
+    FINGERPRINT_PATTERN,
+    MAX_PAGE,
+    Group,
+    GroupQuery,
+    Indexed,
+    MessagePage,
+    MessageQuery,
+    Parking,
+    group_cursor,
+)
+from shared.deadletters.reading import ConsumerState
+
+FINGERPRINT = "3fa2c1d09b7e4a51"
+GROUP = {
+    "fingerprint": FINGERPRINT,
+    "consumer": "email",
+    "event_type": "BookingConfirmed",
+    "event_version": 1,
+    "exception_type": "PermanentError",
+    "frame": "services.email.handlers:send_confirmation",
+    "reason": "permanent-failure",
+    "reason_pattern": "SMTP refused <email>: <n> <n>.<n>.<n> no such user",
+    "queues": ["email.dlq"],
+    "count": 3,
+    "replayed_before": 0,
+    "first_seen": "2026-11-24T09:30:01Z",
+    "last_seen": "2026-11-24T09:41:12Z",
+    "state": None,
+    "until": None,
+    "trend": [0] * 22 + [1, 2],
+}
+ROW = {
+    "id": 41,
+    "queue": "email.dlq",
+    "message_id": "8d6f3c1a-2b4e-4f5a-9c7d-0e1f2a3b4c5d",
+    "event_type": "BookingConfirmed",
+    "booking_id": "3f2b8c1e-5d4a-4e6f-9a7b-1c2d3e4f5a6b",
+    "reason": "permanent-failure",
+    "exception": "PermanentError: SMTP refused ada@example.com: 550 5.1.1 no such user",
+    "attempts": 1,
+    "replay_count": 0,
+    "first_failure_at": "2026-11-24T09:41:12Z",
+    "last_failure_at": "2026-11-24T09:41:12Z",
+}
+STATE = {
+    "service": "email",
+    "queue": "email.booking-events",
+    "ready": 0,
+    "in_flight": 0,
+    "consumers": 1,
+    "dead_letters": 3,
+    "rate_in": 1.2,
+    "rate_out": 1.2,
+}
+GROUP_RESPONSES = {**QUEUE_RESPONSES, 404: QUEUE_RESPONSES[404] | {"description": "No such group"}}
+router = APIRouter(prefix="/admin/dlq", tags=["admin: failure groups"])
+Fingerprint = Annotated[str, Path(pattern=FINGERPRINT_PATTERN, description="A group's fingerprint")]
+Cursor = Annotated[str | None, Query(max_length=200, description="`next` of the previous page")]
+Text = Annotated[str | None, Query(max_length=200)]
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The index row's id")]
+
+
+class GroupPage(BaseModel):
+    groups: list[Group]
+    next: str | None
+
+
+class IndexedMessage(BaseModel):
+    message: Indexed
+    parkings: list[Parking]
+
+
+class GroupRetry(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    dry_run: bool = False
+    ids: list[Label] = Field(default_factory=list, description="Only these ids of the group")
+    rate: float | None = Field(default=None, ge=1, le=1_000_000, allow_inf_nan=False)
+
+
+class GroupPurge(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    confirm: str = Field(max_length=16, description="The group's fingerprint, typed again")
+
+
+class GroupState(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    state: Literal["muted", "archived", "restore"]
+    hours: int = Field(default=24, ge=1, le=24 * 90, description="How long a mute lasts")
+
+
+@router.post(
+    "/sync",
+    summary="Re-read the dead-letter queues into the index",
+    responses={200: ok({"booking.dlq": 0, "email.dlq": 3}), **AUTH_RESPONSES},
+)
+async def sync(groups: AdminGroupsDep) -> dict[str, int]:
+    """The number of messages read per queue."""
+    with translated():
+        return await groups.sync()
+
+
+@router.get(
+    "/live", summary="Live state per consumer", responses={200: ok([STATE]), **AUTH_RESPONSES}
+)
+async def live(groups: AdminGroupsDep) -> list[ConsumerState]:
+    with translated():
+        return await groups.live()
+
+
+@router.get(
+    "/groups",
+    summary="Failure groups",
+    responses={200: ok({"groups": [GROUP], "next": None}), **GROUP_RESPONSES},
+)
+async def list_groups(
+    groups: AdminGroupsDep,
+    consumer: Text = None,
+    hidden: bool = False,
+    after: Cursor = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+) -> GroupPage:
+    """Newest failure first; `hidden` includes muted and archived groups."""
+    with translated():
+        query = GroupQuery(consumer=consumer, include_hidden=hidden, after=after, limit=limit)
+        found = await groups.index.groups(query)
+    return GroupPage(groups=found, next=group_cursor(found, limit))
+
+
+@router.get(
+    "/groups/{fingerprint}",
+    summary="One failure group",
+    responses={200: ok(GROUP), **GROUP_RESPONSES},
+)
+async def one_group(groups: AdminGroupsDep, fingerprint: Fingerprint) -> Group:
+    with translated():
+        return await groups.group(fingerprint)
+
+
+@router.get(
+    "/groups/{fingerprint}/messages",
+    summary="A group's messages",
+    responses={
+        200: ok({"messages": [ROW], "next": "2026-11-24T09:41:12+00:00~41"}),
+        **GROUP_RESPONSES,
+    },
+)
+async def group_messages(
+    groups: AdminGroupsDep,
+    fingerprint: Fingerprint,
+    booking_id: Text = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    event_type: Text = None,
+    text: Text = None,
+    after: Cursor = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+) -> MessagePage:
+    """Newest failure first, keyset-paginated: pass `next` as `after`."""
+    with translated():
+        query = MessageQuery(
+            fingerprint=fingerprint,
+            booking_id=booking_id,
+            since=since,
+            until=until,
+            event_type=event_type,
+            text=text,
+            after=after,
+            limit=limit,
+        )
+        return await groups.index.messages(query)
+
+
+@router.get(
+    "/index/{row_id}",
+    summary="One indexed dead letter",
+    responses={
+        200: ok(
+            {
+                "message": {
+                    **ROW,
+                    "fingerprint": FINGERPRINT,
+                    "consumer": "email",
+                    "frame": GROUP["frame"],
+                    "headers": {"x-reason": "permanent-failure", "x-attempts": 1},
+                    "body": '{"event_type": "BookingConfirmed", "version": 1}',
+                },
+                "parkings": [],
+            }
+        ),
+        **GROUP_RESPONSES,
+    },
+)
+async def indexed(groups: AdminGroupsDep, row_id: RowId) -> IndexedMessage:
+    """Its body, headers and every parking seen."""
+    with translated():
+        message = await groups.index.message(row_id)
+        if message is None:
+            raise UnknownGroup(f"no indexed dead letter {row_id}: it left its queue")
+        parkings = await groups.index.parkings(message.message_id) if message.message_id else []
+    return IndexedMessage(message=message, parkings=parkings)
+
+
+@router.post(
+    "/groups/{fingerprint}/retry",
+    summary="Retry a group",
+    responses={200: ok([SUMMARY_EXAMPLE]), **SWEEP_RESPONSES},
+)
+async def retry(
+    groups: AdminGroupsDep,
+    fingerprint: Fingerprint,
+    body: GroupRetry,
+    request: Request,
+    operator: Operator = None,
+) -> list[Summary]:
+    """Its messages (or `ids` of it) back to their consumer's queue only; audited."""
+    with translated():
+        return await groups.retry(
+            fingerprint,
+            actor=actor(request, operator),
+            dry_run=body.dry_run,
+            rate=body.rate,
+            ids=tuple(body.ids),
+        )
+
+
+@router.post(
+    "/groups/{fingerprint}/purge",
+    summary="Purge a group",
+    responses={200: ok([SUMMARY_EXAMPLE | {"operation": "purge"}]), **SWEEP_RESPONSES},
+)
+async def purge(
+    groups: AdminGroupsDep,
+    fingerprint: Fingerprint,
+    body: GroupPurge,
+    request: Request,
+    operator: Operator = None,
+) -> list[Summary]:
+    """Only with `confirm` equal to the fingerprint; audited."""
+    with translated():
+        return await groups.purge(fingerprint, actor=actor(request, operator), confirm=body.confirm)
+
+
+@router.post(
+    "/groups/{fingerprint}/state",
+    summary="Mute, archive or restore a group",
+    responses={200: ok(GROUP | {"state": "muted"}), **SWEEP_RESPONSES},
+)
+async def state(
+    groups: AdminGroupsDep,
+    fingerprint: Fingerprint,
+    body: GroupState,
+    request: Request,
+    operator: Operator = None,
+) -> Group:
+    until = datetime.now(UTC) + timedelta(hours=body.hours) if body.state == "muted" else None
+    with translated():
+        await groups.set_state(
+            fingerprint,
+            None if body.state == "restore" else body.state,
+            actor=actor(request, operator),
+            until=until,
+        )
+        return await groups.group(fingerprint)
