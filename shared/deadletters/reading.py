@@ -62,17 +62,19 @@ async def _batches(ops: DeadLetterOps, queue: str) -> AsyncIterator[list[Parked]
             idle_timeout=ops.config.idle_timeout,
             timeout=ops.config.connect_timeout,
         ) as scan:
-            seen, batch = 0, list[AbstractIncomingMessage]()
-            while seen < scan.ready:
+            batch: list[AbstractIncomingMessage] = []
+            for _ in range(scan.ready):
                 message = await scan.next()
-                if message is None:
+                if message is None:  # another client holds the rest: they stay unread
                     break
-                seen += 1
                 batch.append(message)
-                if len(batch) >= SYNC_BATCH or seen == scan.ready:
+                if len(batch) >= SYNC_BATCH:
                     yield [parked(queue, m) for m in batch]
                     await scan.requeue(batch[-1], through=True)
                     batch = []
+            if batch:
+                yield [parked(queue, m) for m in batch]
+                await scan.requeue(batch[-1], through=True)
     finally:
         await close_quietly(connection)
 

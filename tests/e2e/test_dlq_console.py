@@ -93,6 +93,11 @@ def parked(base: str) -> int:
     return int(next(q["messages"] for q in answer.json() if q["service"] == "email"))
 
 
+def email_step(base: str, booking_id: str) -> str:
+    fulfilment = httpx.get(f"{base}/bookings/{booking_id}").json()["fulfilment"]
+    return str(fulfilment["email"]["status"])
+
+
 def shoot(page: Page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SHOTS / name, full_page=True)
@@ -103,6 +108,7 @@ def test_an_operator_finds_inspects_dry_runs_and_retries_a_refused_email_from_th
 ) -> None:
     booking = httpx.post(f"{stack}/bookings", json=booking_body(guest_email=REFUSED)).json()
     wait_for(lambda: parked(stack) == 1, "dead-lettered confirmation email")
+    wait_for(lambda: email_step(stack, booking["id"]) == "failed", "the email step failed")
     page = browser.new_page(viewport=DESKTOP)
 
     page.goto(f"{stack}/admin/console")  # no session: the sign-in page, nothing else

@@ -22,6 +22,9 @@ from services.booking.api.admin import (
     translated,
 )
 from services.booking.api.admin_requests import Operator
+from services.booking.api.examples import DEAD_LETTER_GROUP as GROUP
+from services.booking.api.examples import DEAD_LETTER_ROW as ROW
+from services.booking.api.examples import LIVE_STATE as STATE
 from services.booking.api.examples import ok
 from services.booking.deps import AdminGroupsDep
 from shared.deadletters.errors import UnknownGroup
@@ -39,48 +42,6 @@ from shared.deadletters.pages import (
 )
 from shared.deadletters.reading import ConsumerState
 
-FINGERPRINT = "3fa2c1d09b7e4a51"
-GROUP = {
-    "fingerprint": FINGERPRINT,
-    "consumer": "email",
-    "event_type": "BookingConfirmed",
-    "event_version": 1,
-    "exception_type": "PermanentError",
-    "frame": "services.email.handlers:send_confirmation",
-    "reason": "permanent-failure",
-    "reason_pattern": "SMTP refused <email>: <n> <n>.<n>.<n> no such user",
-    "queues": ["email.dlq"],
-    "count": 3,
-    "replayed_before": 0,
-    "first_seen": "2026-11-24T09:30:01Z",
-    "last_seen": "2026-11-24T09:41:12Z",
-    "state": None,
-    "until": None,
-    "trend": [0] * 22 + [1, 2],
-}
-ROW = {
-    "id": 41,
-    "queue": "email.dlq",
-    "message_id": "8d6f3c1a-2b4e-4f5a-9c7d-0e1f2a3b4c5d",
-    "event_type": "BookingConfirmed",
-    "booking_id": "3f2b8c1e-5d4a-4e6f-9a7b-1c2d3e4f5a6b",
-    "reason": "permanent-failure",
-    "exception": "PermanentError: SMTP refused ada@example.com: 550 5.1.1 no such user",
-    "attempts": 1,
-    "replay_count": 0,
-    "first_failure_at": "2026-11-24T09:41:12Z",
-    "last_failure_at": "2026-11-24T09:41:12Z",
-}
-STATE = {
-    "service": "email",
-    "queue": "email.booking-events",
-    "ready": 0,
-    "in_flight": 0,
-    "consumers": 1,
-    "dead_letters": 3,
-    "rate_in": 1.2,
-    "rate_out": 1.2,
-}
 GROUP_RESPONSES = {**QUEUE_RESPONSES, 404: QUEUE_RESPONSES[404] | {"description": "No such group"}}
 router = APIRouter(prefix="/admin/dlq", tags=["admin: failure groups"])
 Fingerprint = Annotated[str, Path(pattern=FINGERPRINT_PATTERN, description="A group's fingerprint")]
@@ -210,7 +171,7 @@ async def group_messages(
             {
                 "message": {
                     **ROW,
-                    "fingerprint": FINGERPRINT,
+                    "fingerprint": GROUP["fingerprint"],
                     "consumer": "email",
                     "frame": GROUP["frame"],
                     "headers": {"x-reason": "permanent-failure", "x-attempts": 1},
