@@ -111,6 +111,16 @@ class DeadLetterIndex:
         rows = await self._fetch(f"SELECT * FROM {SCHEMA}.dead_letters WHERE id = $1", row_id)
         return Indexed.of(rows[0]) if rows else None
 
+    async def present(self, queue: str, ids: list[str]) -> list[str]:
+        """Which of ``ids`` the index holds for ``queue``."""
+        rows = await self._fetch(
+            f"SELECT DISTINCT message_id FROM {SCHEMA}.dead_letters "
+            "WHERE queue = $1 AND message_id = ANY($2)",
+            queue,
+            ids,
+        )
+        return sorted(r["message_id"] for r in rows)
+
     async def parkings(self, message_id: str) -> list[Parking]:
         rows = await self._fetch(
             f"SELECT * FROM {SCHEMA}.dead_letter_parkings WHERE message_id = $1 "

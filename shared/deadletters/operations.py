@@ -136,9 +136,11 @@ class DeadLetterOps:
         rate: float | None = None,
         dry_run: bool = False,
         progress: Progress | None = None,
+        sent: list[str] | None = None,
     ) -> Summary:
         """Send the matching messages back to their consumer's work queue, each acked in the
-        dead-letter queue only after its copy is confirmed. Non-matching ones stay."""
+        dead-letter queue only after its copy is confirmed. Non-matching ones stay. The ids
+        of the confirmed copies are appended to ``sent`` (a canary retry watches them)."""
         filters.check()
         names = resolve(queue)
         if dry_run:
@@ -158,11 +160,15 @@ class DeadLetterOps:
             await pacer.wait(len(batch))
             copies = [copy_message(m, retry.replay_headers(dict(m.headers or {}))) for m in batch]
             try:
-                return await publisher.publish_many(
+                results = await publisher.publish_many(
                     copies, exchange=names.retry_exchange, routing_key=names.queue
                 )
             except MessagingError as exc:
                 return [exc] * len(batch)
+            if sent is not None:
+                confirmed = zip(batch, results, strict=True)
+                sent.extend(m.message_id for m, error in confirmed if not error and m.message_id)
+            return results
 
         try:
             return await self._audited(

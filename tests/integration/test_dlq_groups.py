@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
+from shared.deadletters.canary import canary_retry
 from shared.deadletters.errors import UnknownGroup
 from shared.deadletters.groups import FailureGroups
 from shared.deadletters.index import DeadLetterIndex
@@ -169,3 +170,46 @@ def _first(page: dict[str, list[dict[str, str]]]) -> str:
 
 def _csrf(html: str) -> str:
     return html.split('"X-CSRF-Token": "', 1)[1].split('"', 1)[0]
+
+
+async def test_a_canary_retry_halts_when_its_first_message_fails_again_then_sends_each_once(
+    env: TestEnv,
+) -> None:
+    url = env.amqp_url()
+    events = [confirmed(guest_email=REFUSED) for _ in range(8)]
+    async with (
+        smtp_server() as smtp,
+        running_consumer("email", env, smtp_port=smtp.port),
+        failure_groups(env) as groups,
+    ):
+        smtp.refused_recipients.add(REFUSED)
+        for event in events:
+            await publish_raw(url, EVENTS_EXCHANGE, event_message(event))
+        await wait_until(
+            lambda: equals(queue_depth(url, EMAIL.dead_letter_queue), 8), what="all parked"
+        )
+        await groups.sync()
+        [group] = await groups.index.groups(GroupQuery())
+
+        halted = await canary_retry(groups, group.fingerprint, actor="test", settle=10)
+        marked = await groups.index.group(group.fingerprint)
+        again = await groups.index.messages(MessageQuery(fingerprint=group.fingerprint))
+
+        smtp.refused_recipients.clear()
+        done = await canary_retry(groups, group.fingerprint, actor="test", settle=1)
+        await wait_until(lambda: len(smtp.envelopes) == 8, what="eight emails")
+        await asyncio.sleep(1.0)
+        left = await groups.index.groups(GroupQuery(include_hidden=True))
+
+    assert halted.halted
+    assert [s.replayed for s in halted.stages] == [1]  # the 5, 50 and the rest never went
+    assert len(halted.failed_again) == 1
+    assert marked is not None
+    assert (marked.count, marked.replayed_before) == (8, 1)  # marked, and all still parked
+    assert [m.message_id for m in again.messages if m.replay_count] == halted.failed_again
+    assert not done.halted
+    assert [s.replayed for s in done.stages] == [1, 5, 2]
+    assert sorted(m["Message-ID"] for m in smtp.messages) == sorted(
+        f"<{e.event_id}@hotel-booking>" for e in events
+    )
+    assert left == []

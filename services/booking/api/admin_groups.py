@@ -27,6 +27,7 @@ from services.booking.api.examples import DEAD_LETTER_ROW as ROW
 from services.booking.api.examples import LIVE_STATE as STATE
 from services.booking.api.examples import ok
 from services.booking.deps import AdminGroupsDep
+from shared.deadletters.canary import CanaryReport, canary_retry
 from shared.deadletters.errors import UnknownGroup
 from shared.deadletters.model import Label, Summary
 from shared.deadletters.pages import (
@@ -65,6 +66,15 @@ class GroupRetry(BaseModel):
 
     dry_run: bool = False
     ids: list[Label] = Field(default_factory=list, description="Only these ids of the group")
+    rate: float | None = Field(default=None, ge=1, le=1_000_000, allow_inf_nan=False)
+
+
+class GroupCanary(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    settle_seconds: float = Field(
+        default=10, ge=0, le=60, description="How long each stage is watched for failures"
+    )
     rate: float | None = Field(default=None, ge=1, le=1_000_000, allow_inf_nan=False)
 
 
@@ -213,6 +223,40 @@ async def retry(
             dry_run=body.dry_run,
             rate=body.rate,
             ids=tuple(body.ids),
+        )
+
+
+@router.post(
+    "/groups/{fingerprint}/canary",
+    summary="Canary retry of a group: 1, 5, 50, then the rest",
+    responses={
+        200: ok(
+            {
+                "fingerprint": GROUP["fingerprint"],
+                "stages": [SUMMARY_EXAMPLE | {"total": 3, "seen": 1, "replayed": 1}],
+                "halted": True,
+                "failed_again": [ROW["message_id"]],
+            }
+        ),
+        **SWEEP_RESPONSES,
+    },
+)
+async def canary(
+    groups: AdminGroupsDep,
+    fingerprint: Fingerprint,
+    body: GroupCanary,
+    request: Request,
+    operator: Operator = None,
+) -> CanaryReport:
+    """Each stage waits `settle_seconds` and halts the canary when its messages fail again
+    (they are back in the dead-letter queue, marked with their retry count)."""
+    with translated():
+        return await canary_retry(
+            groups,
+            fingerprint,
+            actor=actor(request, operator),
+            settle=body.settle_seconds,
+            rate=body.rate,
         )
 
 

@@ -20,12 +20,14 @@ from services.booking.console.pages import render, router
 
 __all__ = ["router"]  # the pages' router, with the actions added
 from services.booking.deps import ConsoleActionDep, FailureGroupsDep, SettingsDep
+from shared.deadletters.canary import canary_retry
 from shared.deadletters.model import Summary, no_control_characters
 from shared.deadletters.pages import FINGERPRINT_PATTERN
 
 MAX_RATE = 1_000_000.0
 Fingerprint = Annotated[str, Path(pattern=FINGERPRINT_PATTERN)]
 MAX_MUTE_HOURS = 24 * 90
+CANARY_SETTLE = 10.0  # seconds each canary stage is watched
 
 
 def _result(
@@ -106,6 +108,23 @@ async def retry_group(
             ids=ids,
         )
     return _result(request, session, summaries, fingerprint=fingerprint)
+
+
+@router.post("/groups/{fingerprint}/canary")
+async def canary_group(
+    request: Request, session: ConsoleActionDep, groups: FailureGroupsDep, fingerprint: Fingerprint
+) -> Response:
+    """1, then 5, then 50, then the rest; halts when a stage's messages fail again."""
+    data = await sessions.form(request)
+    with translated():
+        report = await canary_retry(
+            groups,
+            fingerprint,
+            actor=session.actor(request),
+            settle=CANARY_SETTLE,
+            rate=_rate(str(data.get("rate", ""))),
+        )
+    return _result(request, session, report.stages, fingerprint=fingerprint, canary=report)
 
 
 @router.post("/messages/{row_id}/retry")
