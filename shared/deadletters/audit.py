@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -53,7 +54,14 @@ class AuditStore:
                 self._migrated = True
 
     async def started(
-        self, *, actor: str, operation: str, queue: str, filters: Filters, dry_run: bool
+        self,
+        *,
+        actor: str,
+        operation: str,
+        queue: str,
+        filters: Filters,
+        dry_run: bool,
+        details: dict[str, Any] | None = None,
     ) -> int:
         """Record an operation before it touches a message; refuse to start without it."""
         try:
@@ -66,7 +74,7 @@ class AuditStore:
                     actor,
                     operation,
                     queue,
-                    json.dumps(filters.for_audit()),
+                    json.dumps({**filters.for_audit(), **(details or {})}),
                     dry_run,
                 )
         except _ERRORS as exc:

@@ -137,10 +137,12 @@ class DeadLetterOps:
         dry_run: bool = False,
         progress: Progress | None = None,
         sent: list[str] | None = None,
+        body: bytes | None = None,
     ) -> Summary:
         """Send the matching messages back to their consumer's work queue, each acked in the
         dead-letter queue only after its copy is confirmed. Non-matching ones stay. The ids
-        of the confirmed copies are appended to ``sent`` (a canary retry watches them)."""
+        of the confirmed copies are appended to ``sent`` (a canary retry watches them);
+        ``body`` replaces the copies' body (an edited message, editing.py)."""
         filters.check()
         names = resolve(queue)
         if dry_run:
@@ -159,6 +161,9 @@ class DeadLetterOps:
         async def send(batch: Batch) -> Sequence[BaseException | None]:
             await pacer.wait(len(batch))
             copies = [copy_message(m, retry.replay_headers(dict(m.headers or {}))) for m in batch]
+            if body is not None:
+                for copy in copies:
+                    copy.body = body
             try:
                 results = await publisher.publish_many(
                     copies, exchange=names.retry_exchange, routing_key=names.queue

@@ -5,13 +5,15 @@ index following the queues (which stay the truth)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
 
 from shared.deadletters.canary import canary_retry
-from shared.deadletters.errors import UnknownGroup
+from shared.deadletters.editing import retry_edited
+from shared.deadletters.errors import InvalidRequest, UnknownGroup
 from shared.deadletters.groups import FailureGroups
 from shared.deadletters.index import DeadLetterIndex
 from shared.deadletters.pages import GroupQuery, MessageQuery
@@ -213,3 +215,43 @@ async def test_a_canary_retry_halts_when_its_first_message_fails_again_then_send
         f"<{e.event_id}@hotel-booking>" for e in events
     )
     assert left == []
+
+
+async def test_an_edited_message_is_sent_instead_of_the_original_which_the_audit_keeps(
+    env: TestEnv,
+) -> None:
+    url = env.amqp_url()
+    typo = "ada@exmple.com"
+    event = confirmed(guest_email=typo)
+    async with (
+        smtp_server() as smtp,
+        running_consumer("email", env, smtp_port=smtp.port),
+        failure_groups(env) as groups,
+    ):
+        smtp.refused_recipients.add(typo)
+        await publish_raw(url, EVENTS_EXCHANGE, event_message(event))
+        await wait_until(
+            lambda: equals(queue_depth(url, EMAIL.dead_letter_queue), 1), what="parked"
+        )
+        await groups.sync()
+        [group] = await groups.index.groups(GroupQuery())
+        [row] = (await groups.index.messages(MessageQuery(fingerprint=group.fingerprint))).messages
+        fixed = json.dumps(json.loads(event.to_json()) | {"guest_email": "ada@example.com"})
+        with pytest.raises(InvalidRequest, match="reason"):
+            await retry_edited(groups, row.id, fixed, reason=" ", actor="test")
+        preview = await retry_edited(groups, row.id, fixed, reason="typo", actor="t", preview=True)
+        assert await queue_depth(url, EMAIL.dead_letter_queue) == 1  # a preview sends nothing
+        done = await retry_edited(groups, row.id, fixed, reason="typo in the domain", actor="t")
+        await wait_until(lambda: len(smtp.envelopes) == 1, what="the email")
+        await asyncio.sleep(1.0)
+        [entry] = await groups.ops.history()
+    assert '+  "guest_email": "ada@example.com",' in preview.diff
+    assert preview.summary is None
+    assert done.summary is not None
+    assert done.summary.replayed == 1
+    assert [e.rcpt_tos for e in smtp.envelopes] == [["ada@example.com"]]  # the edit, once
+    assert await queue_depth(url, EMAIL.dead_letter_queue) == 0  # the original is gone
+    assert (entry.operation, entry.replayed) == ("edit", 1)
+    assert entry.filters["edit_reason"] == "typo in the domain"
+    assert typo in entry.filters["original"]
+    assert "ada@example.com" in entry.filters["edited"]

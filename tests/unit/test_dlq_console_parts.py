@@ -3,6 +3,7 @@ frame, the session cookie and CSRF token, page cursors and the trend line."""
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 
@@ -12,10 +13,12 @@ from pydantic import SecretStr
 from services.booking.console import session as sessions
 from services.booking.console.pages import sparkline
 from services.booking.settings import BookingSettings
+from shared.deadletters.editing import check_edit
 from shared.deadletters.errors import InvalidRequest
 from shared.deadletters.fingerprint import fingerprint, normalise
 from shared.deadletters.pages import MessageQuery, decode_cursor, encode_cursor
 from shared.messaging.retry import handler_frame
+from tests.support.events import confirmed
 
 TOKEN = "a-long-enough-admin-token-for-the-console-0123456789"
 
@@ -111,3 +114,31 @@ def test_the_trend_line_scales_to_the_busiest_hour() -> None:
     assert sparkline([0, 0, 0]) == "▁▁▁"
     assert sparkline([0, 1, 8]) == "▁▁█"
     assert sparkline([4, 8]) == "▄█"
+
+
+def test_an_edit_keeps_the_event_matches_its_schema_and_shows_a_diff() -> None:
+    original = confirmed(guest_email="nobody@exmple.com").to_json().decode()
+    fixed = json.loads(original) | {"guest_email": "nobody@example.com"}
+    body, diff = check_edit(original, json.dumps(fixed))
+    assert json.loads(body)["guest_email"] == "nobody@example.com"
+    assert '-  "guest_email": "nobody@exmple.com",' in diff
+    assert '+  "guest_email": "nobody@example.com",' in diff
+
+
+@pytest.mark.parametrize(
+    ("change", "refusal"),
+    [
+        ({"event_id": "6c8f0a9e-1b2c-4d3e-8f4a-5b6c7d8e9f00"}, "event_id cannot change"),
+        ({"version": 2}, "version cannot change"),
+        ({"check_out": "not a date"}, "does not match its schema"),
+        ({"guest_email": 42}, "does not match its schema"),
+    ],
+)
+def test_an_edit_that_changes_the_event_or_breaks_its_schema_is_refused(
+    change: dict[str, object], refusal: str
+) -> None:
+    original = confirmed().to_json().decode()
+    with pytest.raises(InvalidRequest, match=refusal):
+        check_edit(original, json.dumps(json.loads(original) | change))
+    with pytest.raises(InvalidRequest, match="not JSON"):
+        check_edit(original, "{guest")

@@ -28,6 +28,7 @@ from services.booking.api.examples import LIVE_STATE as STATE
 from services.booking.api.examples import ok
 from services.booking.deps import AdminGroupsDep
 from shared.deadletters.canary import CanaryReport, canary_retry
+from shared.deadletters.editing import EditResult, retry_edited
 from shared.deadletters.errors import UnknownGroup
 from shared.deadletters.model import Label, Summary
 from shared.deadletters.pages import (
@@ -76,6 +77,14 @@ class GroupCanary(BaseModel):
         default=10, ge=0, le=60, description="How long each stage is watched for failures"
     )
     rate: float | None = Field(default=None, ge=1, le=1_000_000, allow_inf_nan=False)
+
+
+class MessageEdit(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    body: str = Field(max_length=64 * 1024, description="The edited body, JSON text")
+    reason: str = Field(min_length=1, max_length=500, description="Why: kept in the audit")
+    preview: bool = Field(default=False, description="Only validate and show the diff")
 
 
 class GroupPurge(BaseModel):
@@ -257,6 +266,39 @@ async def canary(
             actor=actor(request, operator),
             settle=body.settle_seconds,
             rate=body.rate,
+        )
+
+
+@router.post(
+    "/index/{row_id}/edit",
+    summary="Edit a dead letter, then retry only the edited copy",
+    responses={
+        200: ok(
+            {
+                "diff": '--- original\n+++ edited\n-  "guest_email": "ada@exmple.com"',
+                "summary": None,
+            }
+        ),
+        **SWEEP_RESPONSES,
+    },
+)
+async def edit(
+    groups: AdminGroupsDep,
+    row_id: RowId,
+    body: MessageEdit,
+    request: Request,
+    operator: Operator = None,
+) -> EditResult:
+    """Validated against the event's schema (same event id, type and version), the diff
+    shown; the original is kept in the audit entry with the reason."""
+    with translated():
+        return await retry_edited(
+            groups,
+            row_id,
+            body.body,
+            reason=body.reason,
+            actor=actor(request, operator),
+            preview=body.preview,
         )
 
 

@@ -21,6 +21,7 @@ from services.booking.console.pages import render, router
 __all__ = ["router"]  # the pages' router, with the actions added
 from services.booking.deps import ConsoleActionDep, FailureGroupsDep, SettingsDep
 from shared.deadletters.canary import canary_retry
+from shared.deadletters.editing import retry_edited
 from shared.deadletters.model import Summary, no_control_characters
 from shared.deadletters.pages import FINGERPRINT_PATTERN
 
@@ -143,6 +144,25 @@ async def retry_message(
             ids=(message.message_id,),
         )
     return _result(request, session, summaries, fingerprint=message.fingerprint)
+
+
+@router.post("/messages/{row_id}/edit")
+async def edit_message(
+    request: Request, session: ConsoleActionDep, groups: FailureGroupsDep, row_id: int
+) -> Response:
+    """``preview`` validates and shows the diff; without it only the edited copy is sent."""
+    data = await sessions.form(request)
+    with translated():
+        result = await retry_edited(
+            groups,
+            row_id,
+            str(data.get("body", "")),
+            reason=str(data.get("reason", "")),
+            actor=session.actor(request),
+            preview=bool(data.get("preview")),
+        )
+    summaries = [result.summary] if result.summary else []
+    return _result(request, session, summaries, diff=result.diff, preview=result.summary is None)
 
 
 @router.post("/groups/{fingerprint}/purge")

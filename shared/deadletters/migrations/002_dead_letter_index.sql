@@ -58,4 +58,4 @@ CREATE TABLE IF NOT EXISTS "{schema}".dead_letter_groups (
 
 ALTER TABLE "{schema}".dlq_audit DROP CONSTRAINT IF EXISTS dlq_audit_operation_check;
 ALTER TABLE "{schema}".dlq_audit ADD CONSTRAINT dlq_audit_operation_check
-    CHECK (operation IN ('replay', 'purge', 'mute', 'archive', 'restore'));
+    CHECK (operation IN ('replay', 'purge', 'mute', 'archive', 'restore', 'edit'));
