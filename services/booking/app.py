@@ -18,6 +18,7 @@ from services.booking.api import admin, admin_groups, asyncapi, bookings, docs, 
 from services.booking.api.refusals import invalid_request
 from services.booking.bootstrap import bootstrap
 from services.booking.console import actions as console
+from services.booking.console.jobs import Jobs
 from services.booking.console.session import SignInRequired
 from services.booking.errors import (
     BookingServiceError,
@@ -58,6 +59,7 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
         app.state.settings, app.state.pool, app.state.relay = settings, process.pool, process.relay
         app.state.ops, app.state.dlq = process.ops, process.dead_letters
         app.state.failure_groups = process.failure_groups
+        app.state.console_jobs = jobs = Jobs()  # the console's background retries
         app.state.rate_limits = process.rate_limits
         stop = asyncio.Event()
         # Stage by stage at shutdown; whatever outlives its grace is cut short (its messages
@@ -69,6 +71,7 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
         finally:
             stop.set()
             try:
+                await jobs.close()
                 await running
             finally:
                 await process.parts.close()

@@ -15,6 +15,7 @@ from fastapi import Depends, Header, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator
 
+from services.booking.console.jobs import Jobs
 from services.booking.console.session import Session, action, session
 from services.booking.rate_limit import BookingRateLimits
 from services.booking.settings import BookingSettings
@@ -115,6 +116,11 @@ async def _admin_groups(
     return await _failure_groups(request)
 
 
+async def _console_jobs(request: Request) -> Jobs:
+    jobs: Jobs = request.app.state.console_jobs
+    return jobs
+
+
 PoolDep = Annotated[asyncpg.Pool, Depends(_pool)]
 RelayDep = Annotated[OutboxRelay, Depends(_relay)]
 SettingsDep = Annotated[BookingSettings, Depends(_settings)]
@@ -143,3 +149,4 @@ AdminGroupsDep = Annotated[FailureGroups, Depends(_admin_groups)]
 # The dead-letter console: a signed-in session; for a change, also its CSRF token.
 ConsoleDep = Annotated[Session, Depends(session)]
 ConsoleActionDep = Annotated[Session, Depends(action)]
+ConsoleJobsDep = Annotated[Jobs, Depends(_console_jobs)]

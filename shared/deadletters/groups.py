@@ -18,6 +18,7 @@ from shared.deadletters.index import DeadLetterIndex
 from shared.deadletters.model import Filters, Summary
 from shared.deadletters.operations import DeadLetterOps
 from shared.deadletters.pages import Group
+from shared.deadletters.sweep import Progress
 from shared.messaging.topology import CONSUMERS
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class FailureGroups:
         dry_run: bool = False,
         rate: float | None = None,
         ids: tuple[str, ...] = (),
+        progress: Progress | None = None,
     ) -> list[Summary]:
         """Replay the group's messages (or those of ``ids`` in it) to their consumer."""
         group = await self.group(fingerprint)
@@ -74,7 +76,9 @@ class FailureGroups:
         for queue in group.queues:
             filters = Filters(fingerprint=fingerprint, ids=ids)
             summaries.append(
-                await self.ops.replay(queue, filters, actor=actor, rate=rate, dry_run=dry_run)
+                await self.ops.replay(
+                    queue, filters, actor=actor, rate=rate, dry_run=dry_run, progress=progress
+                )
             )
             if not dry_run:
                 await self._resync(queue)

@@ -8,6 +8,7 @@ An htmx request gets the result as a fragment, a plain form post the whole page.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -19,11 +20,19 @@ from services.booking.console import session as sessions
 from services.booking.console.pages import render, router
 
 __all__ = ["router"]  # the pages' router, with the actions added
-from services.booking.deps import ConsoleActionDep, FailureGroupsDep, SettingsDep
+from services.booking.console.jobs import Job
+from services.booking.deps import (
+    ConsoleActionDep,
+    ConsoleDep,
+    ConsoleJobsDep,
+    FailureGroupsDep,
+    SettingsDep,
+)
 from shared.deadletters.canary import canary_retry
 from shared.deadletters.editing import retry_edited
 from shared.deadletters.model import Summary, no_control_characters
 from shared.deadletters.pages import FINGERPRINT_PATTERN
+from shared.deadletters.sweep import Progress
 
 MAX_RATE = 1_000_000.0
 Fingerprint = Annotated[str, Path(pattern=FINGERPRINT_PATTERN)]
@@ -95,20 +104,49 @@ async def sync(request: Request, session: ConsoleActionDep, groups: FailureGroup
 
 @router.post("/groups/{fingerprint}/retry")
 async def retry_group(
-    request: Request, session: ConsoleActionDep, groups: FailureGroupsDep, fingerprint: Fingerprint
+    request: Request,
+    session: ConsoleActionDep,
+    groups: FailureGroupsDep,
+    jobs: ConsoleJobsDep,
+    fingerprint: Fingerprint,
 ) -> Response:
     """The whole group, or the ``ids`` ticked on the page; ``dry_run`` moves nothing."""
     data = await sessions.form(request)
     ids = tuple(str(i) for i in data.getlist("ids") if str(i))
+    dry_run, rate = bool(data.get("dry_run")), _rate(str(data.get("rate", "")))
     with translated():
-        summaries = await groups.retry(
-            fingerprint,
-            actor=session.actor(request),
-            dry_run=bool(data.get("dry_run")),
-            rate=_rate(str(data.get("rate", ""))),
-            ids=ids,
+        await groups.group(fingerprint)  # 404 now, not inside the job
+
+    def work(progress: Progress) -> Awaitable[list[Summary]]:
+        actor = session.actor(request)
+        return groups.retry(
+            fingerprint, actor=actor, dry_run=dry_run, rate=rate, ids=ids, progress=progress
         )
-    return _result(request, session, summaries, fingerprint=fingerprint)
+
+    job = jobs.start(fingerprint, "Dry run" if dry_run else "Retrying", work)
+    if request.headers.get("hx-request") != "true":  # a plain form: the whole result page
+        assert job.task is not None
+        await job.task
+    return _job_answer(request, session, job)
+
+
+@router.get("/jobs/{job_id}")
+async def job_state(
+    request: Request, session: ConsoleDep, jobs: ConsoleJobsDep, job_id: str
+) -> Response:
+    """A running retry's progress (polled by its fragment), or its result once it ended."""
+    job = jobs.get(job_id)
+    if job is None:
+        raise HTTPException(404, "no such retry: it ended long ago, or the service restarted")
+    return _job_answer(request, session, job)
+
+
+def _job_answer(request: Request, session: sessions.Session, job: Job) -> HTMLResponse:
+    if not job.done:
+        return render(request, "progress.html", session, job=job)
+    return _result(
+        request, session, job.summaries, fingerprint=job.fingerprint, job_error=job.error
+    )
 
 
 @router.post("/groups/{fingerprint}/canary")
