@@ -255,3 +255,55 @@ async def test_an_edited_message_is_sent_instead_of_the_original_which_the_audit
     assert entry.filters["edit_reason"] == "typo in the domain"
     assert typo in entry.filters["original"]
     assert "ada@example.com" in entry.filters["edited"]
+
+
+async def test_the_api_pages_a_group_mutes_archives_restores_and_purges_it_with_a_typed_confirm(
+    env: TestEnv,
+) -> None:
+    url = env.amqp_url()
+    await park(url, "voucher", [confirmed() for _ in range(3)])
+    headers = {**_auth(), "X-Operator": "bob"}
+    async with booking_api(env, admin_token=TOKEN) as (client, _):
+        synced = (await client.post("/admin/dlq/sync", headers=headers)).json()
+        [group] = (await client.get("/admin/dlq/groups", headers=headers)).json()["groups"]
+        base = f"/admin/dlq/groups/{group['fingerprint']}"
+        first = (await client.get(f"{base}/messages?limit=2", headers=headers)).json()
+        rest = await client.get(f"{base}/messages?limit=2&after={first['next']}", headers=headers)
+        one = await client.get(f"/admin/dlq/index/{first['messages'][0]['id']}", headers=headers)
+        muted = await client.post(
+            f"{base}/state", json={"state": "muted", "hours": 1}, headers=headers
+        )
+        visible = (await client.get("/admin/dlq/groups", headers=headers)).json()["groups"]
+        hidden = (await client.get("/admin/dlq/groups?hidden=true", headers=headers)).json()
+        archived = await client.post(f"{base}/state", json={"state": "archived"}, headers=headers)
+        restored = await client.post(f"{base}/state", json={"state": "restore"}, headers=headers)
+        wrong = await client.post(f"{base}/purge", json={"confirm": "0" * 16}, headers=headers)
+        purged = await client.post(
+            f"{base}/purge", json={"confirm": group["fingerprint"]}, headers=headers
+        )
+        unknown = await client.get("/admin/dlq/groups/0123456789abcdef", headers=headers)
+        bad_cursor = await client.get(f"{base}/messages?after=yesterday", headers=headers)
+        history = (await client.get("/admin/dlq/history", headers=headers)).json()
+    assert synced["voucher.dlq"] == 3
+    assert group["count"] == 3
+    assert len(first["messages"]) == 2
+    assert first["next"] is not None
+    assert len(rest.json()["messages"]) == 1
+    assert rest.json()["next"] is None
+    assert one.json()["message"]["headers"]["x-reason"] == "retries-exhausted"
+    assert '"event_type": "BookingConfirmed"' in one.json()["message"]["body"]
+    assert len(one.json()["parkings"]) == 1
+    assert muted.json()["state"] == "muted"
+    assert visible == []
+    assert [g["state"] for g in hidden["groups"]] == ["muted"]
+    assert archived.json()["state"] == "archived"
+    assert restored.json()["state"] is None
+    assert wrong.status_code == 422
+    assert "type the group's fingerprint" in wrong.text
+    assert purged.status_code == 200
+    assert purged.json()[0]["purged"] == 3
+    assert await queue_depth(url, "voucher.dlq") == 0
+    assert unknown.status_code == 404
+    assert bad_cursor.status_code == 422
+    assert [e["operation"] for e in history] == ["purge", "restore", "archive", "mute"]
+    assert {e["actor"] for e in history} == {"api:bob@127.0.0.1"}

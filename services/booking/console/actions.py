@@ -17,10 +17,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.booking.api.admin import translated
 from services.booking.console import session as sessions
-from services.booking.console.pages import render, router
-
-__all__ = ["router"]  # the pages' router, with the actions added
 from services.booking.console.jobs import Job
+from services.booking.console.pages import render, router
 from services.booking.deps import (
     ConsoleActionDep,
     ConsoleDep,
@@ -34,6 +32,7 @@ from shared.deadletters.model import Summary, no_control_characters
 from shared.deadletters.pages import FINGERPRINT_PATTERN
 from shared.deadletters.sweep import Progress
 
+__all__ = ["router"]  # the pages' router, with the actions added
 MAX_RATE = 1_000_000.0
 Fingerprint = Annotated[str, Path(pattern=FINGERPRINT_PATTERN)]
 MAX_MUTE_HOURS = 24 * 90
