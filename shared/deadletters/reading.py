@@ -19,7 +19,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from pydantic import BaseModel, Field
 
 from shared.deadletters import broker
-from shared.deadletters.errors import BrokerUnreachable
+from shared.deadletters.errors import BrokerUnreachable, QueueMissing
 from shared.deadletters.index import DeadLetterIndex, Parked
 from shared.deadletters.model import DeadLetter
 from shared.deadletters.operations import DeadLetterOps, resolve
@@ -75,6 +75,8 @@ async def _batches(ops: DeadLetterOps, queue: str) -> AsyncIterator[list[Parked]
             if batch:
                 yield [parked(queue, m) for m in batch]
                 await scan.requeue(batch[-1], through=True)
+    except QueueMissing:
+        return  # its consumer never started: nothing can have been dead-lettered there
     finally:
         await close_quietly(connection)
 

@@ -288,6 +288,7 @@ async def test_the_api_pages_a_group_mutes_archives_restores_and_purges_it_with_
     assert group["count"] == 3
     assert len(first["messages"]) == 2
     assert first["next"] is not None
+    assert rest.status_code == 200, rest.text
     assert len(rest.json()["messages"]) == 1
     assert rest.json()["next"] is None
     assert one.json()["message"]["headers"]["x-reason"] == "retries-exhausted"

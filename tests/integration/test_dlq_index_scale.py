@@ -13,7 +13,7 @@ from typing import TypeVar
 from shared.db.pool import create_pool
 from shared.deadletters.audit import SCHEMA, AuditStore
 from shared.deadletters.index import COLUMNS, DeadLetterIndex
-from shared.deadletters.pages import GroupQuery, MessageQuery
+from shared.deadletters.pages import GroupQuery, MessageQuery, encode_cursor
 from tests.support.infra import TestEnv
 
 ROWS = 100_000
@@ -83,7 +83,7 @@ async def test_a_page_deep_in_a_group_of_100000_dead_letters_costs_what_the_firs
             row_id = await conn.fetchval(
                 f"SELECT id FROM {SCHEMA}.dead_letters WHERE message_id = $1", loaded[DEEP][1]
             )
-            query = MessageQuery(fingerprint=fingerprint, after=f"{deep_at.isoformat()}~{row_id}")
+            query = MessageQuery(fingerprint=fingerprint, after=encode_cursor(deep_at, row_id))
             sql, *args = query.sql()
             plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN {sql}", *args))
         deep, t_deep = await timed(index.messages(query))

@@ -152,7 +152,7 @@ async def one_group(groups: AdminGroupsDep, fingerprint: Fingerprint) -> Group:
     "/groups/{fingerprint}/messages",
     summary="A group's messages",
     responses={
-        200: ok({"messages": [ROW], "next": "2026-11-24T09:41:12+00:00~41"}),
+        200: ok({"messages": [ROW], "next": "1795512072000000~41"}),
         **GROUP_RESPONSES,
     },
 )
