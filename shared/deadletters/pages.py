@@ -94,7 +94,7 @@ class GroupQuery(BaseModel):
                        min(event_version) AS event_version,
                        min(exception_type) AS exception_type, min(frame) AS frame,
                        min(reason) AS reason, min(reason_pattern) AS reason_pattern,
-                       array_agg(DISTINCT queue) AS queues, count(*) AS count,
+                       ARRAY[min(queue)] AS queues, count(*) AS count, -- one consumer, one DLQ
                        count(*) FILTER (WHERE replay_count > 0) AS replayed_before,
                        min(first_failure_at) AS first_seen, max(last_failure_at) AS last_seen
                 FROM {SCHEMA}.dead_letters
