@@ -104,30 +104,33 @@ class ConsumerState(BaseModel):
 
 
 async def live_state(ops: DeadLetterOps, management_url: str | None) -> list[ConsumerState]:
-    """Each consumer's work queue and dead-letter queue: from the management API when its
-    URL is given (in flight and rates too), else from the broker's declare answers."""
-    if management_url:
-        return await _from_management(ops.config.amqp_url, management_url)
+    """Each consumer's work queue and dead-letter queue. Depths and consumers come from the
+    broker's answers to passive declares (exact now; the management API's figures lag by
+    its statistics interval, 5 s); in flight and rates from the management API when its URL
+    is given, else they are unknown (None)."""
+    stats = await _management_stats(ops.config.amqp_url, management_url) if management_url else {}
+    timeout = ops.config.connect_timeout
     connection = await ops.connect("live")
     try:
         states = []
         for service, names in CONSUMERS.items():
-            ready, consumers = await broker.counts(
-                connection, names.queue, ops.config.connect_timeout
-            )
-            dead, _ = await broker.counts(
-                connection, names.dead_letter_queue, ops.config.connect_timeout
-            )
+            ready, consumers = await broker.counts(connection, names.queue, timeout)
+            dead, _ = await broker.counts(connection, names.dead_letter_queue, timeout)
+            known = names.queue in stats
+            work = stats.get(names.queue, {})
+            rates = work.get("message_stats") or {}
             states.append(
                 ConsumerState(
                     service=service,
                     queue=names.queue,
                     ready=ready,
-                    in_flight=None,
+                    in_flight=work.get("messages_unacknowledged", 0) if known else None,
                     consumers=consumers,
                     dead_letters=dead,
-                    rate_in=None,
-                    rate_out=None,
+                    rate_in=(rates.get("publish_details") or {}).get("rate", 0.0)
+                    if known
+                    else None,
+                    rate_out=(rates.get("ack_details") or {}).get("rate", 0.0) if known else None,
                 )
             )
         return states
@@ -135,7 +138,8 @@ async def live_state(ops: DeadLetterOps, management_url: str | None) -> list[Con
         await close_quietly(connection)
 
 
-async def _from_management(amqp_url: str, management_url: str) -> list[ConsumerState]:
+async def _management_stats(amqp_url: str, management_url: str) -> dict[str, dict[str, Any]]:
+    """The vhost's queues as the management API reports them, by name."""
     vhost = unquote(urlsplit(amqp_url).path.lstrip("/")) or "/"
     parts = urlsplit(management_url)
     auth = (unquote(parts.username or ""), unquote(parts.password or ""))
@@ -147,21 +151,4 @@ async def _from_management(amqp_url: str, management_url: str) -> list[ConsumerS
             answer.raise_for_status()
     except (TimeoutError, httpx.HTTPError) as exc:
         raise BrokerUnreachable(f"the management API did not answer: {exc!r}") from exc
-    queues = {q["name"]: q for q in answer.json()}
-    states = []
-    for service, names in CONSUMERS.items():
-        work, dead = queues.get(names.queue, {}), queues.get(names.dead_letter_queue, {})
-        stats = work.get("message_stats") or {}
-        states.append(
-            ConsumerState(
-                service=service,
-                queue=names.queue,
-                ready=work.get("messages_ready", 0),
-                in_flight=work.get("messages_unacknowledged", 0),
-                consumers=work.get("consumers", 0),
-                dead_letters=dead.get("messages_ready", 0),
-                rate_in=(stats.get("publish_details") or {}).get("rate", 0.0),
-                rate_out=(stats.get("ack_details") or {}).get("rate", 0.0),
-            )
-        )
-    return states
+    return {q["name"]: q for q in answer.json()}

@@ -157,7 +157,7 @@ def test_an_operator_finds_inspects_dry_runs_and_retries_a_refused_email_from_th
     wait_for(lambda: len(smtp.envelopes) == 1, "email")
     shoot(page, "6-retried.png")
 
-    page.get_by_role("link", name="Failure groups").click()
+    page.get_by_role("link", name="Failure groups", exact=True).click()
     expect(page.get_by_role("status")).to_contain_text("No dead letters")
     shoot(page, "7-group-gone.png")
 

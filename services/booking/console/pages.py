@@ -29,7 +29,9 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
     "img-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: under no-referrer Chromium sends "Origin: null" with
+    # the page's own form posts, which the origin check (session.py) must refuse.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 SPARKS = "▁▂▃▄▅▆▇█"
