@@ -24,7 +24,7 @@ from shared.deadletters.operations import DeadLetterOps
 from shared.errors import SharedError
 from shared.events import decode_event
 
-MAX_REASON = 500
+MAX_REASON = 200
 SAME = ("event_id", "event_type", "version")
 
 

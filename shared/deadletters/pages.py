@@ -5,6 +5,7 @@ group costs what page 1 does (the index ``dead_letters_group`` serves both)."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,10 +17,21 @@ from shared.deadletters.errors import InvalidRequest
 
 MAX_PAGE = 200
 FINGERPRINT_PATTERN = r"^[0-9a-f]{16}$"
+# Microseconds since 1970 (16 digits: until the year 2286) ~ a row id or a fingerprint.
+CURSOR_PATTERN = r"^[0-9]{1,16}~[0-9]{1,18}$"
+GROUP_CURSOR_PATTERN = r"^[0-9]{1,16}~[0-9a-f]{16}$"
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
+
+
+def iso_datetime(value: Any) -> Any:
+    """Refuse a bare number where a date and time is wanted: pydantic would read "0.5" as
+    seconds since 1970, which the OpenAPI document (format date-time) does not allow."""
+    if isinstance(value, str) and not re.search(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        raise ValueError("a date and time in ISO 8601 (2026-12-05T18:00:00Z), not a number")
+    return value
 
 
 def encode_cursor(at: datetime, key: int | str) -> str:

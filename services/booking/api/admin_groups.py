@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from services.booking.api.admin import (
     AUTH_RESPONSES,
@@ -27,12 +27,15 @@ from services.booking.api.examples import DEAD_LETTER_ROW as ROW
 from services.booking.api.examples import LIVE_STATE as STATE
 from services.booking.api.examples import ok
 from services.booking.deps import AdminGroupsDep
+from services.booking.schemas import JSON_INTEGER
 from shared.deadletters.canary import CanaryReport, canary_retry
 from shared.deadletters.editing import EditResult, retry_edited
 from shared.deadletters.errors import UnknownGroup
-from shared.deadletters.model import Label, Summary
+from shared.deadletters.model import NO_CONTROL_PATTERN, Label, Summary
 from shared.deadletters.pages import (
+    CURSOR_PATTERN,
     FINGERPRINT_PATTERN,
+    GROUP_CURSOR_PATTERN,
     MAX_PAGE,
     Group,
     GroupQuery,
@@ -41,14 +44,27 @@ from shared.deadletters.pages import (
     MessageQuery,
     Parking,
     group_cursor,
+    iso_datetime,
 )
 from shared.deadletters.reading import ConsumerState
 
 GROUP_RESPONSES = {**QUEUE_RESPONSES, 404: QUEUE_RESPONSES[404] | {"description": "No such group"}}
 router = APIRouter(prefix="/admin/dlq", tags=["admin: failure groups"])
 Fingerprint = Annotated[str, Path(pattern=FINGERPRINT_PATTERN, description="A group's fingerprint")]
-Cursor = Annotated[str | None, Query(max_length=200, description="`next` of the previous page")]
-Text = Annotated[str | None, Query(max_length=200)]
+GroupCursor = Annotated[
+    str | None,
+    Query(pattern=GROUP_CURSOR_PATTERN, description="`next` of the previous page"),
+]
+Cursor = Annotated[
+    str | None, Query(pattern=CURSOR_PATTERN, description="`next` of the previous page")
+]
+# Stored in PostgreSQL text, which holds no NUL: control characters are refused up front.
+Text = Annotated[str | None, Query(max_length=200, pattern=NO_CONTROL_PATTERN)]
+When = Annotated[
+    datetime | None,
+    BeforeValidator(iso_datetime),
+    Query(description="An ISO 8601 date and time, e.g. 2026-12-05T18:00:00Z"),
+]
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The index row's id")]
 
 
@@ -73,8 +89,9 @@ class GroupRetry(BaseModel):
 class GroupCanary(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
+    # At most 5 s: the answer comes when the canary ends (up to four stages).
     settle_seconds: float = Field(
-        default=10, ge=0, le=60, description="How long each stage is watched for failures"
+        default=5, ge=0, le=5, description="How long each stage is watched for failures"
     )
     rate: float | None = Field(default=None, ge=1, le=1_000_000, allow_inf_nan=False)
 
@@ -82,8 +99,9 @@ class GroupCanary(BaseModel):
 class MessageEdit(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    body: str = Field(max_length=64 * 1024, description="The edited body, JSON text")
-    reason: str = Field(min_length=1, max_length=500, description="Why: kept in the audit")
+    # 1,000 and 200 characters: even escaped as \\uXXXX pairs they fit the 16 KiB body limit.
+    body: str = Field(max_length=1000, description="The edited body, JSON text")
+    reason: str = Field(min_length=1, max_length=200, description="Why: kept in the audit")
     preview: bool = Field(default=False, description="Only validate and show the diff")
 
 
@@ -97,7 +115,9 @@ class GroupState(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     state: Literal["muted", "archived", "restore"]
-    hours: int = Field(default=24, ge=1, le=24 * 90, description="How long a mute lasts")
+    hours: Annotated[int, Field(strict=True, ge=1, le=24 * 90), JSON_INTEGER] = Field(
+        default=24, description="How long a mute lasts"
+    )
 
 
 @router.post(
@@ -128,7 +148,7 @@ async def list_groups(
     groups: AdminGroupsDep,
     consumer: Text = None,
     hidden: bool = False,
-    after: Cursor = None,
+    after: GroupCursor = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
 ) -> GroupPage:
     """Newest failure first; `hidden` includes muted and archived groups."""
@@ -160,8 +180,8 @@ async def group_messages(
     groups: AdminGroupsDep,
     fingerprint: Fingerprint,
     booking_id: Text = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: When = None,
+    until: When = None,
     event_type: Text = None,
     text: Text = None,
     after: Cursor = None,

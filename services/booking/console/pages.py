@@ -17,6 +17,7 @@ from services.booking.api.admin import translated
 from services.booking.console.session import Session
 from services.booking.deps import ConsoleDep, FailureGroupsDep, PoolDep, SettingsDep
 from services.booking.fulfilment import progress_of
+from shared.deadletters.model import NO_CONTROL_PATTERN
 from shared.deadletters.pages import FINGERPRINT_PATTERN, GroupQuery, MessageQuery, group_cursor
 
 HERE = FilePath(__file__).parent
@@ -88,9 +89,9 @@ async def groups_page(
     request: Request,
     session: ConsoleDep,
     groups: FailureGroupsDep,
-    consumer: Annotated[str | None, Query(max_length=100)] = None,
+    consumer: Annotated[str | None, Query(max_length=100, pattern=NO_CONTROL_PATTERN)] = None,
     hidden: bool = False,
-    after: Annotated[str | None, Query(max_length=200)] = None,
+    after: Annotated[str | None, Query(max_length=200, pattern=NO_CONTROL_PATTERN)] = None,
 ) -> HTMLResponse:
     # Small queues that changed since the last look are read again; deep ones are named.
     query = GroupQuery(consumer=consumer or None, include_hidden=hidden, after=after)
@@ -125,12 +126,12 @@ async def group_page(
     session: ConsoleDep,
     groups: FailureGroupsDep,
     fingerprint: Annotated[str, Path(pattern=FINGERPRINT_PATTERN)],
-    booking_id: Annotated[str | None, Query(max_length=100)] = None,
+    booking_id: Annotated[str | None, Query(max_length=100, pattern=NO_CONTROL_PATTERN)] = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    event_type: Annotated[str | None, Query(max_length=100)] = None,
-    text: Annotated[str | None, Query(max_length=200)] = None,
-    after: Annotated[str | None, Query(max_length=200)] = None,
+    event_type: Annotated[str | None, Query(max_length=100, pattern=NO_CONTROL_PATTERN)] = None,
+    text: Annotated[str | None, Query(max_length=200, pattern=NO_CONTROL_PATTERN)] = None,
+    after: Annotated[str | None, Query(max_length=200, pattern=NO_CONTROL_PATTERN)] = None,
 ) -> HTMLResponse:
     with translated():
         group = await groups.group(fingerprint)
