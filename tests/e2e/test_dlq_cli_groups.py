@@ -41,7 +41,7 @@ async def test_the_cli_lists_failure_groups_and_replays_or_mutes_one_by_its_fing
     assert fingerprint in table[1]
     assert "SMTP relay down" in table[1]
     assert dry[0] == 0, dry[2]
-    assert "replayed 2, skipped 1" in dry[1]
+    assert "would replay 2, skipped 1" in dry[1]
     assert muted == (0, f"{fingerprint}: muted\n", "")
     assert unknown[0] == 2
     assert unknown[2].startswith("error: no failure group")
