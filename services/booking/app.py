@@ -9,13 +9,17 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
 
 from services.booking.access_log import AccessLog
-from services.booking.api import admin, asyncapi, bookings, docs, hotels, problems
+from services.booking.api import admin, admin_groups, asyncapi, bookings, docs, hotels, problems
 from services.booking.api.docs import one_type_per_parameter
 from services.booking.api.problem_docs import document
 from services.booking.bootstrap import bootstrap
+from services.booking.console import actions as console
+from services.booking.console.jobs import Jobs
+from services.booking.console.session import SignInRequired
 from services.booking.middleware import BodySizeLimit, CarriedTraceContext
 from services.booking.schemas import today
 from services.booking.settings import BookingSettings
@@ -33,6 +37,8 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
         process = await bootstrap(settings, pool)
         app.state.settings, app.state.pool, app.state.relay = settings, process.pool, process.relay
         app.state.ops, app.state.dlq = process.ops, process.dead_letters
+        app.state.failure_groups = process.failure_groups
+        app.state.console_jobs = jobs = Jobs()  # the console's background retries
         app.state.rate_limits = process.rate_limits
         stop = asyncio.Event()
         # Stage by stage at shutdown; whatever outlives its grace is cut short (its messages
@@ -44,6 +50,7 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
         finally:
             stop.set()
             try:
+                await jobs.close()
                 await running
             finally:
                 await process.parts.close()
@@ -69,8 +76,11 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
     app.include_router(docs.router)
     _refresh_openapi_daily(app)
     app.router.routes.extend(ops_routes())  # /health/live, /health/ready, /metrics
+    app.include_router(admin_groups.router)  # before admin's /{queue}/... routes
     app.include_router(admin.router)
+    app.include_router(console.router)  # the dead-letter console's pages and actions
     problems.install(app)
+    app.add_exception_handler(SignInRequired, _sign_in)
     return app
 
 
@@ -94,3 +104,10 @@ def _refresh_openapi_daily(app: FastAPI) -> None:
 def _is_ops_request(scope: MutableMapping[str, Any]) -> bool:
     path: str = scope.get("path", "")
     return path.startswith(("/health/", "/metrics"))
+
+
+async def _sign_in(request: Request, exc: Exception) -> Response:
+    """The console without a session: its sign-in page (htmx follows HX-Redirect)."""
+    if request.headers.get("hx-request") == "true":
+        return Response(status_code=401, headers={"HX-Redirect": "/admin/console/login"})
+    return RedirectResponse("/admin/console/login", status_code=303)

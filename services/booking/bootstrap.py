@@ -19,6 +19,8 @@ from shared.db.migrate import prepare
 from shared.db.retention import created_before
 from shared.db.schemas import service_migrations
 from shared.deadletters.audit import AuditStore
+from shared.deadletters.groups import FailureGroups
+from shared.deadletters.index import DeadLetterIndex
 from shared.deadletters.operations import DeadLetterOps, OpsConfig
 from shared.messaging.connection import broker_user
 from shared.observability.health import Ops, database_check
@@ -42,6 +44,7 @@ class BookingProcess:
     relay: OutboxRelay
     ops: Ops
     dead_letters: DeadLetterOps
+    failure_groups: FailureGroups
     rate_limits: BookingRateLimits
 
 
@@ -76,12 +79,14 @@ async def bootstrap(settings: BookingSettings, pool: asyncpg.Pool | None = None)
         building.consumer(parts, config, HANDLERS, db, sender, relay, metrics)
         keys = created_before("booking.idempotency_keys", "key", settings.idempotency_keys_max_age)
         building.retention(parts, settings, SERVICE, db, [keys])
+        groups = await _failure_groups(parts, settings, db)
         return BookingProcess(
             parts,
             db,
             relay,
             _ops(db, metrics, settings.health_check_timeout),
-            await _dead_letters(parts, settings, db),
+            groups.ops,
+            groups,
             BookingRateLimits(
                 Rate.parse(settings.rate_limit_per_address),
                 Rate.parse(settings.rate_limit_per_email),
@@ -96,19 +101,25 @@ def _ops(pool: asyncpg.Pool, metrics: Metrics, timeout: float) -> Ops:
     return Ops(SERVICE, metrics, {"database": database_check(pool, timeout)}, timeout=timeout)
 
 
-async def _dead_letters(parts: Parts, settings: BookingSettings, db: asyncpg.Pool) -> DeadLetterOps:
+async def _failure_groups(
+    parts: Parts, settings: BookingSettings, db: asyncpg.Pool
+) -> FailureGroups:
     """The admin API's dead-letter operations: they connect to the broker per request, as
     the operator (ADMIN_AMQP_URL), and check (or migrate) their audit schema at first use,
-    as the ops schema's role when the admin API has one of its own (ADMIN_DATABASE_URL)."""
+    as the ops schema's role when the admin API has one of its own (ADMIN_DATABASE_URL).
+    The console's index of dead letters lives beside the audit table, in that schema."""
     audit_db = db
     if settings.admin_enabled and settings.admin_database_url:
-        ops = settings.model_copy(update={"database_url": settings.admin_database_url})
-        audit_db = await building.pool(parts, ops, max_size=ADMIN_POOL_SIZE)
-    return DeadLetterOps(
+        as_ops = settings.model_copy(update={"database_url": settings.admin_database_url})
+        audit_db = await building.pool(parts, as_ops, max_size=ADMIN_POOL_SIZE)
+    audit = AuditStore(audit_db, settings.db_acquire_timeout, migrate=settings.migrate_on_start)
+    ops = DeadLetterOps(
         OpsConfig(
             amqp_url=settings.admin_amqp_url or settings.amqp_url,
             connect_timeout=settings.amqp_connect_timeout,
             publish_timeout=settings.amqp_publish_timeout,
         ),
-        AuditStore(audit_db, settings.db_acquire_timeout, migrate=settings.migrate_on_start),
+        audit,
     )
+    index = DeadLetterIndex(audit_db, audit, settings.db_acquire_timeout)
+    return FailureGroups(ops, index, settings.admin_management_url)

@@ -15,8 +15,11 @@ from fastapi import Depends, Header, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator
 
+from services.booking.console.jobs import Jobs
+from services.booking.console.session import Session, action, session
 from services.booking.rate_limit import BookingRateLimits
 from services.booking.settings import BookingSettings
+from shared.deadletters.groups import FailureGroups
 from shared.deadletters.operations import DeadLetterOps
 from shared.observability.health import Ops
 from shared.observability.metrics import Metrics
@@ -101,6 +104,23 @@ async def _admin(
     return ops
 
 
+async def _failure_groups(request: Request) -> FailureGroups:
+    groups: FailureGroups = request.app.state.failure_groups
+    return groups
+
+
+async def _admin_groups(
+    request: Request, _ops: Annotated[DeadLetterOps, Depends(_admin)]
+) -> FailureGroups:
+    """The failure groups, for a caller with the admin token (as _admin)."""
+    return await _failure_groups(request)
+
+
+async def _console_jobs(request: Request) -> Jobs:
+    jobs: Jobs = request.app.state.console_jobs
+    return jobs
+
+
 PoolDep = Annotated[asyncpg.Pool, Depends(_pool)]
 RelayDep = Annotated[OutboxRelay, Depends(_relay)]
 SettingsDep = Annotated[BookingSettings, Depends(_settings)]
@@ -123,3 +143,10 @@ BookingTokenDep = Annotated[str | None, Security(_booking_token)]
 RateLimitsDep = Annotated[BookingRateLimits, Depends(_rate_limits)]
 # For a route's ``dependencies=[...]``: counts the request against its address's limit.
 ADDRESS_RATE_LIMIT = Depends(_admit_address)
+FailureGroupsDep = Annotated[FailureGroups, Depends(_failure_groups)]
+# The admin API with its bearer token, and its failure groups.
+AdminGroupsDep = Annotated[FailureGroups, Depends(_admin_groups)]
+# The dead-letter console: a signed-in session; for a change, also its CSRF token.
+ConsoleDep = Annotated[Session, Depends(session)]
+ConsoleActionDep = Annotated[Session, Depends(action)]
+ConsoleJobsDep = Annotated[Jobs, Depends(_console_jobs)]

@@ -39,6 +39,10 @@ class BookingSettings(ConsumingSettings):
     # The database role of the admin API's audit table (the ops schema, which belongs to
     # the dead-letter tools, not to the booking service's role). Unset: DATABASE_URL.
     admin_database_url: str | None = None
+    # RabbitMQ's management API (http://user:password@host:15672), read by the dead-letter
+    # console's live state for messages in flight and rates; unset, it shows depths and
+    # consumers only (from the broker's answers to passive declares).
+    admin_management_url: str | None = None
     # The broker user each fulfilment step reports as ("step=user,..."): a report is
     # applied only when its AMQP user_id, which the broker checks, is that step's user
     # (VoucherIssued and VoucherVoided: the voucher step's). With DEV_MODE, reports from
@@ -75,6 +79,7 @@ class BookingSettings(ConsumingSettings):
             "ADMIN_TOKEN": (token or None, MIN_KEY_BYTES),  # empty: the admin API is off
             "ADMIN_AMQP_URL": (url_password(self.admin_amqp_url), 0),
             "ADMIN_DATABASE_URL": (url_password(self.admin_database_url), 0),
+            "ADMIN_MANAGEMENT_URL": (url_password(self.admin_management_url), 0),
         }
 
     @property

@@ -6,86 +6,23 @@ declined); 2 bad usage (unknown queue, bad option). Errors are one line on stder
 
 from __future__ import annotations
 
-import asyncio
-import getpass
 import logging
-import socket
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 import click
 from pydantic import ValidationError
 
-from services.bookingctl import render
-from services.bookingctl.settings import DlqSettings
-from shared.db.pool import create_pool
-from shared.deadletters.audit import AuditStore
-from shared.deadletters.errors import DlqError, InvalidRequest, UnknownQueue
+from services.bookingctl import groups, render
+from services.bookingctl.running import actor, fail, run
+from shared.deadletters.errors import InvalidRequest
 from shared.deadletters.model import Filters, Summary, parse_duration
-from shared.deadletters.operations import DeadLetterOps, OpsConfig
-from shared.errors import ConfigurationError, SharedError
 from shared.logging_setup import configure_logging
-from shared.settings import load_settings
-
-T = TypeVar("T")
-
-
-def _fail(message: str, code: int = 1) -> None:
-    click.echo(f"error: {message}", err=True)
-    raise SystemExit(code)
-
-
-def _run(work: Callable[[DeadLetterOps], Awaitable[T]], *, audited: bool) -> T:
-    """Build the clients for one command (the CLI's wiring point), run it, close them."""
-    try:
-        settings = load_settings(DlqSettings)
-    except ConfigurationError as exc:
-        _fail(f"bad configuration: {exc}", 2)
-        raise
-
-    async def main() -> T:
-        config = OpsConfig(
-            amqp_url=settings.amqp_url,
-            connect_timeout=settings.amqp_connect_timeout,
-            publish_timeout=settings.amqp_publish_timeout,
-            batch_size=settings.dlq_batch_size,
-            idle_timeout=settings.dlq_idle_timeout,
-        )
-        if not audited:
-            return await work(DeadLetterOps(config))
-        pool = await create_pool(
-            settings.database_url,
-            max_size=settings.db_pool_size,
-            command_timeout=settings.db_command_timeout,
-            connect_timeout=settings.db_acquire_timeout,
-        )
-        try:
-            audit = AuditStore(pool, settings.db_acquire_timeout, migrate=settings.migrate_on_start)
-            return await work(DeadLetterOps(config, audit))
-        finally:
-            await asyncio.wait_for(pool.close(), settings.db_acquire_timeout)
-
-    try:
-        return asyncio.run(main())
-    except (UnknownQueue, InvalidRequest) as exc:
-        _fail(str(exc), 2)
-    except (DlqError, SharedError) as exc:
-        _fail(str(exc))
-    except KeyboardInterrupt:
-        _fail("interrupted; messages not yet confirmed stay in the dead-letter queue", 130)
-    raise AssertionError("unreachable")
-
-
-def _actor() -> str:
-    configured = load_settings(DlqSettings).dlq_actor
-    return configured or f"cli:{getpass.getuser()}@{socket.gethostname()}"
 
 
 def _finish(summary: Summary, started: float, as_json: bool) -> None:
     render.summary_line(summary, started, as_json)
     if not summary.ok:
-        _fail(summary.error or f"{summary.failed} message(s) failed and stay in the queue")
+        fail(summary.error or f"{summary.failed} message(s) failed and stay in the queue")
 
 
 @click.group()
@@ -111,7 +48,7 @@ def dlq() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_command(as_json: bool) -> None:
     """Each consumer's dead-letter queue, its depth and the age of its oldest message."""
-    infos = _run(lambda ops: ops.list_queues(), audited=False)
+    infos = run(lambda ops: ops.list_queues(), audited=False)
     if as_json:
         render.print_json(infos)
     else:
@@ -124,7 +61,7 @@ def list_command(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def show(queue: str, limit: int, as_json: bool) -> None:
     """The messages at the head of QUEUE, left in the queue."""
-    messages = _run(lambda ops: ops.show(queue, limit), audited=False)
+    messages = run(lambda ops: ops.show(queue, limit), audited=False)
     if as_json:
         render.print_json(messages)
     else:
@@ -138,9 +75,10 @@ def _filters(
     reason: str | None = None,
     event_type: str | None = None,
     older_than: str | None = None,
+    fingerprint: str | None = None,
 ) -> Filters:
     if select_all and ids:
-        _fail("give either --all or --id, not both", 2)
+        fail("give either --all or --id, not both", 2)
     try:
         filters = Filters(
             select_all=select_all,
@@ -149,12 +87,13 @@ def _filters(
             event_type=event_type,
             older_than=parse_duration(older_than) if older_than else None,
             limit=limit,
+            fingerprint=fingerprint,
         )
         filters.check()
     except InvalidRequest as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     except ValidationError as exc:  # a value Filters refuses: a NUL, a --limit past 2**31-1
-        _fail("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors()), 2)
+        fail("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors()), 2)
     return filters
 
 
@@ -165,6 +104,7 @@ def _filters(
 @click.option("--reason", help="Only this x-reason (e.g. retries-exhausted).")
 @click.option("--event-type", help="Only this event type (e.g. BookingConfirmed).")
 @click.option("--older-than", metavar="DURATION", help="First failed at least this long ago.")
+@click.option("--fingerprint", help="Only this failure group (see `bookingctl dlq groups`).")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many messages.")
 @click.option("--rate", type=click.FloatRange(min=0, min_open=True), help="Messages/s at most.")
 @click.option("--dry-run", is_flag=True, help="Count what would be replayed; change nothing.")
@@ -176,19 +116,20 @@ def replay(
     reason: str | None,
     event_type: str | None,
     older_than: str | None,
+    fingerprint: str | None,
     limit: int | None,
     rate: float | None,
     dry_run: bool,
     as_json: bool,
 ) -> None:
     """Send matching messages back to QUEUE's consumer only (never to the fanout)."""
-    filters = _filters(select_all, ids, limit, reason, event_type, older_than)
+    filters = _filters(select_all, ids, limit, reason, event_type, older_than, fingerprint)
     progress = render.ProgressBar(f"{'checking' if dry_run else 'replaying'} {queue}")
     started = time.monotonic()
     try:
-        summary = _run(
+        summary = run(
             lambda ops: ops.replay(
-                queue, filters, actor=_actor(), rate=rate, dry_run=dry_run, progress=progress
+                queue, filters, actor=actor(), rate=rate, dry_run=dry_run, progress=progress
             ),
             audited=True,
         )
@@ -207,12 +148,12 @@ def purge(queue: str, select_all: bool, ids: tuple[str, ...], yes: bool) -> None
     filters = _filters(select_all, ids)
     what = "ALL messages" if select_all else f"{len(ids)} message id(s)"
     if not yes and not click.confirm(f"Discard {what} from {queue} for good?", err=True):
-        _fail("purge declined; nothing discarded")
+        fail("purge declined; nothing discarded")
     progress = render.ProgressBar(f"purging {queue}")
     started = time.monotonic()
     try:
-        summary = _run(
-            lambda ops: ops.purge(queue, filters, actor=_actor(), progress=progress), audited=True
+        summary = run(
+            lambda ops: ops.purge(queue, filters, actor=actor(), progress=progress), audited=True
         )
     finally:
         progress.close()
@@ -225,8 +166,12 @@ def purge(queue: str, select_all: bool, ids: tuple[str, ...], yes: bool) -> None
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def history(limit: int, queue: str | None, as_json: bool) -> None:
     """The latest replays and purges: who, when, filters, counts."""
-    entries = _run(lambda ops: ops.history(limit, queue), audited=True)
+    entries = run(lambda ops: ops.history(limit, queue), audited=True)
     if as_json:
         render.print_json(entries)
     else:
         render.audit_entries(entries)
+
+
+for _command in (groups.groups, groups.canary, groups.group_state):
+    dlq.add_command(_command)

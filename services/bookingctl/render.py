@@ -12,6 +12,7 @@ import click
 from pydantic import BaseModel
 
 from shared.deadletters.model import AuditEntry, DeadLetter, QueueInfo, Summary
+from shared.deadletters.pages import Group
 
 
 def print_json(value: BaseModel | Sequence[BaseModel]) -> None:
@@ -104,3 +105,16 @@ def audit_entries(entries: Sequence[AuditEntry]) -> None:
             f"{e.queue} {json.dumps(e.filters)} {e.status}: {counts}"
             + (f" error: {e.error}" if e.error else "")
         )
+
+
+def groups_table(groups: Sequence[Group]) -> None:
+    click.echo(f"{'FINGERPRINT':<16} {'QUEUE':<16} {'COUNT':>6}  {'LAST SEEN':<20} FAILURE")
+    for g in groups:
+        last = g.last_seen.isoformat(timespec="seconds")[:19]
+        failure = f"{g.exception_type or g.reason}: {g.reason_pattern} ({g.frame or '-'})"
+        state = f" [{g.state}]" if g.state else ""
+        click.echo(
+            f"{g.fingerprint:<16} {','.join(g.queues):<16} {g.count:>6}  {last:<20} "
+            f"{failure}{state}"
+        )
+    click.echo(f"{len(groups)} group(s)", err=True)

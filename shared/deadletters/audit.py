@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -40,18 +41,31 @@ class AuditStore:
         self._migrated = False
         self._lock = asyncio.Lock()
 
-    async def _ready(self) -> None:
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The ops schema's pool (the dead-letter index lives there too)."""
+        return self._pool
+
+    async def ready(self) -> None:
+        """The ops schema is migrated (or, with ``migrate``, migrates it), once."""
         async with self._lock:
             if not self._migrated:
                 await prepare(self._pool, SCHEMA, [MIGRATIONS], apply=self._migrate)
                 self._migrated = True
 
     async def started(
-        self, *, actor: str, operation: str, queue: str, filters: Filters, dry_run: bool
+        self,
+        *,
+        actor: str,
+        operation: str,
+        queue: str,
+        filters: Filters,
+        dry_run: bool,
+        details: dict[str, Any] | None = None,
     ) -> int:
         """Record an operation before it touches a message; refuse to start without it."""
         try:
-            await self._ready()
+            await self.ready()
             async with acquire(self._pool, self._timeout) as conn:
                 audit_id: int = await conn.fetchval(
                     f"INSERT INTO {SCHEMA}.dlq_audit "
@@ -60,7 +74,7 @@ class AuditStore:
                     actor,
                     operation,
                     queue,
-                    json.dumps(filters.for_audit()),
+                    json.dumps({**filters.for_audit(), **(details or {})}),
                     dry_run,
                 )
         except _ERRORS as exc:
@@ -88,7 +102,7 @@ class AuditStore:
 
     async def history(self, limit: int = 50, queue: str | None = None) -> list[AuditEntry]:
         try:
-            await self._ready()
+            await self.ready()
             async with acquire(self._pool, self._timeout) as conn:
                 rows = await conn.fetch(
                     f"SELECT * FROM {SCHEMA}.dlq_audit WHERE $2::text IS NULL OR queue = $2 "

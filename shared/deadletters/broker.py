@@ -118,13 +118,22 @@ async def require_queue(channel: AbstractChannel, queue_name: str) -> None:
 async def depth(connection: AbstractConnection, queue_name: str, timeout: float) -> int:
     """Ready messages in ``queue_name``; 0 when the queue was never declared (its service
     has not started yet, so nothing can have been dead-lettered)."""
+    ready, _ = await counts(connection, queue_name, timeout)
+    return ready
+
+
+async def counts(
+    connection: AbstractConnection, queue_name: str, timeout: float
+) -> tuple[int, int]:
+    """Ready messages and consumers attached (0, 0 when the queue was never declared)."""
     try:
         channel = await asyncio.wait_for(connection.channel(publisher_confirms=False), timeout)
         try:
             queue = await asyncio.wait_for(channel.declare_queue(queue_name, passive=True), timeout)
-            return queue.declaration_result.message_count or 0
+            result = queue.declaration_result
+            return result.message_count or 0, result.consumer_count or 0
         except aiormq.exceptions.ChannelNotFoundEntity:
-            return 0
+            return 0, 0
         finally:
             await _close(channel, timeout)
     except CONNECTION_ERRORS as exc:

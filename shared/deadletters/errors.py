@@ -5,6 +5,7 @@ The tree::
 
     DlqError
     ├── UnknownQueue          no consumer has a dead-letter queue of that name
+    ├── UnknownGroup          no failure group (or indexed message) of that name
     ├── InvalidRequest        a filter or option that cannot work (bad duration, no selection)
     ├── QueueMissing          the queue was never declared (its service never started)
     ├── BrokerUnreachable     RabbitMQ cannot be reached, or dropped the connection
@@ -19,6 +20,10 @@ class DlqError(Exception):
 
 
 class UnknownQueue(DlqError):
+    pass
+
+
+class UnknownGroup(DlqError):
     pass
 
 

@@ -15,6 +15,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from shared.deadletters.errors import InvalidRequest
+from shared.deadletters.fingerprint import fingerprint
 from shared.messaging import retry
 
 # At most 8 digits: even 99999999w fits in a timedelta (a longer number overflowed it).
@@ -85,6 +86,12 @@ class DeadLetter(BaseModel):
     replay_count: int
     first_failure_at: datetime | None
     last_failure_at: datetime | None
+    # What the console groups by (fingerprint.py); defaults keep older clients' JSON valid.
+    consumer: str = ""
+    event_version: int | None = None
+    exception_type: str | None = None
+    frame: str | None = None
+    fingerprint: str = ""
 
     @classmethod
     def of(cls, message: AbstractIncomingMessage) -> DeadLetter:
@@ -93,16 +100,23 @@ class DeadLetter(BaseModel):
         newest = deaths[0] if isinstance(deaths, list) and deaths else None
         death: dict[str, Any] = newest if isinstance(newest, dict) else {}
         death_time = _when(death.get("time"))
-        exception = h.get(retry.H_EXCEPTION_TYPE)
-        if exception and h.get(retry.H_EXCEPTION_MESSAGE):
-            exception = f"{exception}: {h[retry.H_EXCEPTION_MESSAGE]}"
+        exception_type = h.get(retry.H_EXCEPTION_TYPE)
+        message_text = h.get(retry.H_EXCEPTION_MESSAGE)
+        exception = f"{exception_type}: {message_text}" if exception_type else None
+        # Ours when we parked it; else the broker's newest death (x-death is newest
+        # first), e.g. delivery_limit after a crash loop that followed a retry.
+        reason = h.get(retry.H_REASON) or death.get("reason") or h.get("x-first-death-reason")
+        body = _json_object(message.body)
+        event_type = message.type or _text(body.get("event_type"))
+        raw_version = body.get("version")
+        version = raw_version if isinstance(raw_version, int) else None
+        consumer = str(h.get(retry.H_SERVICE) or (message.routing_key or "").split(".")[0])
+        frame = str(h.get(retry.H_EXCEPTION_FRAME) or "") or None
         return cls(
             message_id=message.message_id,
-            event_type=message.type or _body_field(message.body, "event_type"),
-            booking_id=message.correlation_id or _body_field(message.body, "booking_id"),
-            # Ours when we parked it; else the broker's newest death (x-death is newest
-            # first), e.g. delivery_limit after a crash loop that followed a retry.
-            reason=h.get(retry.H_REASON) or death.get("reason") or h.get("x-first-death-reason"),
+            event_type=event_type,
+            booking_id=message.correlation_id or _text(body.get("booking_id")),
+            reason=reason,
             exception=str(exception) if exception else None,
             attempts=_int(h.get(retry.H_ATTEMPTS)),
             replay_count=_int(h.get(retry.H_REPLAY_COUNT)),
@@ -110,6 +124,18 @@ class DeadLetter(BaseModel):
             last_failure_at=_when(h.get(retry.H_LAST_FAILURE))
             or death_time
             or _when(message.timestamp),
+            consumer=consumer,
+            event_version=version,
+            exception_type=str(exception_type) if exception_type else None,
+            frame=frame,
+            fingerprint=fingerprint(
+                consumer,
+                event_type,
+                version,
+                str(exception_type) if exception_type else reason,
+                frame,
+                str(message_text or reason or ""),
+            ),
         )
 
     @property
@@ -118,11 +144,15 @@ class DeadLetter(BaseModel):
         return self.first_failure_at or self.last_failure_at
 
 
-def _body_field(body: bytes, name: str) -> str | None:
+def _json_object(body: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(body).get(name)
-    except (ValueError, AttributeError):
-        return None
+        value = json.loads(body)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str | None:
     return str(value) if value is not None else None
 
 
@@ -138,12 +168,14 @@ class Filters(BaseModel):
     event_type: Label | None = None
     older_than: timedelta | None = None
     limit: int | None = Field(default=None, ge=1, le=PG_INT_MAX)
+    # A failure group of the console (DeadLetter.fingerprint).
+    fingerprint: Label | None = None
 
     @property
     def narrowed(self) -> bool:
         """Some filter is set (``older_than`` 0s too: it still needs a known failure time)."""
         return bool(self.ids) or any(
-            f is not None for f in (self.reason, self.event_type, self.older_than)
+            f is not None for f in (self.reason, self.event_type, self.older_than, self.fingerprint)
         )
 
     def check(self) -> None:
@@ -161,6 +193,8 @@ class Filters(BaseModel):
         if self.reason is not None and dead.reason != self.reason:
             return False
         if self.event_type is not None and dead.event_type != self.event_type:
+            return False
+        if self.fingerprint is not None and dead.fingerprint != self.fingerprint:
             return False
         if self.older_than is not None:
             since = dead.failed_since

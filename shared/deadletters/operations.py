@@ -67,7 +67,7 @@ class DeadLetterOps:
         self.config = config
         self.audit = audit
 
-    async def _connect(self, purpose: str) -> AbstractConnection:
+    async def connect(self, purpose: str) -> AbstractConnection:
         try:
             return await connect(
                 self.config.amqp_url,
@@ -81,7 +81,7 @@ class DeadLetterOps:
         """Each consumer's dead-letter queue: depth, and the age of the message at its head."""
         now = now or datetime.now(UTC)
         timeout = self.config.connect_timeout
-        connection = await self._connect("list")
+        connection = await self.connect("list")
         try:
             infos = []
             for service, names in CONSUMERS.items():
@@ -108,7 +108,7 @@ class DeadLetterOps:
         if not 1 <= limit <= MAX_SHOW:
             raise InvalidRequest(f"the limit must be between 1 and {MAX_SHOW}")
         names = resolve(queue)
-        connection = await self._connect("show")
+        connection = await self.connect("show")
         shown: list[DeadLetter] = []
         try:
             async with broker.scanning(
@@ -136,9 +136,13 @@ class DeadLetterOps:
         rate: float | None = None,
         dry_run: bool = False,
         progress: Progress | None = None,
+        sent: list[str] | None = None,
+        body: bytes | None = None,
     ) -> Summary:
         """Send the matching messages back to their consumer's work queue, each acked in the
-        dead-letter queue only after its copy is confirmed. Non-matching ones stay."""
+        dead-letter queue only after its copy is confirmed. Non-matching ones stay. The ids
+        of the confirmed copies are appended to ``sent`` (a canary retry watches them);
+        ``body`` replaces the copies' body (an edited message, editing.py)."""
         filters.check()
         names = resolve(queue)
         if dry_run:
@@ -157,12 +161,19 @@ class DeadLetterOps:
         async def send(batch: Batch) -> Sequence[BaseException | None]:
             await pacer.wait(len(batch))
             copies = [copy_message(m, retry.replay_headers(dict(m.headers or {}))) for m in batch]
+            if body is not None:
+                for copy in copies:
+                    copy.body = body
             try:
-                return await publisher.publish_many(
+                results = await publisher.publish_many(
                     copies, exchange=names.retry_exchange, routing_key=names.queue
                 )
             except MessagingError as exc:
                 return [exc] * len(batch)
+            if sent is not None:
+                confirmed = zip(batch, results, strict=True)
+                sent.extend(m.message_id for m, error in confirmed if not error and m.message_id)
+            return results
 
         try:
             return await self._audited(
@@ -219,7 +230,7 @@ class DeadLetterOps:
             )
         batch_size = batch_size or self.config.batch_size
         try:
-            connection = await self._connect(operation)
+            connection = await self.connect(operation)
             try:
                 async with broker.scanning(
                     connection,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +15,10 @@ H_ATTEMPTS = "x-attempts"
 H_REASON = "x-reason"
 H_EXCEPTION_TYPE = "x-exception-type"
 H_EXCEPTION_MESSAGE = "x-exception-message"
+# Where the failure came from: ``module:function`` of the deepest frame in a service's own
+# code (the handler), else the deepest frame. Line numbers are left out on purpose: the
+# dead-letter console groups failures by it, and a deploy must not split a group.
+H_EXCEPTION_FRAME = "x-exception-frame"
 H_SERVICE = "x-service"
 H_ORIGINAL_QUEUE = "x-original-queue"
 H_FIRST_FAILURE = "x-first-failure-at"
@@ -123,6 +128,7 @@ def failure_headers(
             H_ATTEMPTS: attempts,
             H_EXCEPTION_TYPE: type(error).__name__,
             H_EXCEPTION_MESSAGE: str(error)[:MAX_ERROR_LENGTH],
+            H_EXCEPTION_FRAME: handler_frame(error),
             H_SERVICE: service,
             H_ORIGINAL_QUEUE: queue,
             H_LAST_FAILURE: stamp,
@@ -133,3 +139,15 @@ def failure_headers(
     if reason is not None:
         headers[H_REASON] = reason
     return headers
+
+
+def handler_frame(error: BaseException) -> str:
+    """``module:function`` where ``error`` was raised, as seen from the services' code: the
+    deepest frame in a ``services.`` module, else the deepest frame; "" without a traceback."""
+    frames = [
+        (str(f.f_globals.get("__name__", "?")), f.f_code.co_name)
+        for f, _ in traceback.walk_tb(error.__traceback__)
+    ]
+    ours = [frame for frame in frames if frame[0].startswith("services.")]
+    module, function = (ours or frames or [("", "")])[-1]
+    return f"{module}:{function}" if module else ""

@@ -34,6 +34,9 @@ class SmtpRecorder:
         self.messages_per_session: int | None = None
         # Seconds the server takes to answer DATA: a slow relay.
         self.data_delay = 0.0
+        # Recipients answered "550 5.1.1 no such user" at RCPT, as a real server refuses
+        # an address it does not know.
+        self.refused_recipients: set[str] = set()
 
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
@@ -53,6 +56,15 @@ class SmtpRecorder:
             return "421 4.7.0 too many messages on this connection, closing"
         envelope.mail_from = address
         envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if address in self.refused_recipients:
+            return f"550 5.1.1 <{address}>: no such user here"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
         return "250 OK"
 
     async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:

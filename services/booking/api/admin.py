@@ -26,7 +26,13 @@ from services.booking.api.admin_requests import (
 from services.booking.api.examples import NOT_JSON, TOO_LARGE, error, ok, validation_error
 from services.booking.api.problems import SweepProblem, sweep_failed
 from services.booking.deps import AdminDep
-from shared.deadletters.errors import AuditUnavailable, DlqError, InvalidRequest, UnknownQueue
+from shared.deadletters.errors import (
+    AuditUnavailable,
+    DlqError,
+    InvalidRequest,
+    UnknownGroup,
+    UnknownQueue,
+)
 from shared.deadletters.model import AuditEntry, DeadLetter, Filters, QueueInfo, Summary
 
 log = logging.getLogger(__name__)
@@ -94,11 +100,14 @@ def _example(model: type[BaseModel]) -> Any:
     return extra["examples"][0]
 
 
+SUMMARY_EXAMPLE = _example(Summary)
+
+
 @contextmanager
-def _translated() -> Iterator[None]:
+def translated() -> Iterator[None]:
     try:
         yield
-    except UnknownQueue as exc:
+    except (UnknownQueue, UnknownGroup) as exc:
         raise HTTPException(404, str(exc)) from exc
     except InvalidRequest as exc:
         raise HTTPException(422, str(exc)) from exc
@@ -112,7 +121,7 @@ def _translated() -> Iterator[None]:
         raise HTTPException(503, str(exc)) from exc
 
 
-def _actor(request: Request, operator: str | None) -> str:
+def actor(request: Request, operator: str | None) -> str:
     host = request.client.host if request.client else "unknown"
     return f"api:{operator or 'admin'}@{host}"
 
@@ -131,7 +140,7 @@ def _answer(summary: Summary) -> JSONResponse:
 )
 async def list_queues(ops: AdminDep) -> list[QueueInfo]:
     """Each consumer's dead-letter queue with its depth and the age of its oldest message."""
-    with _translated():
+    with translated():
         return await ops.list_queues()
 
 
@@ -148,7 +157,7 @@ async def history(
         Query(description=f"Only this queue: {QUEUE_DESCRIPTION}", pattern=QUEUE_PATTERN),
     ] = None,
 ) -> list[AuditEntry]:
-    with _translated():
+    with translated():
         return await ops.history(limit, queue)
 
 
@@ -161,7 +170,7 @@ async def show(
     ops: AdminDep, queue: QueueName, limit: Annotated[int, Query(ge=1, le=1000)] = 20
 ) -> list[DeadLetter]:
     """The messages at the head of the queue, which stay in the queue."""
-    with _translated():
+    with translated():
         return await ops.show(queue, limit)
 
 
@@ -180,11 +189,11 @@ async def replay(
 ) -> JSONResponse:
     """Send the matching messages back to this consumer's queue only (never the fanout),
     each removed from the dead-letter queue only after the broker confirmed its copy."""
-    with _translated():
+    with translated():
         summary = await ops.replay(
             queue,
             body.filters(),
-            actor=_actor(request, operator),
+            actor=actor(request, operator),
             rate=body.rate,
             dry_run=body.dry_run,
         )
@@ -205,7 +214,7 @@ async def purge(
     operator: Operator = None,
 ) -> JSONResponse:
     """Discard the given message ids, or everything with `{"all": true}`."""
-    with _translated():
+    with translated():
         filters = Filters(select_all=body.all, ids=tuple(body.ids))
-        summary = await ops.purge(queue, filters, actor=_actor(request, operator))
+        summary = await ops.purge(queue, filters, actor=actor(request, operator))
     return _answer(summary)

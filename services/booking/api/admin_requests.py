@@ -79,6 +79,7 @@ def _replay_schema(schema: dict[str, Any]) -> None:
         "reason": {"type": "string"},
         "event_type": {"type": "string"},
         "older_than": {"type": "string"},
+        "fingerprint": {"type": "string"},
     }
     schema["anyOf"] = [
         {"required": [name], "properties": {name: rule}} for name, rule in selectors.items()
@@ -100,6 +101,9 @@ class ReplayRequest(BaseModel):
         description="First failed at least this long ago: a number and s, m, h, d or w",
         examples=["30m"],
         pattern=DURATION_PATTERN,
+    )
+    fingerprint: Label | None = Field(
+        default=None, description="Only this failure group's messages (see /admin/dlq/groups)"
     )
     limit: Annotated[int, Field(strict=True, ge=1, le=PG_INT_MAX), JSON_INTEGER] | None = None
     # At least 1/s: a slower replay would hold the request open past any client's patience.
@@ -136,4 +140,5 @@ class ReplayRequest(BaseModel):
             event_type=self.event_type,
             older_than=parse_duration(self.older_than) if self.older_than else None,
             limit=self.limit,
+            fingerprint=self.fingerprint,
         )

@@ -146,3 +146,47 @@ UNAVAILABLE = {
         }
     },
 }
+
+# The dead-letter console's failure groups (api/admin_groups.py).
+DEAD_LETTER_FINGERPRINT = "3fa2c1d09b7e4a51"
+DEAD_LETTER_GROUP: dict[str, Any] = {
+    "fingerprint": DEAD_LETTER_FINGERPRINT,
+    "consumer": "email",
+    "event_type": "BookingConfirmed",
+    "event_version": 1,
+    "exception_type": "PermanentError",
+    "frame": "services.email.handlers:send_confirmation",
+    "reason": "permanent-failure",
+    "reason_pattern": "SMTP refused <email>: <n> <n>.<n>.<n> no such user",
+    "queues": ["email.dlq"],
+    "count": 3,
+    "replayed_before": 0,
+    "first_seen": "2026-11-24T09:30:01Z",
+    "last_seen": "2026-11-24T09:41:12Z",
+    "state": None,
+    "until": None,
+    "trend": [0] * 22 + [1, 2],
+}
+DEAD_LETTER_ROW: dict[str, Any] = {
+    "id": 41,
+    "queue": "email.dlq",
+    "message_id": "8d6f3c1a-2b4e-4f5a-9c7d-0e1f2a3b4c5d",
+    "event_type": "BookingConfirmed",
+    "booking_id": "3f2b8c1e-5d4a-4e6f-9a7b-1c2d3e4f5a6b",
+    "reason": "permanent-failure",
+    "exception": "PermanentError: SMTP refused ada@example.com: 550 5.1.1 no such user",
+    "attempts": 1,
+    "replay_count": 0,
+    "first_failure_at": "2026-11-24T09:41:12Z",
+    "last_failure_at": "2026-11-24T09:41:12Z",
+}
+LIVE_STATE: dict[str, Any] = {
+    "service": "email",
+    "queue": "email.booking-events",
+    "ready": 0,
+    "in_flight": 0,
+    "consumers": 1,
+    "dead_letters": 3,
+    "rate_in": 1.2,
+    "rate_out": 1.2,
+}
