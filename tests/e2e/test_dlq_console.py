@@ -3,11 +3,12 @@ through Playwright): a booking whose guest address the SMTP server refuses (aios
 no such user") is dead-lettered by the real email consumer; the operator signs in, finds the
 group, inspects the message beside the booking's fulfilment, runs a dry run, and once the
 address exists retries the group: the email arrives once, the group is gone, and the audit
-log names the operator. Each step is a screenshot in docs/console/ (the README shows them),
-at 1,280 px and at a phone's width."""
+log names the operator. Each step is a screenshot, at 1,280 px and at a phone's width, in
+tests/artifacts/console/; with UPDATE_SCREENSHOTS=1, in docs/console/ (the README shows them)."""
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -30,7 +31,12 @@ from tests.support.smtp import SmtpRecorder
 from tests.support.stack import booking_body
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = (
+    ROOT / "docs" / "console"
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1"
+    else ROOT / "tests" / "artifacts" / "console"
+)
 TOKEN = "console-e2e-admin-token-0123456789abcdef"
 REFUSED = "nobody@example.com"
 DESKTOP: ViewportSize = {"width": 1280, "height": 900}
