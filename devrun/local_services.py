@@ -56,7 +56,8 @@ class Server:
         return os.environ.get(self.env_var) or self.default_url
 
     def address(self) -> tuple[str, int]:
-        parts = urlsplit(self.url)
+        """Where the server listens (of a list of brokers in AMQP_URL, the first)."""
+        parts = urlsplit(self.url.split(",", 1)[0] if "," in self.url else self.url)
         default = {"amqp": 5672, "amqps": 5671}.get(parts.scheme, 5432)
         try:
             return parts.hostname or "127.0.0.1", parts.port or default
