@@ -63,7 +63,7 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Com
 
 
 @pytest.fixture
-async def cluster_env(env: TestEnv, cluster: ComposedCluster) -> AsyncIterator[TestEnv]:
+async def cluster_env(cluster: ComposedCluster, env: TestEnv) -> AsyncIterator[TestEnv]:
     """The test's database, and its vhost on the cluster (same name as on the machine's
     broker, which the test does not use)."""
     await cluster.add_vhost(env.vhost)
@@ -75,7 +75,7 @@ async def cluster_env(env: TestEnv, cluster: ComposedCluster) -> AsyncIterator[T
 
 
 @pytest.fixture
-def system_factory(cluster_env: TestEnv, logs: Path, cluster: ComposedCluster) -> Launcher:
+def system_factory(cluster: ComposedCluster, cluster_env: TestEnv, logs: Path) -> Launcher:
     """``async with system_factory(**settings) as system``: the four services on the three
     nodes, started."""
 

@@ -56,6 +56,8 @@ def test_the_two_new_nodes_run_the_broker_of_compose_yaml_with_its_config_and_de
                 assert targets[volume.split(":", 1)[0][:24]] == volume.rsplit(":", 2)[1], node
         assert f"{node}-data:/var/lib/rabbitmq" in service["volumes"]
         assert service["ports"][0].startswith("127.0.0.1:")
+        # Started together, nodes could each form a cluster of their own.
+        assert service["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
 
 
 def test_every_node_gets_the_cluster_config_and_the_same_cookie() -> None:
