@@ -62,7 +62,7 @@ async def leaders_elsewhere(system: ClusterSystem, gone: str, since: float) -> f
     while True:
         try:
             now = await leaders(system)
-        except AssertionError:  # the CLI timed out on a busy node: ask again
+        except (AssertionError, ValueError):  # the CLI timed out, or said why not: again
             now = {}
         if now and all(leader and leader != gone for leader in now.values()):
             return time.monotonic() - since

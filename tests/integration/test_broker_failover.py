@@ -5,8 +5,12 @@ publishing. (A real three-node cluster is the cluster suite's: tests/cluster.)""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -14,8 +18,10 @@ from shared.messaging.connection import close_quietly, connect
 from shared.messaging.envelope import event_message
 from shared.messaging.topology import EVENTS_EXCHANGE
 from tests.support.amqp import publish_raw
+from tests.support.dlq import park
 from tests.support.events import confirmed
 from tests.support.infra import AMQP_HOST, AMQP_PORT, TestEnv
+from tests.support.processes import ROOT
 from tests.support.stack import effects, equals, fetchval, running_consumer, wait_until
 from tests.support.tcp_proxy import TcpProxy
 
@@ -69,3 +75,24 @@ async def test_a_connect_skips_brokers_that_refuse_and_takes_the_first_that_answ
         assert alive.open_links == 1
         await close_quietly(connection)
         await wait_until(lambda: alive.open_links == 0, what="closed")
+
+
+async def test_bookingctl_reads_a_dead_letter_queue_through_the_broker_that_answers(
+    env: TestEnv, proxies: tuple[TcpProxy, TcpProxy]
+) -> None:
+    dead, alive = proxies
+    [parked] = await park(env.amqp_url(), "email", [confirmed()])
+    await dead.cut()
+    bookingctl = str(Path(sys.executable).parent / "bookingctl")
+    variables = {"AMQP_URL": listing(env, dead.port, alive.port), "DATABASE_URL": env.database_url}
+    for _ in range(3):  # each process starts its rotation anywhere: the dead one, some runs
+        process = await asyncio.create_subprocess_exec(
+            *(bookingctl, "dlq", "list", "email"),
+            cwd=ROOT,
+            env={**os.environ, **variables},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode == 0, out.decode()
+        assert parked in out.decode()

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from services.booking.settings import BookingSettings
+from services.bookingctl.settings import DlqSettings
 from shared.errors import BrokerUnavailable, ConfigurationError
 from shared.messaging import addresses
 from shared.messaging.addresses import AddressError, Rotation, split
@@ -61,6 +63,12 @@ def test_settings_refuse_an_unreadable_host_list_at_start_naming_the_setting() -
         load_settings(CommonSettings, amqp_url="amqp://u:p@a,,b/v", dev_mode=True)
     with pytest.raises(ConfigurationError, match=r"ADMIN_AMQP_URL: .*empty broker address"):
         load_settings(BookingSettings, admin_amqp_url="amqp://u:p@a,/v", dev_mode=True)
+
+
+@pytest.mark.parametrize("settings_class", [CommonSettings, BookingSettings, DlqSettings])
+def test_every_process_and_bookingctl_take_a_list_of_brokers(settings_class: type[Any]) -> None:
+    settings = load_settings(settings_class, amqp_url=CLUSTER, dev_mode=True)
+    assert addresses.rotation(settings.amqp_url).addresses == split(CLUSTER)
 
 
 def test_the_passwords_of_a_list_are_checked_like_one_urls() -> None:
