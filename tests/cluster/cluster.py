@@ -21,6 +21,7 @@ from tests.compose.system import ComposedSystem
 
 FILES = ("-f", "deploy/compose.yaml", "-f", "deploy/compose.cluster.yaml")
 NODES = ("rabbitmq", "rabbitmq-2", "rabbitmq-3")
+REPLICAS = "rabbitmq-replicas"
 PORTS = {"rabbitmq": "RABBITMQ_AMQP_PORT", "rabbitmq-2": "RABBITMQ_2_AMQP_PORT"}
 PORTS["rabbitmq-3"] = "RABBITMQ_3_AMQP_PORT"
 
@@ -64,12 +65,22 @@ class ComposedCluster(ComposedSystem):
             timeout=120,
         ).stdout
 
-    async def start_cluster(self) -> None:
-        """The three nodes healthy, and the replicas step completed."""
+    async def start_cluster(self, timeout: float = 300) -> None:
+        """The three nodes healthy, and the replicas step completed. (`up --wait` returns
+        once that step runs: it has no health check to wait for.)"""
         await self.compose(
-            *("up", "--detach", "--wait", "--wait-timeout", "300", *NODES, "rabbitmq-replicas"),
+            *("up", "--detach", "--wait", "--wait-timeout", "300", *NODES, REPLICAS),
             timeout=600,
         )
+        deadline = time.monotonic() + timeout
+        while True:
+            out = await self.compose("ps", "-a", "--format", "json", REPLICAS)
+            [step] = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+            if step["State"] == "exited":
+                assert step["ExitCode"] == 0, await self.compose("logs", REPLICAS)
+                return
+            assert time.monotonic() < deadline, f"{REPLICAS} still {step['State']}"
+            await asyncio.sleep(1)
 
     async def remove(self) -> None:
         await self.compose("down", "--volumes", "--remove-orphans", "--timeout", "5", timeout=300)

@@ -16,8 +16,8 @@ import pytest
 
 from shared.messaging.connection import close_quietly, connect
 from shared.messaging.envelope import event_message
-from shared.messaging.topology import EVENTS_EXCHANGE
-from tests.support.amqp import publish_raw
+from shared.messaging.topology import EVENTS_EXCHANGE, declare_all
+from tests.support.amqp import channel, publish_raw
 from tests.support.dlq import park
 from tests.support.events import confirmed
 from tests.support.infra import AMQP_HOST, AMQP_PORT, TestEnv
@@ -47,6 +47,8 @@ async def _unpublished(env: TestEnv) -> int:
 async def test_a_consumer_moves_to_the_other_broker_each_time_its_own_goes_away(
     env: TestEnv, proxies: tuple[TcpProxy, TcpProxy]
 ) -> None:
+    async with channel(env.amqp_url()) as admin:
+        await declare_all(admin)  # the booking service's queue takes the progress reports
     url = listing(env, proxies[0].port, proxies[1].port)
     async with running_consumer("voucher", env, amqp_url=url) as process:
         for handled, (gone, left) in enumerate((proxies, proxies[::-1]), 1):
@@ -87,7 +89,7 @@ async def test_bookingctl_reads_a_dead_letter_queue_through_the_broker_that_answ
     variables = {"AMQP_URL": listing(env, dead.port, alive.port), "DATABASE_URL": env.database_url}
     for _ in range(3):  # each process starts its rotation anywhere: the dead one, some runs
         process = await asyncio.create_subprocess_exec(
-            *(bookingctl, "dlq", "list", "email"),
+            *(bookingctl, "dlq", "show", "email", "--json"),
             cwd=ROOT,
             env={**os.environ, **variables},
             stdout=asyncio.subprocess.PIPE,
