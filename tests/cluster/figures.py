@@ -5,6 +5,7 @@ each run, and collected into tests/cluster/results/latest.md after a full run.""
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -27,6 +28,7 @@ class ClusterFigures:
     # The client's view: the slowest answer of POST /bookings, and answers other than 201.
     api_longest: float = 0.0
     api_failed: int = 0
+    api_statuses: str = ""  # what the answers other than 201 were
     # The longest a committed booking waited for its last effect.
     effects_longest: float = 0.0
 
@@ -35,7 +37,7 @@ class ClusterFigures:
             ("new leaders elected after (s)", _seconds(self.leader_moved)),
             ("booking to all effects after the fault (s)", _seconds(self.recovered)),
             ("longest POST /bookings answer (s)", f"{self.api_longest:.2f}"),
-            ("POST /bookings answers other than 201", str(self.api_failed)),
+            ("POST /bookings answers other than 201", f"{self.api_failed} {self.api_statuses}"),
             ("longest booking to its last effect (s)", f"{self.effects_longest:.1f}"),
         ]
         width = max(len(k) for k, _ in rows)
@@ -46,8 +48,11 @@ def _seconds(values: list[float]) -> str:
     return ", ".join(f"{v:.1f}" for v in values) or "-"
 
 
-def client_view(record: LoadRecord) -> tuple[float, int]:
-    return record.max_latency, sum(1 for a in record.answers if a.status != 201)
+def client_view(record: LoadRecord) -> tuple[float, int, str]:
+    """The slowest answer, how many were not 201, and what they were."""
+    others = Counter(str(a.status) for a in record.answers if a.status != 201)
+    listed = ", ".join(f"{status}: {n}" for status, n in sorted(others.items()))
+    return record.max_latency, sum(others.values()), f"({listed})" if listed else ""
 
 
 async def effects_longest(system: ObservedSystem) -> float:

@@ -122,7 +122,7 @@ async def finish(
         started=started,
         drain_timeout=240,
     )
-    figures.api_longest, figures.api_failed = client_view(load.record)
+    figures.api_longest, figures.api_failed, figures.api_statuses = client_view(load.record)
     figures.effects_longest = await effects_longest(system)
     await replicated_on_every_node(system)
 
