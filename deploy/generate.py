@@ -39,6 +39,9 @@ COMPOSE = ROOT / "deploy" / "compose.yaml"
 CLUSTER = ROOT / "deploy" / "compose.cluster.yaml"
 # The cluster's nodes, as AMQP_URL lists them (deploy/rabbitmq/cluster.conf names the same).
 CLUSTER_NODES = "rabbitmq:5672,rabbitmq-2:5672,rabbitmq-3:5672"
+# A node that dies with its host says nothing: its clients learn it from missed heartbeats,
+# within two of them (RabbitMQ's default, 60 s, would keep a consumer waiting 2 minutes).
+CLUSTER_HEARTBEAT = 5
 ENV_EXAMPLE = ROOT / "deploy" / ".env.example"
 KUBERNETES = ROOT / "deploy" / "kubernetes" / "base"
 APPS = KUBERNETES / "apps.yaml"
@@ -78,7 +81,8 @@ def cluster_services() -> list[str]:
     ADMIN_AMQP_URL) list the three nodes, and each starts once every queue has its replicas."""
 
     def url(user: str) -> str:
-        return f"amqp://{user}:${{RABBITMQ_{user.upper()}_PASSWORD:?}}@{CLUSTER_NODES}/hotel"
+        password = f"${{RABBITMQ_{user.upper()}_PASSWORD:?}}"
+        return f"amqp://{user}:{password}@{CLUSTER_NODES}/hotel?heartbeat={CLUSTER_HEARTBEAT}"
 
     lines = ["booking:", "  depends_on: *after-replicas", "  environment:"]
     lines += [f"    AMQP_URL: {url('booking')}", f"    ADMIN_AMQP_URL: {url(OPERATOR)}"]

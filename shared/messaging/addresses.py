@@ -48,8 +48,9 @@ def split(url: str) -> tuple[str, ...]:
 class Rotation:
     """The order in which one process tries a list of brokers.
 
-    An attempt tries every address once, starting with the one after the address that last
-    connected: a process's second connection goes to another node than its first, and a
+    An attempt tries every address once, starting one further along than the attempt
+    before, or, once a connection opened, with the address after the one that last
+    connected: a process's connections (even opened at once) go to different nodes, and a
     process that lost its node tries the next one first rather than waiting on the one that
     just went away. The first start is random, so processes spread over the nodes."""
 
@@ -64,6 +65,7 @@ class Rotation:
         """Every address, in the order to try them now."""
         with self._lock:
             first = self._next % len(self.addresses)
+            self._next = first + 1
         return self.addresses[first:] + self.addresses[:first]
 
     def connected(self, address: str) -> None:

@@ -92,9 +92,10 @@ async def fault(
     inflict: Callable[[str], Awaitable[None]],
     figures: ClusterFigures,
 ) -> None:
-    """Inflict a fault on ``node`` and measure the recovery: new leaders, a booking's effects."""
-    since = time.monotonic()
+    """Inflict a fault on ``node`` and measure the recovery from the moment it is done (a
+    clean stop takes seconds itself): new leaders, a booking's effects."""
     await inflict(node)
+    since = time.monotonic()
     moved, recovered = await asyncio.gather(
         leaders_elsewhere(system, node, since), probe(system, load, index, since)
     )

@@ -76,14 +76,17 @@ def test_the_passwords_of_a_list_are_checked_like_one_urls() -> None:
         load_settings(CommonSettings, amqp_url="amqp://u:example-CHANGE-ME@a,b/v", dev_mode=False)
 
 
-def test_an_attempt_tries_every_node_once_starting_where_the_rotation_stands() -> None:
+def test_an_attempt_tries_every_node_once_and_the_next_starts_one_further() -> None:
     rotation = Rotation(["a", "b", "c"], start=1)
     assert rotation.attempt() == ("b", "c", "a")
-    assert rotation.attempt() == ("b", "c", "a")  # trying is not connecting
+    # Another connection opened at the same time starts elsewhere.
+    assert rotation.attempt() == ("c", "a", "b")
+    assert rotation.attempt() == ("a", "b", "c")
 
 
 def test_after_a_connection_the_next_attempt_starts_with_the_node_after_it() -> None:
     rotation = Rotation(["a", "b", "c"], start=0)
+    rotation.attempt()
     rotation.connected("a")
     assert rotation.attempt() == ("b", "c", "a")  # a second connection: another node
     rotation.connected("c")  # b failed, c took it

@@ -64,8 +64,10 @@ def test_every_node_gets_the_cluster_config_and_the_same_cookie() -> None:
     mount = "./rabbitmq/cluster.conf:/etc/rabbitmq/conf.d/30-cluster.conf:ro"
     for node in NODES:
         assert mount in cluster()[node]["volumes"], node
-        cookie = cluster()[node]["environment"]["RABBITMQ_ERLANG_COOKIE"]
-        assert cookie.startswith("${RABBITMQ_ERLANG_COOKIE:?"), node
+        environment = cluster()[node]["environment"]
+        assert environment["RABBITMQ_ERLANG_COOKIE"].startswith("${RABBITMQ_ERLANG_COOKIE:?")
+        # Peers must agree on how long a silence means a node is gone.
+        assert environment["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"] == "-kernel net_ticktime 20"
 
 
 def test_peer_discovery_lists_the_three_nodes_and_a_minority_pauses() -> None:
