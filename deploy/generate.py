@@ -1,5 +1,6 @@
-"""Write the parts of deploy/compose.yaml and deploy/.env.example that follow from the code:
-a compose service per consumer of the registry (shared/registry.py), the migration step's
+"""Write the parts of deploy/compose.yaml, deploy/compose.cluster.yaml and
+deploy/.env.example that follow from the code: a compose service per consumer of the
+registry (shared/registry.py) and its broker addresses in the cluster, the migration step's
 role passwords (shared/db/schemas.py), and the example password of every database role and
 broker user (shared/messaging/definitions.py).
 
@@ -31,10 +32,16 @@ sys.path.insert(0, str(ROOT))
 from k8s_apps import lines as kubernetes_workloads  # noqa: E402
 
 from shared.db.schemas import SCHEMAS  # noqa: E402
-from shared.messaging.definitions import USERS, password_variable  # noqa: E402
+from shared.messaging.definitions import OPERATOR, USERS, password_variable  # noqa: E402
 from shared.registry import CONSUMERS, ConsumerService  # noqa: E402
 
 COMPOSE = ROOT / "deploy" / "compose.yaml"
+CLUSTER = ROOT / "deploy" / "compose.cluster.yaml"
+# The cluster's nodes, as AMQP_URL lists them (deploy/rabbitmq/cluster.conf names the same).
+CLUSTER_NODES = "rabbitmq:5672,rabbitmq-2:5672,rabbitmq-3:5672"
+# A node that dies with its host says nothing: its clients learn it from missed heartbeats,
+# within two of them (RabbitMQ's default, 60 s, would keep a consumer waiting 2 minutes).
+CLUSTER_HEARTBEAT = 5
 ENV_EXAMPLE = ROOT / "deploy" / ".env.example"
 KUBERNETES = ROOT / "deploy" / "kubernetes" / "base"
 APPS = KUBERNETES / "apps.yaml"
@@ -69,6 +76,22 @@ def consumers() -> list[str]:
     return lines
 
 
+def cluster_services() -> list[str]:
+    """The overrides of the services in the cluster: AMQP_URL (and the booking service's
+    ADMIN_AMQP_URL) list the three nodes, and each starts once every queue has its replicas."""
+
+    def url(user: str) -> str:
+        password = f"${{RABBITMQ_{user.upper()}_PASSWORD:?}}"
+        return f"amqp://{user}:{password}@{CLUSTER_NODES}/hotel?heartbeat={CLUSTER_HEARTBEAT}"
+
+    lines = ["booking:", "  depends_on: *after-replicas", "  environment:"]
+    lines += [f"    AMQP_URL: {url('booking')}", f"    ADMIN_AMQP_URL: {url(OPERATOR)}"]
+    for service in CONSUMERS:
+        lines += ["", f"{service.name}:", "  depends_on: *after-replicas", "  environment:"]
+        lines += [f"    AMQP_URL: {url(service.name)}"]
+    return lines
+
+
 def migrate_passwords() -> list[str]:
     return [f"{s.password_variable()}: ${{{s.password_variable()}:?}}" for s in SCHEMAS]
 
@@ -87,6 +110,7 @@ def rabbitmq_conf() -> list[str]:
 
 PARTS: dict[Path, dict[str, Callable[[], list[str]]]] = {
     COMPOSE: {"consumer services": consumers, "role passwords": migrate_passwords},
+    CLUSTER: {"cluster services": cluster_services},
     ENV_EXAMPLE: {"role passwords": role_passwords, "broker passwords": broker_passwords},
     APPS: {"workloads": kubernetes_workloads},
     RABBITMQ_CLUSTER: {"rabbitmq.conf": rabbitmq_conf},

@@ -56,7 +56,13 @@ class Server:
         return os.environ.get(self.env_var) or self.default_url
 
     def address(self) -> tuple[str, int]:
-        parts = urlsplit(self.url)
+        """Where the server listens (of a list of brokers in AMQP_URL, the first)."""
+        from shared.messaging.addresses import first  # the project, installed in the venv
+
+        try:
+            parts = urlsplit(first(self.url))
+        except ValueError as exc:  # an empty entry in a list of brokers
+            raise UsageError(f"{self.env_var}: {exc}") from exc
         default = {"amqp": 5672, "amqps": 5671}.get(parts.scheme, 5432)
         try:
             return parts.hostname or "127.0.0.1", parts.port or default

@@ -7,11 +7,19 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any, Literal, Self, TypeVar
 
-from pydantic import AliasChoices, BeforeValidator, Field, ValidationError, model_validator
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.db.retention import PROCESSED_EVENTS_MIN_AGE
 from shared.errors import ConfigurationError
+from shared.messaging import addresses
 from shared.secrets import url_password, weakness
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/booking"
@@ -43,6 +51,9 @@ class CommonSettings(BaseSettings):
     # (python -m shared.db.provision) does that, as the superuser.
     migrate_on_start: bool = False
     database_url: str = DEFAULT_DATABASE_URL
+    # One broker, or a cluster's nodes listed where the host goes
+    # (amqp://user:password@rabbitmq:5672,rabbitmq-2:5672,rabbitmq-3:5672/hotel): every
+    # connection goes to the first of them that answers, and to another when it is lost.
     amqp_url: str = DEFAULT_AMQP_URL
     log_level: str = "INFO"
     # json: one object per line (for log shippers); text: readable lines (the local runner).
@@ -59,6 +70,12 @@ class CommonSettings(BaseSettings):
     amqp_publish_timeout: float = Field(default=5.0, gt=0)
     # How long to keep retrying PostgreSQL at start-up before giving up with a clear error.
     startup_timeout: float = Field(default=60.0, gt=0)
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _broker_addresses(cls, value: str) -> str:
+        addresses.split(value)  # refused at start with its reason, not at the first connect
+        return value
 
     def secrets(self) -> dict[str, tuple[str | None, int]]:
         """Every secret of this process: setting name -> (value or None, minimum bytes)."""

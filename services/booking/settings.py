@@ -6,6 +6,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from services.booking.rate_limit import Rate
 from services.booking.senders import parse_senders
+from shared.messaging import addresses
 from shared.secrets import MIN_KEY_BYTES, url_password
 from shared.settings import Age, ConsumingSettings
 
@@ -64,6 +65,13 @@ class BookingSettings(ConsumingSettings):
     @classmethod
     def _a_rate(cls, value: str) -> str:
         Rate.parse(value)  # refused at start with its reason, not at the first booking
+        return value
+
+    @field_validator("admin_amqp_url")
+    @classmethod
+    def _admin_broker_addresses(cls, value: str | None) -> str | None:
+        if value:
+            addresses.split(value)  # several nodes, as in AMQP_URL
         return value
 
     @field_validator("report_senders")

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from shared.events import EVENT_TYPES, BookingCancelled, BookingConfirmed, Event
+from shared.messaging import addresses
 from shared.messaging.topology import (
     CONSUMERS,
     EVENTS_EXCHANGE,
@@ -164,11 +165,22 @@ def _operations() -> dict[str, Any]:
     return operations
 
 
+def _server(url: str, vhost: str) -> dict[str, str]:
+    parts = urlsplit(url)
+    return {
+        "host": f"{parts.hostname or 'localhost'}:{parts.port or 5672}",
+        "pathname": f"/{vhost}" if vhost != "/" else "/",
+        "protocol": "amqp",
+        "protocolVersion": "0.9.1",
+        "description": f"RabbitMQ, virtual host {vhost!r}",
+    }
+
+
 def build(amqp_url: str, document_version: str = "1.0.0") -> dict[str, Any]:
-    """The document; the server comes from ``amqp_url``, without its credentials."""
-    parts = urlsplit(amqp_url)
-    vhost = unquote(parts.path[1:]) or "/"
-    host = f"{parts.hostname or 'localhost'}:{parts.port or 5672}"
+    """The document; the servers (one per broker of ``amqp_url``: a cluster's nodes are
+    rabbitmq, rabbitmq-2, ...) come from it, without its credentials."""
+    urls = addresses.split(amqp_url)
+    vhost = unquote(urlsplit(urls[0]).path[1:]) or "/"
     return {
         "asyncapi": "3.0.0",
         "info": {
@@ -180,13 +192,8 @@ def build(amqp_url: str, document_version: str = "1.0.0") -> dict[str, Any]:
         },
         "defaultContentType": "application/json",
         "servers": {
-            "rabbitmq": {
-                "host": host,
-                "pathname": f"/{vhost}" if vhost != "/" else "/",
-                "protocol": "amqp",
-                "protocolVersion": "0.9.1",
-                "description": f"RabbitMQ, virtual host {vhost!r}",
-            }
+            "rabbitmq" + (f"-{n}" if n > 1 else ""): _server(url, vhost)
+            for n, url in enumerate(urls, 1)
         },
         "channels": {key: _exchange_channel(ex, vhost) for ex, (key, _) in CHANNELS.items()},
         "operations": _operations(),

@@ -1,4 +1,7 @@
-"""Opening AMQP connections, with AMQP and socket errors translated to BrokerUnavailable."""
+"""Opening AMQP connections, with AMQP and socket errors translated to BrokerUnavailable.
+
+A URL may list several brokers (the nodes of a cluster: shared/messaging/addresses.py); a
+connection goes to the first of them, in the process's rotation, that accepts it."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, ConsumerTag
 from aio_pika.connection import make_url
 
 from shared.errors import BrokerUnavailable
-from shared.messaging import amqp_codec
+from shared.messaging import addresses, amqp_codec
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +45,32 @@ def broker_user(url: str) -> str:
     """The broker user ``url`` logs in as (aio-pika's default, guest, when it names none):
     what a message published on its connection may carry as its AMQP user_id, which the
     broker checks against that user."""
-    user = make_url(url).user
+    user = make_url(addresses.first(url)).user
     return user or "guest"
 
 
 async def connect(url: str, *, name: str, timeout: float) -> AbstractConnection:
-    """One plain (non-robust) connection. Reconnecting is the caller's loop: we own that
-    logic rather than trust robust connections to restore consumers after a drop."""
+    """One plain (non-robust) connection, to the first broker of ``url`` that accepts it,
+    trying them in the process's rotation; ``timeout`` applies to each. Reconnecting is the
+    caller's loop: we own that logic rather than trust robust connections to restore
+    consumers after a drop."""
     amqp_codec.install()  # a hostile message must not close the connection: see amqp_codec
+    rotation = addresses.rotation(url)
+    failures: list[str] = []
+    for address in rotation.attempt():
+        try:
+            connection = await _connect_one(address, name=name, timeout=timeout)
+        except BrokerUnavailable as exc:
+            failures.append(str(exc))
+            continue
+        rotation.connected(address)
+        if len(rotation.addresses) > 1:
+            log.info("%s connected to %s", name, redact(address))
+        return connection
+    raise BrokerUnavailable("; ".join(failures))
+
+
+async def _connect_one(url: str, *, name: str, timeout: float) -> AbstractConnection:
     # Built here rather than by aio_pika.connect, which abandons a connection that failed to
     # open: its __del__ then schedules close() wherever GC runs ("coroutine
     # 'Connection.close' was never awaited" off the loop). Same arguments as aio_pika.connect.

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -247,14 +247,25 @@ class System:
 
 @contextlib.asynccontextmanager
 async def launched(
-    env: TestEnv, logs: Path, *, heartbeat: int = 5, start: bool = True, **overrides: str
+    env: TestEnv,
+    logs: Path,
+    *,
+    heartbeat: int = 5,
+    start: bool = True,
+    broker_url: str | None = None,
+    kind: Callable[..., System] = System,
+    **overrides: str,
 ) -> AsyncIterator[System]:
-    """The whole system, built and (unless ``start=False``) started; always torn down."""
+    """The whole system, built and (unless ``start=False``) started; always torn down.
+
+    The services reach the machine's broker through the two links, or ``broker_url`` (the
+    cluster suite's three nodes) directly; ``kind`` builds the System (a subclass that looks
+    at another broker)."""
     api_link = ProxyThread(AMQP_HOST, AMQP_PORT)
     consumer_link = ProxyThread(AMQP_HOST, AMQP_PORT)
     try:
         async with smtp_server() as smtp:
-            system = System(env, logs, smtp, api_link, consumer_link, port=free_port())
+            system = kind(env, logs, smtp, api_link, consumer_link, port=free_port())
             common = {
                 **BASE_SETTINGS,
                 "DATABASE_URL": env.database_url,
@@ -267,7 +278,7 @@ async def launched(
             }
             for name in SERVICES:
                 link = api_link if name == "booking" else consumer_link
-                url = env.amqp_url(port=link.port, heartbeat=heartbeat)
+                url = broker_url or env.amqp_url(port=link.port, heartbeat=heartbeat)
                 settings = {**common, "AMQP_URL": url}
                 if name == "booking":
                     settings["PORT"] = str(system.port)

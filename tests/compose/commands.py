@@ -48,7 +48,7 @@ def write_env_file(directory: Path) -> dict[str, str]:
             continue
         if key.endswith("_PORT"):
             value = str(free_port())
-        elif any(word in key for word in ("PASSWORD", "SECRET", "TOKEN")):
+        elif any(word in key for word in ("PASSWORD", "SECRET", "TOKEN", "COOKIE")):
             value = secrets.token_hex(32)  # URL-safe; the services want 32 bytes at least
         values[key] = value
     # The load comes from one address, and the tests' guests share a domain: the rate limits

@@ -34,6 +34,7 @@ SECTION = re.compile(r"^## Adding a consumer\n(.*?)^## ", re.MULTILINE | re.DOTA
 BLOCK = re.compile(r"^( *)```\w+ (file|line)=(\S+)\n(.*?)^\1```$", re.MULTILINE | re.DOTALL)
 GENERATED = {
     "deploy/compose.yaml",
+    "deploy/compose.cluster.yaml",
     "deploy/.env.example",
     "deploy/rabbitmq/definitions.json",
     "deploy/kubernetes/base/apps.yaml",

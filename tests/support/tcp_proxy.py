@@ -71,6 +71,11 @@ class TcpProxy:
     def mode(self) -> _Mode:
         return self._mode
 
+    @property
+    def open_links(self) -> int:
+        """Connections through the proxy now (forwarded or held)."""
+        return len(self._links)
+
     async def start(self) -> None:
         if self._server is not None:
             raise RuntimeError("TcpProxy already started")

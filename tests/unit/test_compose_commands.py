@@ -36,7 +36,7 @@ def test_the_test_env_file_has_fresh_secrets_free_ports_and_matching_definitions
         line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines() if "=" in line
     )
     for key, value in values.items():
-        if any(word in key for word in ("PASSWORD", "SECRET", "TOKEN")):
+        if any(word in key for word in ("PASSWORD", "SECRET", "TOKEN", "COOKIE")):
             assert value != example[key], key
             assert "CHANGE-ME" not in value, key
         if key.endswith("_PORT"):

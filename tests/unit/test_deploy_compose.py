@@ -185,11 +185,13 @@ def test_every_file_the_dockerfile_copies_exists_and_it_runs_as_a_user() -> None
 
 
 def test_deploy_holds_only_files_that_production_names() -> None:
-    # What compose.yaml, the Dockerfile and the env example name is production's; anything
-    # else (a local runner, a helper for the machine's own broker) belongs in devrun/. The
-    # files .dockerignore keeps out are a person's own (their .env, their definitions).
+    # What compose.yaml (and its cluster variant), the Dockerfile and the env example name is
+    # production's; anything else (a local runner, a helper for the machine's own broker)
+    # belongs in devrun/. The files .dockerignore keeps out are a person's own (their .env,
+    # their definitions).
     named = "".join(
-        (DEPLOY / f).read_text() for f in ("compose.yaml", "Dockerfile", ".env.example")
+        (DEPLOY / f).read_text()
+        for f in ("compose.yaml", "compose.cluster.yaml", "Dockerfile", ".env.example")
     )
     # So is what the Kubernetes base and the generator (of its parts and compose's) name.
     named += (DEPLOY / "kubernetes" / "base" / "kustomization.yaml").read_text()
