@@ -22,7 +22,7 @@ from tests.chaos.system import System, launched
 from tests.cluster.cluster import ComposedCluster
 from tests.cluster.figures import ClusterFigures, results_markdown
 from tests.cluster.system import ClusterSystem
-from tests.compose.standins.prepare import PrepareError, prepare, why_no_engine
+from tests.compose.ready import engine_prepared
 from tests.support.infra import TestEnv
 from tests.support.size import Size
 
@@ -44,13 +44,7 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Com
     always removed with their volumes."""
     if SIZE_VARIABLE not in os.environ:
         pytest.skip("the cluster suite runs with `make test-cluster` (a few minutes)")
-    reason = why_no_engine()
-    if reason:
-        pytest.skip(f"no container engine can run here: {reason}")
-    try:
-        print("\n" + await asyncio.to_thread(prepare))
-    except PrepareError as exc:
-        pytest.fail(f"the cluster could not be prepared: {exc}")
+    await engine_prepared("the cluster")
     composed = ComposedCluster.create(tmp_path_factory.mktemp("cluster"))
     try:
         await composed.start_cluster()

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from shared import registry
-from tests.compose.standins.prepare import PrepareError, prepare, why_no_engine
+from tests.compose.ready import engine_prepared
 from tests.compose.system import ComposedSystem
 from tests.support.size import Size
 
@@ -37,13 +37,7 @@ def full_only(size: Size) -> None:
 async def composed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ComposedSystem]:
     """deploy/compose.yaml built and started by the README's command, every health check
     passed; always taken down with its volumes."""
-    reason = why_no_engine()
-    if reason:
-        pytest.skip(f"no container engine can run here: {reason}")
-    try:
-        print("\n" + await asyncio.to_thread(prepare))
-    except PrepareError as exc:
-        pytest.fail(f"the compose tests could not be prepared: {exc}")
+    await engine_prepared("the compose tests")
     system = ComposedSystem.create(tmp_path_factory.mktemp("compose"))
     try:
         await system.up()
