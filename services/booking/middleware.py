@@ -6,7 +6,7 @@ from __future__ import annotations
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.booking.api import problems
+from shared.http import problems
 from shared.observability.tracing import carried_context, recording
 
 

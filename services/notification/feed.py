@@ -37,6 +37,7 @@ from services.notification.feed_hub import LISTENER_ERRORS, FeedHub
 from services.notification.feed_limits import StreamSlots
 from shared.db.pool import acquire
 from shared.errors import DatabaseUnavailable
+from shared.http import problems
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ MAX_ID = 2**63 - 1
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 READ_ERRORS: tuple[type[BaseException], ...] = (DatabaseUnavailable, *LISTENER_ERRORS)
 RETRY_AFTER_SECONDS = 5  # when a stream over a cap may be tried again
-UNKNOWN = {"detail": "no such booking (or nothing notified about it yet)"}
+UNKNOWN = "no such booking (or nothing notified about it yet)"
 
 
 class HeldStream(StreamingResponse):
@@ -79,9 +80,7 @@ def over_cap(refusal: str) -> Response:
         detail, status = "too many feed streams from this address", 429
     else:
         detail, status = "too many feed streams open; try again shortly", 503
-    return JSONResponse(
-        {"detail": detail}, status_code=status, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
-    )
+    return problems.response(status, detail, {"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 async def notifications_after(
@@ -164,7 +163,7 @@ def create_feed_app(
     async def feed(request: Request) -> Response:
         after = last_event_id(request)
         if after is None:
-            return JSONResponse({"detail": "Last-Event-ID must be a row id"}, status_code=400)
+            return problems.response(400, "Last-Event-ID must be a row id")
         booking_id: UUID = request.path_params["booking_id"]
         release = slots.take(request.client.host if request.client else "")
         if isinstance(release, str):
@@ -176,13 +175,13 @@ def create_feed_app(
             if not known:  # 404, or the database failed (503): no stream holds the slot
                 release()
         if not known:
-            return JSONResponse(UNKNOWN, status_code=404)
+            return problems.response(404, UNKNOWN)
         return HeldStream(sse_stream(hub, pool, booking_id, after, heartbeat), release)
 
     async def history(request: Request) -> Response:
         booking_id: UUID = request.path_params["booking_id"]
         if not await is_known(pool, booking_id):
-            return JSONResponse(UNKNOWN, status_code=404)
+            return problems.response(404, UNKNOWN)
         notifications: list[dict[str, Any]] = []
         while True:
             after = notifications[-1]["id"] if notifications else 0
@@ -194,9 +193,7 @@ def create_feed_app(
 
     async def unavailable(_request: Request, exc: Exception) -> Response:
         log.warning("feed: database unavailable: %r", exc)
-        return JSONResponse(
-            {"detail": "database unavailable"}, status_code=503, headers={"Retry-After": "1"}
-        )
+        return problems.response(503, "database unavailable", {"Retry-After": "1"})
 
     return Starlette(
         routes=[

@@ -133,6 +133,10 @@ async def test_a_booking_the_service_has_not_notified_about_is_404_on_the_feed_a
             known_history = await client.get(f"/feeds/{known.booking_id}/history")
     assert (feed.status_code, history.status_code) == (404, 404)
     assert "no such booking" in feed.json()["detail"]
+    # Errors here have the booking API's shape: RFC 9457 problem details.
+    assert feed.headers["content-type"] == "application/problem+json"
+    assert feed.json()["status"] == 404
+    assert history.json()["title"] == "Not Found"
     assert known_history.status_code == 200
 
 

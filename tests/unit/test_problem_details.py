@@ -14,9 +14,10 @@ import pytest
 from fastapi import FastAPI, HTTPException
 
 from services.booking.api.examples import error
-from services.booking.api.problems import MEDIA_TYPE, Problem
+from services.booking.api.problems import Problem
 from services.booking.app import create_app
 from services.booking.settings import BookingSettings
+from shared.http.problems import MEDIA_TYPE
 
 REQUIRED = {"type", "title", "status", "detail"}
 

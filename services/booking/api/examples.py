@@ -10,11 +10,11 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from services.booking.api.problems import body as problem_body
 from services.booking.api.problems import summary
 from services.booking.errors import BookingServiceError, NotFound, RateLimited, TokenRequired
 from services.booking.schemas import example_booking, today
 from shared import registry
+from shared.http.problems import body as problem_body
 from shared.voucher_code import voucher_code
 
 BOOKING_ID = "3f2b8c1e-5d4a-4e6f-9a7b-1c2d3e4f5a6b"

@@ -11,7 +11,8 @@ from http import HTTPStatus
 from typing import Any
 
 from services.booking.api.examples import NOT_JSON, TOO_LARGE
-from services.booking.api.problems import MEDIA_TYPE, FieldError, Problem, body, summary
+from services.booking.api.problems import FieldError, Problem, summary
+from shared.http.problems import MEDIA_TYPE, body
 
 REF = "#/components/schemas/{model}"
 # FastAPI's own 422 schemas, replaced by Problem wherever they were used.

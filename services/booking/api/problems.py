@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -29,13 +28,9 @@ from services.booking.errors import BookingServiceError, RateLimited, TokenRequi
 from shared.db.pool import UNAVAILABLE_ERRORS
 from shared.deadletters.model import Summary
 from shared.errors import DatabaseUnavailable
+from shared.http.problems import BLANK, TYPE_PREFIX, response
 
 log = logging.getLogger(__name__)
-MEDIA_TYPE = "application/problem+json"
-# Problem types are tag URIs (RFC 4151): names, never fetched. RFC 9457 suggests them for
-# types without a page of their own; "about:blank" is a plain HTTP error (title: its phrase).
-TYPE_PREFIX = "tag:hotel-booking.example,2026:problem:"
-BLANK = "about:blank"
 UNREADABLE = "There was an error parsing the body"
 
 
@@ -75,37 +70,6 @@ class Problem(BaseModel):
     errors: list[FieldError] | None = Field(
         default=None, description="The refused fields, when the request's shape is wrong"
     )
-
-
-def body(
-    status: int,
-    detail: str,
-    *,
-    problem: str | None = None,
-    title: str | None = None,
-    **extensions: Any,
-) -> dict[str, Any]:
-    """The problem document; ``problem``: the type's name (after TYPE_PREFIX)."""
-    return {
-        "type": f"{TYPE_PREFIX}{problem}" if problem else BLANK,
-        "title": title or HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-        **extensions,
-    }
-
-
-def response(
-    status: int, detail: str, headers: dict[str, str] | None = None, **fields: Any
-) -> JSONResponse:
-    return JSONResponse(
-        body(status, detail, **fields), status_code=status, headers=headers, media_type=MEDIA_TYPE
-    )
-
-
-def encoded(status: int, detail: str) -> bytes:
-    """The body of a problem sent by ASGI middleware, outside FastAPI's handlers."""
-    return json.dumps(body(status, detail)).encode()
 
 
 async def booking_error(request: Request, exc: Exception) -> JSONResponse:
