@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from aio_pika.abc import AbstractConnection
 from pydantic import BaseModel, Field
 
 from shared.deadletters import broker
@@ -45,42 +46,51 @@ async def canary_retry(
     group = await groups.group(fingerprint)
     queue = resolve(group.queues[0]).dead_letter_queue  # a fingerprint names one consumer
     report = CanaryReport(fingerprint=fingerprint)
-    for size in stages:
-        sent: list[str] = []
-        filters = Filters(fingerprint=fingerprint, limit=size)
-        summary = await groups.ops.replay(queue, filters, actor=actor, rate=rate, sent=sent)
-        report.stages.append(summary)
-        if not summary.ok or not sent:
-            break
-        back = await _failed_again(groups, queue, sent, settle)
-        if back:
-            report.halted, report.failed_again = True, back
-            break
-        if size is None or len(sent) < size:  # the group is used up
-            break
+    connection = await groups.ops.connect("canary")
+    try:
+        for size in stages:
+            # Counted before the replay: a message that fails again at once can be back
+            # before the replay returns, and a count taken after it would miss it.
+            before = await broker.depth(connection, queue, groups.ops.config.connect_timeout)
+            sent: list[str] = []
+            filters = Filters(fingerprint=fingerprint, limit=size)
+            summary = await groups.ops.replay(queue, filters, actor=actor, rate=rate, sent=sent)
+            report.stages.append(summary)
+            if not summary.ok or not sent:
+                break
+            back = await _failed_again(groups, connection, queue, sent, before, settle)
+            if back:
+                report.halted, report.failed_again = True, back
+                break
+            if size is None or len(sent) < size:  # the group is used up
+                break
+    finally:
+        await close_quietly(connection)
     await groups.sync([queue])
     return report
 
 
 async def _failed_again(
-    groups: FailureGroups, queue: str, sent: list[str], settle: float
+    groups: FailureGroups,
+    connection: AbstractConnection,
+    queue: str,
+    sent: list[str],
+    before: int,
+    settle: float,
 ) -> list[str]:
-    """The ids of ``sent`` back in ``queue`` within ``settle`` seconds."""
+    """The ids of ``sent`` back in ``queue`` within ``settle`` seconds; ``before``: the
+    queue's depth before they were taken out of it."""
     timeout = groups.ops.config.connect_timeout
-    connection = await groups.ops.connect("canary")
-    try:
-        start = await broker.depth(connection, queue, timeout)
-        deadline = time.monotonic() + settle
-        grew = False
-        while time.monotonic() < deadline:
-            now = await broker.depth(connection, queue, timeout)
-            if now >= start + len(sent):  # every one came back: no need to wait longer
-                grew = True
-                break
-            grew = grew or now > start
-            await asyncio.sleep(POLL)
-    finally:
-        await close_quietly(connection)
+    emptied = before - len(sent)  # the depth once the stage left, had nothing come back
+    deadline = time.monotonic() + settle
+    grew = False
+    while time.monotonic() < deadline:
+        now = await broker.depth(connection, queue, timeout)
+        if now >= before:  # every one came back: no need to wait longer
+            grew = True
+            break
+        grew = grew or now > emptied
+        await asyncio.sleep(POLL)
     if not grew:
         return []
     await groups.sync([queue])

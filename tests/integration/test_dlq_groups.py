@@ -217,6 +217,40 @@ async def test_a_canary_retry_halts_when_its_first_message_fails_again_then_send
     assert left == []
 
 
+async def test_a_canary_halts_even_when_its_message_fails_again_before_the_replay_returns(
+    env: TestEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under load the consumer can fail the replayed message again before the replay has
+    returned: the canary must still see it back (it once counted the queue only after)."""
+    url = env.amqp_url()
+    async with (
+        smtp_server() as smtp,
+        running_consumer("email", env, smtp_port=smtp.port),
+        failure_groups(env) as groups,
+    ):
+        smtp.refused_recipients.add(REFUSED)
+        for _ in range(3):
+            event = confirmed(guest_email=REFUSED)
+            await publish_raw(url, EVENTS_EXCHANGE, event_message(event))
+        parked = lambda: equals(queue_depth(url, EMAIL.dead_letter_queue), 3)  # noqa: E731
+        await wait_until(parked, what="all parked")
+        await groups.sync()
+        [group] = await groups.index.groups(GroupQuery())
+        replay = groups.ops.replay
+
+        async def replay_slowly(*args: object, **kwargs: object) -> object:
+            summary = await replay(*args, **kwargs)  # type: ignore[arg-type]
+            await wait_until(parked, what="the replayed message back before the replay returns")
+            return summary
+
+        monkeypatch.setattr(groups.ops, "replay", replay_slowly)
+        report = await canary_retry(groups, group.fingerprint, actor="test", settle=5)
+
+    assert report.halted
+    assert [s.replayed for s in report.stages] == [1]
+    assert len(report.failed_again) == 1
+
+
 async def test_an_edited_message_is_sent_instead_of_the_original_which_the_audit_keeps(
     env: TestEnv,
 ) -> None:
