@@ -27,6 +27,10 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
+    # The server restarting after a crash of one of its processes (57P02), or out of
+    # connection slots (53300): unavailable for now, like the rest, not a fault of the request.
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
 )
 
 

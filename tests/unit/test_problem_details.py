@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import httpx
 import jsonschema
 import pytest
@@ -29,6 +30,10 @@ def late_route(app: FastAPI) -> None:
     @app.get("/late", summary="Added later", responses={409: error("Clash", "it clashes")})
     async def late(n: int) -> dict[str, int]:
         raise HTTPException(409, f"{n} clashes")
+
+    @app.get("/late/database", summary="Added later, its database gone")
+    async def late_database(code: str) -> dict[str, int]:
+        raise asyncpg.PostgresError.new({"C": code, "M": "the server says no"})
 
 
 @pytest.fixture
@@ -132,3 +137,16 @@ async def test_refusals_of_every_kind_are_answered_as_problems(client: httpx.Asy
     assert late["detail"] == "7 clashes"
     late_invalid = await _problem(await client.get("/late", params={"n": "seven"}), 422)
     assert late_invalid["errors"][0]["loc"] == ["query", "n"]
+
+
+@pytest.mark.parametrize(
+    "sqlstate",
+    ["57P01", "57P02", "57P03", "53300", "08006"],  # shut down, crashed, starting, full, gone
+)
+async def test_a_database_restarting_or_full_is_a_503_problem_not_a_500(
+    client: httpx.AsyncClient, sqlstate: str
+) -> None:
+    answer = await client.get("/late/database", params={"code": sqlstate})
+    problem = await _problem(answer, 503)
+    assert problem["type"].endswith(":database-unavailable")
+    assert answer.headers["retry-after"] == "1"
