@@ -8,7 +8,6 @@ tests/artifacts/console/; with UPDATE_SCREENSHOTS=1, in docs/console/ (the READM
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -27,16 +26,12 @@ from tests.support.processes import (
     start_service,
     stop,
 )
+from tests.support.screenshots import screenshot_folder
 from tests.support.smtp import SmtpRecorder
 from tests.support.stack import booking_body
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-ROOT = Path(__file__).resolve().parents[2]
-SHOTS = (
-    ROOT / "docs" / "console"
-    if os.environ.get("UPDATE_SCREENSHOTS") == "1"
-    else ROOT / "tests" / "artifacts" / "console"
-)
+SHOTS = screenshot_folder("console")
 TOKEN = "console-e2e-admin-token-0123456789abcdef"
 REFUSED = "nobody@example.com"
 DESKTOP: ViewportSize = {"width": 1280, "height": 900}

@@ -8,7 +8,6 @@ docs/screenshots/, the ones the README shows (commit them)."""
 
 from __future__ import annotations
 
-import os
 import smtplib
 import time
 from collections.abc import Iterator
@@ -33,14 +32,10 @@ from tests.support.processes import (
     wait_http,
     wait_port,
 )
+from tests.support.screenshots import screenshot_folder
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-ROOT = Path(__file__).resolve().parents[2]
-SHOTS = (
-    ROOT / "docs" / "screenshots"
-    if os.environ.get("UPDATE_SCREENSHOTS") == "1"
-    else ROOT / "tests" / "artifacts" / "screenshots"
-)
+SHOTS = screenshot_folder("screenshots")
 LONG_ADDRESS = "reservations-department-of-the-grand-hotel-aurora-lisbon@example.com"
 
 
