@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import pytest
@@ -17,6 +17,7 @@ from shared.deadletters.errors import InvalidRequest, UnknownGroup
 from shared.deadletters.groups import FailureGroups
 from shared.deadletters.index import DeadLetterIndex
 from shared.deadletters.pages import GroupQuery, MessageQuery
+from shared.events import BookingConfirmed
 from shared.messaging.envelope import event_message
 from shared.messaging.topology import EVENTS_EXCHANGE, consumer_topology
 from tests.support.amqp import publish_raw, queue_depth
@@ -39,6 +40,17 @@ async def failure_groups(env: TestEnv) -> AsyncIterator[FailureGroups]:
         yield FailureGroups(ops, DeadLetterIndex(ops.audit.pool, ops.audit))
 
 
+def _parked(url: str, depth: int) -> Callable[[], Awaitable[bool]]:
+    """For wait_until: email's dead-letter queue holds ``depth`` messages."""
+    return lambda: equals(queue_depth(url, EMAIL.dead_letter_queue), depth)
+
+
+async def _published_and_parked(url: str, events: list[BookingConfirmed], depth: int) -> None:
+    for event in events:
+        await publish_raw(url, EVENTS_EXCHANGE, event_message(event))
+    await wait_until(_parked(url, depth), what="all parked")
+
+
 async def test_a_refused_address_makes_one_group_and_retrying_it_sends_each_email_once(
     env: TestEnv,
 ) -> None:
@@ -51,11 +63,7 @@ async def test_a_refused_address_makes_one_group_and_retrying_it_sends_each_emai
         failure_groups(env) as groups,
     ):
         smtp.refused_recipients.add(REFUSED)
-        for event in events:
-            await publish_raw(url, EVENTS_EXCHANGE, event_message(event))
-        await wait_until(
-            lambda: equals(queue_depth(url, EMAIL.dead_letter_queue), 4), what="all parked"
-        )
+        await _published_and_parked(url, events, 4)
         assert (await groups.sync())[EMAIL.dead_letter_queue] == 4
         listed = await groups.index.groups(GroupQuery())
         [refused] = [g for g in listed if g.count == 3]
@@ -185,11 +193,7 @@ async def test_a_canary_retry_halts_when_its_first_message_fails_again_then_send
         failure_groups(env) as groups,
     ):
         smtp.refused_recipients.add(REFUSED)
-        for event in events:
-            await publish_raw(url, EVENTS_EXCHANGE, event_message(event))
-        await wait_until(
-            lambda: equals(queue_depth(url, EMAIL.dead_letter_queue), 8), what="all parked"
-        )
+        await _published_and_parked(url, events, 8)
         await groups.sync()
         [group] = await groups.index.groups(GroupQuery())
 
@@ -229,18 +233,14 @@ async def test_a_canary_halts_even_when_its_message_fails_again_before_the_repla
         failure_groups(env) as groups,
     ):
         smtp.refused_recipients.add(REFUSED)
-        for _ in range(3):
-            event = confirmed(guest_email=REFUSED)
-            await publish_raw(url, EVENTS_EXCHANGE, event_message(event))
-        parked = lambda: equals(queue_depth(url, EMAIL.dead_letter_queue), 3)  # noqa: E731
-        await wait_until(parked, what="all parked")
+        await _published_and_parked(url, [confirmed(guest_email=REFUSED) for _ in range(3)], 3)
         await groups.sync()
         [group] = await groups.index.groups(GroupQuery())
         replay = groups.ops.replay
 
         async def replay_slowly(*args: object, **kwargs: object) -> object:
             summary = await replay(*args, **kwargs)  # type: ignore[arg-type]
-            await wait_until(parked, what="the replayed message back before the replay returns")
+            await wait_until(_parked(url, 3), what="the replayed message back before it returns")
             return summary
 
         monkeypatch.setattr(groups.ops, "replay", replay_slowly)
@@ -263,10 +263,7 @@ async def test_an_edited_message_is_sent_instead_of_the_original_which_the_audit
         failure_groups(env) as groups,
     ):
         smtp.refused_recipients.add(typo)
-        await publish_raw(url, EVENTS_EXCHANGE, event_message(event))
-        await wait_until(
-            lambda: equals(queue_depth(url, EMAIL.dead_letter_queue), 1), what="parked"
-        )
+        await _published_and_parked(url, [event], 1)
         await groups.sync()
         [group] = await groups.index.groups(GroupQuery())
         [row] = (await groups.index.messages(MessageQuery(fingerprint=group.fingerprint))).messages
