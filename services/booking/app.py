@@ -20,6 +20,7 @@ from services.booking.bootstrap import bootstrap
 from services.booking.console import actions as console
 from services.booking.console.jobs import Jobs
 from services.booking.console.session import SignInRequired
+from services.booking.deps import Desk
 from services.booking.middleware import BodySizeLimit, CarriedTraceContext
 from services.booking.schemas import today
 from services.booking.settings import BookingSettings
@@ -40,6 +41,14 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
         app.state.failure_groups = process.failure_groups
         app.state.console_jobs = jobs = Jobs()  # the console's background retries
         app.state.rate_limits = process.rate_limits
+        app.state.desk = Desk(
+            process.pool,
+            process.relay,
+            settings,
+            process.ops.metrics,
+            process.rate_limits,
+            process.rooms,
+        )
         stop = asyncio.Event()
         # Stage by stage at shutdown; whatever outlives its grace is cut short (its messages
         # stay unacked and are redelivered), so nothing reopens the publisher once closed.

@@ -11,6 +11,7 @@ from pathlib import Path
 import asyncpg
 
 from services.booking.fulfilment import HANDLERS
+from services.booking.placing import RoomFactsCache
 from services.booking.rate_limit import BookingRateLimits, Rate
 from services.booking.senders import SenderPolicy, parse_senders
 from services.booking.settings import BookingSettings
@@ -46,6 +47,7 @@ class BookingProcess:
     dead_letters: DeadLetterOps
     failure_groups: FailureGroups
     rate_limits: BookingRateLimits
+    rooms: RoomFactsCache
 
 
 async def prepare_schema(pool: asyncpg.Pool, settings: BookingSettings) -> None:
@@ -91,6 +93,7 @@ async def bootstrap(settings: BookingSettings, pool: asyncpg.Pool | None = None)
                 Rate.parse(settings.rate_limit_per_address),
                 Rate.parse(settings.rate_limit_per_email),
             ),
+            RoomFactsCache(),
         )
 
 

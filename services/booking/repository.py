@@ -10,12 +10,10 @@ from uuid import UUID
 import asyncpg
 
 from shared.db.pool import Connection
-from shared.events import Event
-from shared.outbox.rows import OutboxRow, insert_statement
 
 S = "booking"  # this service's schema
 
-_BOOKING_COLUMNS = (
+BOOKING_COLUMNS = (
     "id, status, hotel_id, room_type, check_in, check_out, guest_name, guest_email, nights, "
     "total_price, currency, created_at"
 )
@@ -87,71 +85,10 @@ async def free_stay(
     )
 
 
-async def reserve_room(
-    conn: Connection, hotel_id: int, code: str, check_in: date, check_out: date
-) -> asyncpg.Record | None:
-    """Take one room of the type for every night of the stay, in one round trip: the room
-    type's hotel name, currency, price and STAY_DETAILS, with ``nights_taken``, the nights
-    that could be taken (fewer than the stay's: no room; the caller rolls back). None: no
-    such room type.
-
-    A conditional upsert: row locks serialise concurrent bookings of the same night, and the
-    WHERE re-checks the count after the wait, so the last room is never sold twice. Nights
-    are locked in date order, so overlapping stays cannot deadlock.
-    """
-    return await conn.fetchrow(
-        f"""WITH room AS (
-                SELECT h.name AS hotel_name, h.currency, r.price_per_night, r.total_rooms,
-                       {STAY_DETAILS}
-                FROM {S}.hotels h JOIN {S}.room_types r ON r.hotel_id = h.id
-                WHERE h.id = $1 AND r.code = $2),
-            taken AS (
-                INSERT INTO {S}.room_nights AS n (hotel_id, room_type, night, reserved, capacity)
-                SELECT r.hotel_id, r.code, d.night::date, 1, r.total_rooms
-                FROM {S}.room_types r
-                CROSS JOIN generate_series($3::date, $4::date - 1, interval '1 day') AS d(night)
-                WHERE r.hotel_id = $1 AND r.code = $2 AND r.total_rooms > 0
-                ORDER BY d.night
-                ON CONFLICT (hotel_id, room_type, night)
-                DO UPDATE SET reserved = n.reserved + 1 WHERE n.reserved < n.capacity
-                RETURNING n.night)
-            SELECT room.*, (SELECT count(*) FROM taken) AS nights_taken FROM room""",
-        hotel_id,
-        code,
-        check_in,
-        check_out,
-    )
-
-
-async def insert_booking(
-    conn: Connection, booking: dict[str, Any], confirmed: Event, token_hash: bytes
-) -> asyncpg.Record:
-    """Insert the booking, its first token's hash and its event in the outbox, in one
-    statement (the token's foreign key is checked at the statement's end)."""
-    columns = ", ".join(booking)
-    params = ", ".join(f"${i}" for i in range(1, len(booking) + 1))
-    event = OutboxRow.of(confirmed)
-    first = len(booking) + 1
-    row = await conn.fetchrow(
-        f"""WITH b AS (
-                INSERT INTO {S}.bookings ({columns}) VALUES ({params})
-                RETURNING {_BOOKING_COLUMNS}),
-            o AS ({insert_statement(S, first=first)}),
-            t AS (INSERT INTO {S}.booking_tokens (booking_id, token_hash)
-                  SELECT id, ${first + len(event)} FROM b)
-            SELECT * FROM b""",
-        *booking.values(),
-        *event,
-        token_hash,
-    )
-    assert row is not None
-    return row
-
-
 async def get_booking(conn: Connection, booking_id: UUID) -> asyncpg.Record | None:
     """The booking with ``token_hashes``."""
     return await conn.fetchrow(
-        f"SELECT {_BOOKING_COLUMNS}, {_TOKEN_HASHES} AS token_hashes FROM {S}.bookings b "
+        f"SELECT {BOOKING_COLUMNS}, {_TOKEN_HASHES} AS token_hashes FROM {S}.bookings b "
         "WHERE id = $1",
         booking_id,
     )
@@ -160,7 +97,7 @@ async def get_booking(conn: Connection, booking_id: UUID) -> asyncpg.Record | No
 async def lock_booking(conn: Connection, booking_id: UUID) -> asyncpg.Record | None:
     """The booking with ``token_hashes``, ``hotel_name`` and STAY_DETAILS, locked for an
     update (the booking's row only)."""
-    columns = ", ".join(f"b.{name}" for name in _BOOKING_COLUMNS.split(", "))
+    columns = ", ".join(f"b.{name}" for name in BOOKING_COLUMNS.split(", "))
     return await conn.fetchrow(
         f"""SELECT {columns}, {_TOKEN_HASHES} AS token_hashes, h.name AS hotel_name,
                    {STAY_DETAILS}
@@ -183,7 +120,7 @@ async def add_token(conn: Connection, booking_id: UUID, token_hash: bytes) -> No
 async def mark_cancelled(conn: Connection, booking_id: UUID) -> asyncpg.Record:
     row = await conn.fetchrow(
         f"""UPDATE {S}.bookings SET status = 'cancelled', updated_at = now()
-            WHERE id = $1 RETURNING {_BOOKING_COLUMNS}""",
+            WHERE id = $1 RETURNING {BOOKING_COLUMNS}""",
         booking_id,
     )
     assert row is not None
@@ -213,26 +150,7 @@ async def voucher(conn: Connection, booking_id: UUID) -> asyncpg.Record | None:
     )
 
 
-async def claim_idempotency_key(conn: Connection, key: str, request_hash: str) -> bool:
-    """True when the key is new. A concurrent holder of the same key makes this wait until
-    its transaction ends, so the loser then sees the winner's committed booking."""
-    return bool(
-        await conn.fetchval(
-            f"""INSERT INTO {S}.idempotency_keys (key, request_hash) VALUES ($1, $2)
-                ON CONFLICT (key) DO NOTHING RETURNING true""",
-            key,
-            request_hash,
-        )
-    )
-
-
 async def idempotency_record(conn: Connection, key: str) -> asyncpg.Record | None:
     return await conn.fetchrow(
         f"SELECT request_hash, booking_id FROM {S}.idempotency_keys WHERE key = $1", key
-    )
-
-
-async def attach_idempotency_key(conn: Connection, key: str, booking_id: UUID) -> None:
-    await conn.execute(
-        f"UPDATE {S}.idempotency_keys SET booking_id = $2 WHERE key = $1", key, booking_id
     )

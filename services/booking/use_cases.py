@@ -14,20 +14,23 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
+from services.booking import placing, tokens
 from services.booking import repository as repo
-from services.booking import tokens
 from services.booking.errors import (
     IdempotencyKeyReused,
     InvalidBooking,
     NoAvailability,
     NotFound,
+    RateLimited,
     TokenRequired,
     VoucherVoided,
 )
 from services.booking.fulfilment import progress_of
+from services.booking.placing import Outcome, RoomFacts, RoomFactsCache
 from services.booking.rate_limit import Hold
 from services.booking.schemas import Booking, BookingCreated, BookingRequest, BookingStatus
 from shared.db.pool import Connection, acquire
+from shared.errors import DatabaseUnavailable
 from shared.events import BookingCancelled, BookingConfirmed, StayDetails
 from shared.outbox.rows import OutboxRow, write_rows
 
@@ -57,76 +60,117 @@ async def place_booking(
     idempotency_key: str | None = None,
     acquire_timeout: float = 5.0,
     hold: Hold | None = None,
+    rooms: RoomFactsCache | None = None,
 ) -> PlacedBooking:
     """``hold``: the per-email rate limit, taken only for a new booking (not a replay) and
-    given back when none is made."""
+    given back when none is made. ``rooms``: the process's cache of room facts (none: read
+    them for this booking)."""
+    rooms = rooms or RoomFactsCache()
+    claim = None if idempotency_key is None else (idempotency_key, request_hash(request))
     try:
-        for attempt in range(1, MAX_TRANSACTION_TRIES + 1):
-            try:
-                async with acquire(pool, acquire_timeout) as conn, conn.transaction():
-                    return await _place(conn, request, idempotency_key, hold)
-            except RETRYABLE as exc:
-                if attempt == MAX_TRANSACTION_TRIES:
-                    raise
-                log.info("booking transaction conflict (%r); trying again", exc)
-        raise AssertionError("unreachable")
+        async with acquire(pool, acquire_timeout) as conn:
+            if hold is not None:
+                await _take(conn, hold, claim)
+            for attempt in range(1, MAX_TRANSACTION_TRIES + 1):
+                try:
+                    placed = await _place(conn, request, claim, rooms)
+                    break
+                except RETRYABLE as exc:
+                    if attempt == MAX_TRANSACTION_TRIES:
+                        raise
+                    log.info("booking statement conflict (%r); trying again", exc)
+            if placed.replayed and hold is not None:
+                hold.give_back()
+            return placed
     except BaseException:
         if hold is not None:
             hold.give_back()
         raise
 
 
+async def _take(conn: Connection, hold: Hold, claim: tuple[str, str] | None) -> None:
+    """Take the guest's share of the rate limit, unless the request replays an earlier
+    booking: a replay is answered even over the limit, as it makes no new booking."""
+    try:
+        hold.take()
+    except RateLimited:
+        if claim is None or await repo.idempotency_record(conn, claim[0]) is None:
+            raise
+
+
 async def _place(
-    conn: Connection, request: BookingRequest, idempotency_key: str | None, hold: Hold | None
+    conn: Connection,
+    request: BookingRequest,
+    claim: tuple[str, str] | None,
+    rooms: RoomFactsCache,
 ) -> PlacedBooking:
-    if idempotency_key is not None:
-        digest = request_hash(request)
-        if not await repo.claim_idempotency_key(conn, idempotency_key, digest):
-            return await _replay(conn, idempotency_key, digest)
-    if hold is not None:
-        hold.take()  # RateLimited rolls the idempotency key back with the rest
-    room = await repo.reserve_room(
-        conn, request.hotel_id, request.room_type, request.check_in, request.check_out
-    )
-    if room is None:
-        if not await repo.hotel_exists(conn, request.hotel_id):
-            raise InvalidBooking(f"hotel {request.hotel_id} does not exist")
-        raise InvalidBooking(f"hotel {request.hotel_id} has no room type {request.room_type!r}")
-    if room["nights_taken"] < request.nights:
-        raise NoAvailability(
-            f"no {request.room_type} room is free at hotel {request.hotel_id} "
-            f"for the whole stay {request.check_in} to {request.check_out}"
-        )
-    total = (Decimal(room["price_per_night"]) * request.nights).quantize(Decimal("0.01"))
-    facts = request.model_dump()
+    """One statement in the common case; two when the room's facts must be read first."""
+    stay = (request.hotel_id, request.room_type, request.check_in, request.check_out)
+    facts = rooms.get(request.hotel_id, request.room_type)
+    for _ in range(MAX_TRANSACTION_TRIES):
+        if facts is None:
+            facts = await rooms.read(conn, request.hotel_id, request.room_type)
+        if facts is None:
+            raise await _no_such_room_type(conn, request)
+        booking, confirmed, (token, token_hash) = _new_booking(request, facts)
+        try:
+            placement = await placing.place(
+                conn, (*stay, request.nights), facts, claim, booking, confirmed, token_hash
+            )
+        except asyncpg.PostgresError as exc:
+            if exc.sqlstate == placing.NO_ROOM_FREE_SQLSTATE:
+                raise _no_availability(request) from exc
+            raise
+        if placement.outcome is Outcome.PLACED:
+            assert placement.booking is not None
+            created = {**dict(placement.booking), "management_token": token}
+            return PlacedBooking(BookingCreated.model_validate(created), replayed=False)
+        if placement.outcome is Outcome.KEY_TAKEN:
+            assert claim is not None
+            async with conn.transaction():
+                return await _replay(conn, *claim)
+        facts = None  # missing or stale: read them again
+    raise DatabaseUnavailable("the room type kept changing while this booking was placed")
+
+
+def _new_booking(
+    request: BookingRequest, facts: RoomFacts
+) -> tuple[dict[str, object], OutboxRow, tuple[str, bytes]]:
+    """The booking's row, its event's outbox row, its management token and the token's hash."""
+    total = (facts.price_per_night * request.nights).quantize(Decimal("0.01"))
+    request_facts = request.model_dump()
     booking_id = uuid4()
     confirmed = BookingConfirmed(
         booking_id=booking_id,
-        hotel_name=room["hotel_name"],
+        hotel_name=facts.hotel_name,
         nights=request.nights,
         total_price=total,
-        currency=room["currency"],
-        stay_details=stay_details(room),
-        **facts,
+        currency=facts.currency,
+        stay_details=facts.stay_details,
+        **request_facts,
     )
-    token, token_hash = tokens.new_token()
-    row = await repo.insert_booking(
-        conn,
-        {
-            "id": booking_id,
-            "status": "confirmed",
-            **facts,
-            "nights": request.nights,
-            "total_price": total,
-            "currency": room["currency"],
-        },
-        confirmed,
-        token_hash,
+    booking = {
+        "id": booking_id,
+        "status": "confirmed",
+        **request_facts,
+        "nights": request.nights,
+        "total_price": total,
+        "currency": facts.currency,
+    }
+    return booking, OutboxRow.of(confirmed), tokens.new_token()
+
+
+async def _no_such_room_type(conn: Connection, request: BookingRequest) -> InvalidBooking:
+    if not await repo.hotel_exists(conn, request.hotel_id):
+        return InvalidBooking(f"hotel {request.hotel_id} does not exist")
+    return InvalidBooking(f"hotel {request.hotel_id} has no room type {request.room_type!r}")
+
+
+def _no_availability(request: BookingRequest) -> NoAvailability:
+    return NoAvailability(
+        f"no {request.room_type} room is free at hotel {request.hotel_id} "
+        f"for the whole stay {request.check_in} to {request.check_out}"
     )
-    booking = BookingCreated.model_validate({**dict(row), "management_token": token})
-    if idempotency_key is not None:
-        await repo.attach_idempotency_key(conn, idempotency_key, booking.id)
-    return PlacedBooking(booking, replayed=False)
 
 
 async def _replay(conn: Connection, key: str, digest: str) -> PlacedBooking:

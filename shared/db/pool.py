@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -41,7 +41,9 @@ async def create_pool(
     max_size: int = 10,
     command_timeout: float = 10.0,
     connect_timeout: float = 5.0,
+    init: Callable[[asyncpg.Connection[asyncpg.Record]], Coroutine[Any, Any, None]] | None = None,
 ) -> asyncpg.Pool:
+    """``init``: called with each new connection (a test records statements with it)."""
     try:
         pool = await asyncpg.create_pool(
             dsn,
@@ -50,6 +52,7 @@ async def create_pool(
             command_timeout=command_timeout,
             timeout=connect_timeout,
             reset=_keep_session,
+            init=init,
         )
     except UNAVAILABLE_ERRORS as exc:
         raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc!r}") from exc

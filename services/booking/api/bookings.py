@@ -23,10 +23,9 @@ from services.booking.api.refusals import check_horizon
 from services.booking.deps import (
     ADDRESS_RATE_LIMIT,
     BookingTokenDep,
+    DeskDep,
     IdempotencyKeyHeader,
-    MetricsDep,
     PoolDep,
-    RateLimitsDep,
     RelayDep,
     SettingsDep,
 )
@@ -56,6 +55,7 @@ CREATED_LINKS = {
 @router.post(
     "/bookings",
     status_code=201,
+    response_model=BookingCreated,
     summary="Book a room",
     description=(
         "Reserves one room of the type for every night, stores the booking and its "
@@ -96,30 +96,27 @@ CREATED_LINKS = {
     },
 )
 async def create_booking(
-    body: BookingRequest,
-    response: Response,
-    pool: PoolDep,
-    relay: RelayDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
-    limits: RateLimitsDep,
-    idempotency_key: IdempotencyKeyHeader = None,
-) -> BookingCreated:
-    check_horizon(body.check_in, settings.booking_horizon_days, "body", "check_in")
+    body: BookingRequest, desk: DeskDep, idempotency_key: IdempotencyKeyHeader = None
+) -> Response:
+    check_horizon(body.check_in, desk.settings.booking_horizon_days, "body", "check_in")
     placed = await place_booking(
-        pool,
+        desk.pool,
         body,
         idempotency_key=idempotency_key,
-        acquire_timeout=settings.db_acquire_timeout,
-        hold=limits.hold_for(body.guest_email),
+        acquire_timeout=desk.settings.db_acquire_timeout,
+        hold=desk.limits.hold_for(body.guest_email),
+        rooms=desk.rooms,
     )
-    response.headers["Location"] = f"/bookings/{placed.booking.id}"
+    headers = {"Location": f"/bookings/{placed.booking.id}"}
     if placed.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
+        headers["Idempotent-Replayed"] = "true"
     else:
-        metrics.bookings_created.inc()
-        relay.wake()
-    return placed.booking
+        desk.metrics.bookings_created.inc()
+        desk.relay.wake()
+    # Serialised here, once: the model was validated when it was built, and FastAPI would
+    # validate and serialise it again through response_model.
+    body_json = placed.booking.model_dump_json()
+    return Response(body_json, 201, headers, media_type="application/json")
 
 
 @router.get(
