@@ -30,8 +30,7 @@ import asyncpg
 from services.booking.repository import BOOKING_COLUMNS, STAY_DETAILS, S
 from shared.db.pool import Connection
 from shared.events import StayDetails
-from shared.outbox.rows import COLUMNS as OUTBOX_COLUMNS
-from shared.outbox.rows import OutboxRow
+from shared.outbox.rows import OutboxRow, insert_for_each_statement
 
 NO_ROOM_FREE_SQLSTATE = "HB409"  # raised by all_nights_taken (010_place_in_one_statement.sql)
 # Any change to the hotel's or the room type's row changes it.
@@ -88,9 +87,7 @@ b AS (
     SELECT {_params(_B, len(BOOKING_FIELDS))} FROM go
     WHERE {S}.all_nights_taken((SELECT count(*) FROM taken), $8)
     RETURNING {BOOKING_COLUMNS}),
-o AS (
-    INSERT INTO {S}.outbox ({OUTBOX_COLUMNS})
-    SELECT {_params(_O, len(OutboxRow._fields))} FROM b),
+o AS ({insert_for_each_statement(S, "b", first=_O)}),
 t AS (INSERT INTO {S}.booking_tokens (booking_id, token_hash) SELECT id, ${_T} FROM b)
 SELECT (SELECT fingerprint FROM room) AS fingerprint, b.*
 FROM (VALUES (1)) AS one LEFT JOIN b ON true"""

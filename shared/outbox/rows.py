@@ -1,10 +1,10 @@
 """Writing to an outbox: one row type, one INSERT, one function, for every writer.
 
 The writers: the booking service (a booking's ``BookingConfirmed``, inside the one statement
-that inserts the booking, from :func:`insert_statement`; a cancellation's
+that places the booking, from :func:`insert_for_each_statement`; a cancellation's
 ``BookingCancelled``), and the consumer runtime (the events a handler returns, its progress
 reports, and the batched writes of several deliveries at once). All of them go through
-:func:`write_rows` or, inside a larger statement, :func:`insert_statement`.
+:func:`write_rows` or, inside a larger statement, :func:`insert_for_each_statement`.
 
 This module does not import ``shared.messaging``: the consumer runtime imports it.
 """
@@ -56,6 +56,14 @@ def insert_statement(schema: str, *, first: int = 1) -> str:
     other changes (one round trip instead of two)."""
     params = ", ".join(f"${first + i}" for i in range(len(OutboxRow._fields)))
     return f'INSERT INTO "{schema}".outbox ({COLUMNS}) VALUES ({params})'
+
+
+def insert_for_each_statement(schema: str, source: str, *, first: int = 1) -> str:
+    """As :func:`insert_statement`, but one row for each row of ``source`` (a CTE of the
+    caller's statement): none when it is empty, so the event is written only if what it
+    announces was."""
+    params = ", ".join(f"${first + i}" for i in range(len(OutboxRow._fields)))
+    return f'INSERT INTO "{schema}".outbox ({COLUMNS}) SELECT {params} FROM {source}'
 
 
 async def write_rows(conn: Connection, schema: str, rows: Sequence[OutboxRow]) -> None:
