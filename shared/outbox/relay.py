@@ -8,7 +8,9 @@ number of replicas can relay side by side without publishing a row twice in the 
 
 This module is the loop around the passes: when to run the next one (at once after a full
 batch or a commit's :meth:`OutboxRelay.wake`, at the sweep interval otherwise, with capped
-backoff after a failure), and that no failure ever ends it.
+backoff after a failure), that no failure ever ends it, and that a commit made while a pass
+waits for its confirms need not wait for that pass: two lanes of passes take turns to claim,
+so one pass can be claiming while the other waits for the broker.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 import asyncpg
 
@@ -49,6 +52,7 @@ class OutboxRelay:
         acquire_timeout: float = 5.0,
         metrics: Metrics | None = None,
         user_id: str | None = None,
+        concurrent_passes: int = 2,
     ) -> None:
         self._pool = pool
         # Set on every message as its AMQP user_id, which the broker checks against the
@@ -62,6 +66,9 @@ class OutboxRelay:
         self._retry_max_delay = retry_max_delay
         self._acquire_timeout = acquire_timeout
         self._wakeup = asyncio.Event()
+        # Passes in flight at once (each holds a connection of ``pool`` until it commits).
+        self._concurrent_passes = concurrent_passes
+        self._turn = asyncio.Lock()
         self.published = 0
         self._published_metric = (metrics or Metrics()).events_published.labels(outbox=schema)
 
@@ -76,25 +83,43 @@ class OutboxRelay:
             await self._publisher.connect()
         except MessagingError as exc:
             log.warning("outbox relay %s: broker unavailable at start-up: %s", self._schema, exc)
-        delay = 0.1
-        while not stop.is_set():
-            self._wakeup.clear()  # before reading, so a commit during the pass is not missed
-            published, failed = await self._survived_pass()
-            if failed:
-                await self._sleep(stop, delay)
-                delay = min(delay * 2, self._retry_max_delay)
-                continue
-            delay = 0.1
-            if published < self._batch_size:  # a full batch means more may be waiting
-                await self._sleep(stop, self._sweep_interval, wake_early=True)
+        await asyncio.gather(*(self._passes(stop) for _ in range(self._concurrent_passes)))
         # One last pass, so what was committed just before the stop leaves now.
         with contextlib.suppress(MessagingError, *DB_FAILURES):
             await self.relay_once()
 
-    async def relay_once(self) -> tuple[int, int]:
-        """Publish one batch; return (published, failed)."""
+    async def _passes(self, stop: asyncio.Event) -> None:
+        """One lane of passes. Lanes take turns to wait for work and claim it; a lane gives
+        the turn up once it has claimed, so while its batch waits for the broker's confirms
+        the next lane can already claim what was committed since (rows claimed by a pass
+        are locked, and skipped by the others' claims)."""
+        delay, due = 0.1, True  # at start, whatever is waiting leaves at once
+        while not stop.is_set():
+            await self._turn.acquire()
+            turn = _Turn(self._turn)
+            try:
+                if not due:
+                    await self._sleep(stop, self._sweep_interval, wake_early=True)
+                    if stop.is_set():
+                        return
+                self._wakeup.clear()  # before reading, so a commit during the pass is not missed
+                published, failed = await self._survived_pass(turn.give_up)
+            finally:
+                turn.give_up()
+            if failed:
+                await self._sleep(stop, delay)
+                delay = min(delay * 2, self._retry_max_delay)
+                due = True
+                continue
+            delay = 0.1
+            due = published >= self._batch_size  # a full batch means more may be waiting
+
+    async def relay_once(self, claimed: Callable[[], None] = lambda: None) -> tuple[int, int]:
+        """Publish one batch; return (published, failed). ``claimed`` is called once the
+        batch is claimed."""
         async with acquire(self._pool, self._acquire_timeout) as conn, conn.transaction():
             rows = await claim_batch(conn, self._schema, self._batch_size)
+            claimed()
             if not rows:
                 return 0, 0
             errors = await publish_batch(
@@ -109,10 +134,10 @@ class OutboxRelay:
         self._published_metric.inc(published)
         return published, failed
 
-    async def _survived_pass(self) -> tuple[int, int]:
+    async def _survived_pass(self, claimed: Callable[[], None]) -> tuple[int, int]:
         """:meth:`relay_once`, any failure logged and counted as one (the loop backs off)."""
         try:
-            return await self.relay_once()
+            return await self.relay_once(claimed)
         except MessagingError as exc:
             log.warning("outbox relay %s: broker unavailable: %s", self._schema, exc)
         except DB_FAILURES as exc:
@@ -133,3 +158,16 @@ class OutboxRelay:
 
     async def _sleep(self, stop: asyncio.Event, seconds: float, wake_early: bool = False) -> None:
         await first_of(stop, *([self._wakeup] if wake_early else []), timeout=seconds)
+
+
+class _Turn:
+    """A lane's hold on the turn to claim, given up once (after the claim, or on the way
+    out when the pass failed before it)."""
+
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self._lock, self._held = lock, True
+
+    def give_up(self) -> None:
+        if self._held:
+            self._held = False
+            self._lock.release()
