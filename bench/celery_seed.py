@@ -2,7 +2,7 @@
 FastAPI endpoint enqueues with ``.delay()`` after its INSERT (bench/baseline_api.py, modes
 ``celery`` and ``celery-confirm``), on RabbitMQ in the benchmark stack's own vhost.
 
-The worker (scenario 9): ``python -m celery -A bench.celery_seed worker -P POOL -c N``.
+The worker (scenario 10): ``python -m celery -A bench.celery_seed worker -P POOL -c N``.
 Each task sleeps the seed's step (``time.sleep``: a thread or a process waits, and under
 ``-P gevent`` Celery has monkey-patched it into a greenlet's sleep) and then records that it
 is done: one row per (booking, task) in ``celery_done``, stamped by PostgreSQL's clock like

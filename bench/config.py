@@ -33,7 +33,7 @@ class Sizes:
     scaling_seconds: float
     # 7: dead letters replayed
     replay_messages: int
-    # 9: bookings posted at 50/s and drained, by ours and by the seeds' Celery design
+    # 10: bookings posted at 50/s and drained, by ours and by the seeds' Celery design
     drain_bookings: int
 
 
