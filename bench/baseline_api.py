@@ -61,7 +61,8 @@ def create_app(settings: BaselineSettings) -> FastAPI:
         await pool.execute(SCHEMA)
         await pool.execute(celery_seed.DONE_SCHEMA)
         celery_seed.configure(settings.amqp_url, settings.mode == "celery-confirm")
-        connection = await aio_pika.connect(settings.amqp_url, timeout=10)
+        # 30 s: a broker busy with other work has taken 20 s to accept a connection.
+        connection = await aio_pika.connect(settings.amqp_url, timeout=30)
         channel = await connection.channel(publisher_confirms=True)
         await declare_all(channel)
         app.state.pool = pool
