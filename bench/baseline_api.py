@@ -3,6 +3,10 @@
 ``MODE=bare``: a bare FastAPI + asyncpg endpoint doing one INSERT per ``POST /bookings``.
 ``MODE=dualwrite``: the same, then a publish to the fanout with a publisher confirm inside
 the request (the naive dual write the outbox replaces).
+``MODE=celery`` / ``celery-confirm``: the INSERT, then ``.delay()`` of the seeds' three
+Celery tasks (bench/celery_seed.py), without / with Celery's ``confirm_publish``. Called
+as the seeds call it, directly in the async endpoint: kombu's publish is synchronous, so
+the event loop waits for it (and for the broker's confirm, with ``confirm_publish``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, EmailStr, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bench import celery_seed
 from shared.messaging.topology import EVENTS_EXCHANGE, declare_all
 
 SCHEMA = """CREATE TABLE IF NOT EXISTS bare_bookings (
@@ -36,7 +41,7 @@ class BaselineSettings(BaseSettings):
     database_url: str
     amqp_url: str
     port: int
-    mode: Literal["bare", "dualwrite"] = "bare"
+    mode: Literal["bare", "dualwrite", "celery", "celery-confirm"] = "bare"
     db_pool_size: int = 20
 
 
@@ -54,7 +59,10 @@ def create_app(settings: BaselineSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await asyncpg.create_pool(settings.database_url, max_size=settings.db_pool_size)
         await pool.execute(SCHEMA)
-        connection = await aio_pika.connect(settings.amqp_url, timeout=10)
+        await pool.execute(celery_seed.DONE_SCHEMA)
+        celery_seed.configure(settings.amqp_url, settings.mode == "celery-confirm")
+        # 30 s: a broker busy with other work has taken 20 s to accept a connection.
+        connection = await aio_pika.connect(settings.amqp_url, timeout=30)
         channel = await connection.channel(publisher_confirms=True)
         await declare_all(channel)
         app.state.pool = pool
@@ -89,6 +97,9 @@ def create_app(settings: BaselineSettings) -> FastAPI:
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             )
             await request.app.state.exchange.publish(message, routing_key="", timeout=5)
+        elif settings.mode.startswith("celery"):
+            for task in celery_seed.TASKS:
+                task.delay(answer)  # blocks the event loop, as in the seeds
         return JSONResponse(answer, status_code=201)
 
     @app.get("/hotels")

@@ -33,6 +33,8 @@ class Sizes:
     scaling_seconds: float
     # 7: dead letters replayed
     replay_messages: int
+    # 10: bookings posted at 50/s and drained, by ours and by the seeds' Celery design
+    drain_bookings: int
 
 
 FULL = Sizes(
@@ -48,6 +50,7 @@ FULL = Sizes(
     burst_seconds=10,
     scaling_seconds=5,
     replay_messages=10_000,
+    drain_bookings=500,
 )
 QUICK = Sizes(
     quick=True,
@@ -62,6 +65,7 @@ QUICK = Sizes(
     burst_seconds=2,
     scaling_seconds=2,
     replay_messages=500,
+    drain_bookings=100,
 )
 
 

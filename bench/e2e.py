@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from bench.harness import Stack
+from shared.messaging.topology import CONSUMER_SERVICES
 
 
 def _done(schema: str) -> str:
@@ -54,3 +55,14 @@ async def db_now(stack: Stack) -> datetime:
     rows = await stack.sql("SELECT now() AS t")
     value: datetime = rows[0]["t"]
     return value
+
+
+async def last_done(stack: Stack, since: datetime) -> dict[str, float | None]:
+    """Each consumer's last done report since ``since`` (epoch seconds): which one a drain
+    waited for."""
+    found: dict[str, float | None] = {}
+    for schema in CONSUMER_SERVICES:
+        query = f"SELECT extract(epoch FROM max(at)) AS t FROM {_done(schema)} d"
+        rows = await stack.sql(query, since)
+        found[schema] = None if rows[0]["t"] is None else float(rows[0]["t"])
+    return found

@@ -19,17 +19,18 @@ from bench.payloads import booking_body
 
 MAX_CONNECTIONS = 256
 TIMEOUT = 10.0
+KEEP_ALIVE = 4.0  # seconds: below the server's
 
 
 class Client:
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
         self.slots = asyncio.Semaphore(MAX_CONNECTIONS)
 
     async def post(self, path: str, body: bytes) -> int:
         async with self.slots:
-            reader, writer = self.idle.pop() if self.idle else await self._open()
+            reader, writer = await self._connection()
             try:
                 head = (
                     f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\n"
@@ -47,8 +48,19 @@ class Client:
             except BaseException:
                 writer.close()
                 raise
-            self.idle.append((reader, writer))
+            self.idle.append((reader, writer, time.monotonic()))
             return status
+
+    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """An idle keep-alive connection the server has not closed yet, else a new one: a
+        connection idle longer than the server's keep-alive timeout (uvicorn's 5 s) would
+        fail the request it carries, after a lull, as if the server had refused it."""
+        while self.idle:
+            reader, writer, since = self.idle.pop()
+            if time.monotonic() - since < KEEP_ALIVE:
+                return reader, writer
+            writer.close()
+        return await self._open()
 
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         return await asyncio.open_connection(self.host, self.port)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from math import inf
 from typing import Any, Literal
 
 Comparison = Literal[">=", "<="]
@@ -101,3 +102,25 @@ class Verdict:
 
 def not_available(scenario: int, name: str, why: str) -> Verdict:
     return Verdict(scenario, name, Figure(()), ">=", 0, note=why, available=False)
+
+
+def paired_ratio(
+    runs: Sequence[dict[str, Any]], num: str, den: str, key: str, **where: Any
+) -> Figure:
+    """``key`` of target ``num`` ÷ that of target ``den``, one sample per repetition that
+    measured both (the two runs of one repetition ran minutes apart at most, so drift
+    cancels); ``where`` narrows the runs (e.g. ``clients=32``)."""
+    chosen = [r for r in runs if all(r[k] == v for k, v in where.items())]
+    of = {t: {r["repeat"]: float(r[key]) for r in chosen if r["target"] == t} for t in (num, den)}
+    repeats = sorted(of[num].keys() & of[den].keys())
+    return Figure(tuple(of[num][i] / of[den][i] if of[den][i] else inf for i in repeats))
+
+
+def drain_seconds(
+    first_due: float, last_done: float | None, done: int, expected: int, refused: int = 0
+) -> float:
+    """From the first booking due to the last step done; a step never done, or a booking
+    refused (so never started), makes the drain infinitely long rather than short."""
+    if last_done is None or done < expected or refused:
+        return inf
+    return last_done - first_due

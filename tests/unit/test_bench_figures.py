@@ -1,11 +1,17 @@
-"""The benchmark's own arithmetic: parsing wrk's report and judging figures against targets."""
+"""The benchmark's own arithmetic: parsing wrk's report, judging figures against targets,
+ratios between targets, drain times; and its load generator's keep-alive connections."""
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
 
 import pytest
 
 from bench import BenchError
-from bench.stats import Figure, Verdict, percentile
+from bench.openloop import KEEP_ALIVE, Client
+from bench.stats import Figure, Verdict, drain_seconds, paired_ratio, percentile
 from bench.wrk import parse
 
 WRK_REPORT = """Running 8s test @ http://127.0.0.1:8000
@@ -55,3 +61,64 @@ def test_a_scenario_that_could_not_run_is_neither_met_nor_missed() -> None:
     verdict = Verdict(7, "replay", Figure(()), ">=", 2000, available=False, note="no CLI")
     assert verdict.met is None
     assert "NOT AVAILABLE" in verdict.line()
+
+
+def test_a_ratio_divides_the_runs_of_the_same_repetition_and_only_those() -> None:
+    runs = [
+        {"repeat": 0, "target": "booking", "clients": 32, "rps": 600.0},
+        {"repeat": 0, "target": "bare", "clients": 32, "rps": 1000.0},
+        {"repeat": 1, "target": "bare", "clients": 32, "rps": 2000.0},  # CBA: bare first
+        {"repeat": 1, "target": "booking", "clients": 32, "rps": 1000.0},
+        {"repeat": 2, "target": "bare", "clients": 32, "rps": 3000.0},  # booking never ran
+        {"repeat": 0, "target": "booking", "clients": 64, "rps": 9000.0},
+    ]
+    ratio = paired_ratio(runs, "booking", "bare", "rps", clients=32)
+    assert ratio.samples == (0.6, 0.5)
+
+
+def test_a_ratio_to_a_baseline_that_measured_zero_is_infinite_not_an_error() -> None:
+    runs = [
+        {"repeat": 0, "target": "celery", "drain_s": 30.0},
+        {"repeat": 0, "target": "ours", "drain_s": 0.0},
+    ]
+    assert paired_ratio(runs, "celery", "ours", "drain_s").samples == (math.inf,)
+
+
+def test_a_drain_counts_from_the_first_booking_due_to_the_last_step_done() -> None:
+    assert drain_seconds(1000.0, 1011.5, done=1500, expected=1500) == 11.5
+
+
+def test_a_drain_with_a_step_never_done_or_a_booking_refused_is_infinitely_long() -> None:
+    assert drain_seconds(1000.0, 1011.5, done=1499, expected=1500) == math.inf
+    assert drain_seconds(1000.0, None, done=0, expected=1500) == math.inf
+    assert drain_seconds(1000.0, 1011.5, done=1497, expected=1497, refused=1) == math.inf
+
+
+async def test_the_load_generator_never_sends_on_a_connection_idle_past_keep_alive() -> None:
+    opened = 0
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal opened
+        opened += 1
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while await reader.readuntil(b"\r\n\r\n"):
+                await reader.readexactly(2)  # the body, "{}"
+                writer.write(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}")
+                await writer.drain()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = Client("127.0.0.1", port)
+    try:
+        assert await client.post("/bookings", b"{}") == 201
+        assert await client.post("/bookings", b"{}") == 201
+        assert opened == 1  # kept alive
+        reader, writer, since = client.idle.pop()
+        client.idle.append((reader, writer, since - KEEP_ALIVE))  # as if idle since then
+        assert await client.post("/bookings", b"{}") == 201
+        assert opened == 2
+        assert writer.is_closing()
+    finally:
+        for _, writer, _ in client.idle:
+            writer.close()
+        server.close()
