@@ -1,10 +1,10 @@
 """Several deliveries recorded in one transaction, for consumers whose handlers only write
 to their own database (the booking service's fulfilment reports; ``ConsumerConfig.batch_size``).
 
-Per message, the runtime's transaction is four round trips (BEGIN, the claim in
-``processed_events``, the outbox row of its progress report, COMMIT); under load that, not
-the handler, bounds a consumer. Here the deliveries that are ready in the same loop turn share
-one transaction::
+Per message, the runtime's transaction is two round trips (BEGIN with the claim in
+``processed_events``, the outbox row of its progress report with COMMIT: inbox.py); under
+load that, not the handler, bounds a consumer. Here the deliveries that are ready in the same
+loop turn share one transaction::
 
     BEGIN
     INSERT INTO processed_events SELECT unnest(ids ...) ON CONFLICT DO NOTHING RETURNING id
