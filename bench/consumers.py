@@ -41,19 +41,27 @@ LIMIT = 300.0  # seconds
 
 class Clock:
     def __init__(self, count: int) -> None:
-        self.count, self.seen, self.first = count, 0, 0.0
+        self.count, self.seen = count, 0
+        self.first = self.last = self.cpu = self.cpu_last = 0.0
         self.done = asyncio.Event()
 
     def tick(self) -> None:
         if self.seen == 0:
-            self.first = time.perf_counter()
+            self.first, self.cpu = time.perf_counter(), time.process_time()
         self.seen += 1
         if self.seen >= self.count:
             self.done.set()
 
+    def finished(self) -> None:
+        """The last ack is written: the measurement ends here, before any shutdown."""
+        self.last, self.cpu_last = time.perf_counter(), time.process_time()
+
     def result(self) -> dict[str, float]:
-        seconds = time.perf_counter() - self.first
-        return {"rate": self.count / seconds, "seconds": seconds}
+        seconds = self.last - self.first
+        # CPU of this process per message: what the runtime itself costs, whatever else
+        # the machine runs (the rate moves with every other process on it).
+        cpu_us = (self.cpu_last - self.cpu) / self.count * 1e6
+        return {"rate": self.count / seconds, "seconds": seconds, "cpu_us": cpu_us}
 
 
 async def raw(url: str, queue_name: str, clock: Clock) -> None:
@@ -68,6 +76,7 @@ async def raw(url: str, queue_name: str, clock: Clock) -> None:
 
     await queue.consume(on_message)
     await asyncio.wait_for(clock.done.wait(), LIMIT)
+    clock.finished()
     await connection.close()
 
 
@@ -84,6 +93,8 @@ async def faststream(url: str, queue_name: str, clock: Clock) -> None:
 
     await broker.start()
     await asyncio.wait_for(clock.done.wait(), LIMIT)
+    await asyncio.sleep(0)  # its ack follows the handler's return
+    clock.finished()
     await broker.stop()
 
 
@@ -129,6 +140,7 @@ async def runtime(url: str, service: str, clock: Clock, *, record: bool, batch: 
         # the last acks leave right after the handler returns
         while consumer.stats["acked"] < clock.count:  # noqa: ASYNC110
             await asyncio.sleep(0.001)
+        clock.finished()
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)

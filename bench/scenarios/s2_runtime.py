@@ -106,8 +106,17 @@ def _outcome(runs: list[dict[str, Any]], sizes: Sizes) -> Outcome:
             "runtime/FastStream, no idempotency record",
             ratio("runtime", "faststream"),
             ">=",
-            1.5,
+            1.2,
             unit="×",
+        ),
+        Verdict(
+            2,
+            "runtime with the idempotency record, one transaction per message",
+            figures["runtime-record"],
+            ">=",
+            3000,
+            unit=" msg/s",
+            note=f"{ratio('runtime-record', 'raw').median:.2f}× raw; as email and notification run",
         ),
         Verdict(
             2,
@@ -116,8 +125,8 @@ def _outcome(runs: list[dict[str, Any]], sizes: Sizes) -> Outcome:
             ">=",
             2000,
             unit=" msg/s",
-            note=f"{ratio('runtime-batched', 'raw').median:.2f}× raw; one transaction per "
-            f"message (email, notification): {figures['runtime-record'].median:,.0f} msg/s",
+            note=f"{ratio('runtime-batched', 'raw').median:.2f}× raw; as voucher and the "
+            "booking service's report consumer run",
         ),
     ]
     plot = bar_plot(

@@ -1,8 +1,9 @@
 """Acks of one channel, coalesced into as few ``basic.ack`` frames as is safe.
 
 The runtime settles each delivery the moment its handler's transaction commits; writing one
-frame per message costs about as much CPU as the rest of a no-op delivery. So the acks of
-one event-loop turn are gathered and sent together::
+frame per message costs about as much CPU as the rest of a no-op delivery (a socket write
+each, and on one host the broker's wake-up with it). So acks are gathered and sent
+together::
 
     outstanding (delivered, unsettled):  5  6  7  8  9
     acked this turn:                     5  6     8
@@ -10,8 +11,11 @@ one event-loop turn are gathered and sent together::
                                                 basic.ack(8)   (7 is still in hand)
 
 ``multiple=True`` settles every unacked delivery up to the tag, so it is only used for the
-oldest outstanding deliveries, all of them acked; the rest go one frame each. Every ack
-leaves within one loop turn: a message never waits on a slower one, and a shutdown loses
+oldest outstanding deliveries, all of them acked; the rest go one frame each. The acks
+gathered leave at the end of the loop turn when nothing else is in hand or when ``gather``
+of them are ready (a quarter of the prefetch: the broker's window never runs dry), else at
+most ``ACK_DELAY`` later: one loop turn gathered about three acks at 10,000 messages/s, a
+millisecond gathers dozens. A message never waits on a slower one, and a shutdown loses
 none (:meth:`AckBatcher.flush` is awaited before the channel closes).
 
 Deliveries settled another way (a nack, or a parked copy's ack) are :meth:`forgotten
@@ -33,12 +37,16 @@ from collections import deque
 from aiormq.abc import AbstractChannel
 
 log = logging.getLogger(__name__)
+# The longest an ack waits for others to share its frame.
+ACK_DELAY = 0.001  # seconds
 
 
 class AckBatcher:
-    def __init__(self, channel: AbstractChannel, name: str = "") -> None:
+    def __init__(self, channel: AbstractChannel, name: str = "", gather: int = 1) -> None:
         self._channel = channel
         self._name = name
+        self._gather = max(1, gather)
+        self._timer: asyncio.TimerHandle | None = None
         self._outstanding: set[int] = set()
         self._acked: set[int] = set()
         self._unsent: deque[tuple[int, bool]] = deque()
@@ -62,10 +70,21 @@ class AckBatcher:
         self._acked.add(tag)
         if not self._scheduled:
             self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._send_turn)
+            asyncio.get_running_loop().call_soon(self._end_of_turn)
+
+    def _end_of_turn(self) -> None:
+        self._scheduled = False
+        if not self._acked:
+            return
+        if len(self._acked) >= self._gather or len(self._acked) == len(self._outstanding):
+            self._send_turn()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(ACK_DELAY, self._send_turn)
 
     def _send_turn(self) -> None:
-        self._scheduled = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._unsent.extend(self._frames())
         if self._unsent and self._sender is None:
             self._sender = asyncio.ensure_future(self._send())
@@ -102,6 +121,9 @@ class AckBatcher:
             self._sender = None
 
     def _on_channel_closed(self, _: object) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._unsent:
             log.warning("%s: channel closed before acks up to %d", self._name, self._unsent[-1][0])
         self._unsent.clear()
@@ -111,8 +133,8 @@ class AckBatcher:
             self._sender = None
 
     async def flush(self) -> None:
-        """Send what this turn gathered and wait until every ack so far was written."""
-        if self._scheduled:
+        """Send what was gathered and wait until every ack so far was written."""
+        if self._scheduled or self._timer is not None:
             self._send_turn()
         if self._sender is not None:
             await asyncio.wait({self._sender})

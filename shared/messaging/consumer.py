@@ -49,7 +49,7 @@ from shared.errors import (
     WrongSender,
 )
 from shared.events import Event
-from shared.messaging import retry
+from shared.messaging import inbox, retry
 from shared.messaging.acks import AckBatcher
 from shared.messaging.batching import BatchRecorder
 from shared.messaging.config import ConsumerConfig
@@ -238,29 +238,28 @@ class Consumer:
         schema = self.config.service
         # Prepared first (an email rendered, an SMTP connection taken): no database connection
         # is held while waiting for those. Waiting for a pool connection counts as no attempt.
+        # The transaction takes two round trips (shared/messaging/inbox.py).
         async with (
             handler.prepare(event) as ready,
             acquire_patiently(
                 self._pool, self.config.db_acquire_timeout, on_wait=self._pool_busy
             ) as tx,
-            tx.transaction(),
         ):
-            # A concurrent duplicate blocks on this insert until we commit, then finds the row.
-            claimed = await tx.fetchval(
-                f'INSERT INTO "{schema}".processed_events (event_id, event_type, booking_id) '
-                "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING true",
-                event.event_id,
-                event.event_type,
-                event.booking_id,
-            )
-            if not claimed:
-                log.info("%s: duplicate %s %s skipped", schema, event.event_type, event.event_id)
-                self._count("duplicates")
-                return
-            emitted = list(await handler.handle(event, tx, ready) or [])
-            progress = self._progress.of(event, "done", attempts, None)
-            new_events = [*emitted, *([progress] if progress else [])]
-            await write_rows(tx, schema, [OutboxRow.of(new) for new in new_events])
+            try:
+                if not await inbox.begin_and_claim(tx, schema, event):
+                    await inbox.commit(tx, schema)
+                    log.info(
+                        "%s: duplicate %s %s skipped", schema, event.event_type, event.event_id
+                    )
+                    self._count("duplicates")
+                    return
+                emitted = list(await handler.handle(event, tx, ready) or [])
+                await write_rows(tx, schema, [OutboxRow.of(new) for new in emitted])
+                progress = self._progress.of(event, "done", attempts, None)
+                await inbox.commit(tx, schema, [OutboxRow.of(progress)] if progress else [])
+            except BaseException:
+                await inbox.rollback(tx)
+                raise
         self._on_outbox_write()
 
     def _pool_busy(self) -> None:

@@ -9,6 +9,11 @@ Some work must not happen while a database connection is held: rendering an emai
 for a free SMTP connection. A handler routed with :func:`route_prepared` gets a *prepare*
 step for that: an async context manager entered before the transaction opens and left after
 it ends, whose value the handler receives.
+
+A handler that only writes its own tables and emits nothing may also come with a *batch*
+form (``route(..., batch=...)``): in a batched consumer (shared/messaging/batching.py) the
+events of its type in one batch are given to it at once, in delivery order, so it can write
+them in one statement instead of one each.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ class Handler:
 
     handle: Callable[[Event, Connection, Any], Awaitable[Emitted]]
     prepare: Callable[[Event], AbstractAsyncContextManager[Any]] = nothing_to_prepare
+    # The same effect for several events at once (emitting nothing), or None.
+    handle_batch: Callable[[Sequence[Event], Connection], Awaitable[None]] | None = None
 
     @property
     def prepares(self) -> bool:
@@ -51,14 +58,22 @@ def _typed(event_class: type[E], event: Event) -> E:
 
 
 def route(
-    event_class: type[E], handler: Callable[[E, Connection], Awaitable[Emitted]]
+    event_class: type[E],
+    handler: Callable[[E, Connection], Awaitable[Emitted]],
+    *,
+    batch: Callable[[Sequence[E], Connection], Awaitable[None]] | None = None,
 ) -> tuple[str, Handler]:
-    """One entry of a service's ``{event type: handler}`` dict, keeping handlers typed."""
+    """One entry of a service's ``{event type: handler}`` dict, keeping handlers typed;
+    ``batch``, when given, does what ``handler`` does (and emits nothing) for many events."""
 
     async def handle(event: Event, tx: Connection, _: Any) -> Emitted:
         return await handler(_typed(event_class, event), tx)
 
-    return event_class.event_type, Handler(handle)
+    async def handle_batch(events: Sequence[Event], tx: Connection) -> None:
+        assert batch is not None
+        await batch([_typed(event_class, event) for event in events], tx)
+
+    return event_class.event_type, Handler(handle, handle_batch=handle_batch if batch else None)
 
 
 def route_prepared(

@@ -123,7 +123,7 @@ class Subscription:
         queue = await channel.get_queue(self.names.queue, ensure=False)
         # One batcher per channel: a delivery tag means something on its own channel only.
         raw = await channel.get_underlay_channel()
-        acks = AckBatcher(raw, self.names.queue)
+        acks = AckBatcher(raw, self.names.queue, gather=self.config.prefetch // 4)
         # Consumed through aiormq rather than queue.consume, which builds the IncomingMessage
         # where a failure would leave the delivery unsettled and out of our sight.
         consume = await raw.basic_consume(

@@ -4,7 +4,8 @@ The writers: the booking service (a booking's ``BookingConfirmed``, inside the o
 that places the booking, from :func:`insert_for_each_statement`; a cancellation's
 ``BookingCancelled``), and the consumer runtime (the events a handler returns, its progress
 reports, and the batched writes of several deliveries at once). All of them go through
-:func:`write_rows` or, inside a larger statement, :func:`insert_for_each_statement`.
+:func:`write_rows` or, inside a larger statement, :func:`insert_for_each_statement` (the
+runtime's own reports, in the message that commits: :func:`literal_insert`).
 
 This module does not import ``shared.messaging``: the consumer runtime imports it.
 """
@@ -64,6 +65,30 @@ def insert_for_each_statement(schema: str, source: str, *, first: int = 1) -> st
     announces was."""
     params = ", ".join(f"${first + i}" for i in range(len(OutboxRow._fields)))
     return f'INSERT INTO "{schema}".outbox ({COLUMNS}) SELECT {params} FROM {source}'
+
+
+def literal(value: object) -> str:
+    """``value`` as an SQL literal (NULL for None), an ``E''`` string that reads the same
+    whatever ``standard_conforming_strings`` says. Only for values the runtime makes itself
+    (shared/messaging/inbox.py), never for a request's or a message's."""
+    if value is None:
+        return "NULL"
+    text = value.isoformat() if isinstance(value, datetime) else str(value)
+    if "\x00" in text:  # no PostgreSQL text holds it: refused rather than cut
+        raise ValueError("a literal cannot contain NUL")
+    return "E'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def literal_insert(schema: str, rows: Sequence[OutboxRow]) -> str:
+    """The INSERT of ``rows`` with their values as literals: a statement that can share a
+    simple-protocol message with others (shared/messaging/inbox.py: with the COMMIT)."""
+    values = ", ".join(
+        f"({literal(row.event_id)}::uuid, {literal(row.event_type)}, "
+        f"{literal(row.booking_id)}::uuid, {literal(row.occurred_at)}::timestamptz, "
+        f"{literal(row.body)}, {literal(row.traceparent)})"
+        for row in rows
+    )
+    return f'INSERT INTO "{schema}".outbox ({COLUMNS}) VALUES {values}'
 
 
 async def write_rows(conn: Connection, schema: str, rows: Sequence[OutboxRow]) -> None:

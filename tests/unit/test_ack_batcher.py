@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any, cast
 
+import pytest
 from aiormq.abc import AbstractChannel
 
+from shared.messaging import acks as acks_module
 from shared.messaging.acks import AckBatcher
 
 
@@ -23,8 +25,8 @@ class RecordingChannel:
         self.frames.append((delivery_tag, multiple))
 
 
-def batcher(channel: RecordingChannel, delivered: range) -> AckBatcher:
-    acks = AckBatcher(cast(AbstractChannel, cast(Any, channel)), "q")
+def batcher(channel: RecordingChannel, delivered: range, gather: int = 25) -> AckBatcher:
+    acks = AckBatcher(cast(AbstractChannel, cast(Any, channel)), "q", gather)
     for tag in delivered:
         acks.delivered(tag)
     return acks
@@ -68,17 +70,43 @@ async def test_a_delivery_settled_elsewhere_no_longer_blocks_a_multiple_ack() ->
     assert channel.frames == [(4, True)]
 
 
-async def test_acks_leave_by_the_end_of_the_turn_without_a_flush() -> None:
+async def test_acks_leave_by_the_end_of_the_turn_when_nothing_else_is_in_hand() -> None:
     channel = RecordingChannel()
     acks = batcher(channel, range(1, 3))
     acks.ack(2)
-    for _ in range(5):
-        await asyncio.sleep(0)
-    assert channel.frames == [(2, False)]
     acks.ack(1)
-    for _ in range(5):
+    for _ in range(3):
         await asyncio.sleep(0)
-    assert channel.frames == [(2, False), (1, False)]
+    assert channel.frames == [(2, True)]
+
+
+async def test_an_ack_waits_at_most_the_ack_delay_for_others_to_share_its_frame(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(acks_module, "ACK_DELAY", 0.05)  # long enough for a busy machine
+    channel = RecordingChannel()
+    acks = batcher(channel, range(1, 4))
+    acks.ack(2)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert channel.frames == []  # 1 and 3 are still in hand: it waits for them a moment
+    acks.ack(1)
+    await asyncio.sleep(0.2)
+    assert channel.frames == [(2, True)]
+    acks.ack(3)  # the last in hand: nothing to wait for
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert channel.frames == [(2, True), (3, False)]
+
+
+async def test_acks_leave_at_once_when_enough_are_gathered() -> None:
+    channel = RecordingChannel()
+    acks = batcher(channel, range(1, 6), gather=2)
+    acks.ack(1)
+    acks.ack(3)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert channel.frames == [(1, False), (3, False)]
 
 
 async def test_a_tag_is_never_acked_twice() -> None:
