@@ -24,6 +24,7 @@ SCENARIOS = {
     5: "bench.scenarios.s5_burst",  # also scenario 8 (memory under the burst)
     6: "bench.scenarios.s6_scaling",
     7: "bench.scenarios.s7_replay",
+    9: "bench.scenarios.s9_capacity",
 }
 # A scenario that runs longer than this is stopped and reported as not available.
 SCENARIO_LIMIT = 600.0

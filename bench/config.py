@@ -21,7 +21,7 @@ class Sizes:
     api_clients: tuple[int, ...]
     # 2: messages per consumer-runtime measurement
     runtime_messages: int
-    # 3: seconds at a steady 200 bookings/s
+    # 3: seconds at a steady 100 bookings/s
     latency_seconds: float
     # 4: seconds at a steady 50 bookings/s; seconds of backlog per consumer
     profile_seconds: float
@@ -33,6 +33,10 @@ class Sizes:
     scaling_seconds: float
     # 7: dead letters replayed
     replay_messages: int
+    # 9: bookings in the backlog; seconds of warm-up, then of the measured window
+    capacity_backlog: int
+    capacity_warmup: float
+    capacity_seconds: float
 
 
 FULL = Sizes(
@@ -48,6 +52,9 @@ FULL = Sizes(
     burst_seconds=10,
     scaling_seconds=5,
     replay_messages=10_000,
+    capacity_backlog=36_000,
+    capacity_warmup=10,
+    capacity_seconds=60,
 )
 QUICK = Sizes(
     quick=True,
@@ -62,6 +69,9 @@ QUICK = Sizes(
     burst_seconds=2,
     scaling_seconds=2,
     replay_messages=500,
+    capacity_backlog=2_000,
+    capacity_warmup=2,
+    capacity_seconds=5,
 )
 
 

@@ -9,9 +9,11 @@ the three consumers.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from bench.harness import Stack
+from shared.messaging.topology import CONSUMER_SERVICES
 
 
 def _done(schema: str) -> str:
@@ -54,3 +56,20 @@ async def db_now(stack: Stack) -> datetime:
     rows = await stack.sql("SELECT now() AS t")
     value: datetime = rows[0]["t"]
     return value
+
+
+@dataclass(frozen=True)
+class DoneTimes:
+    """When each booking since a moment was done (Unix seconds): by each step, by all three."""
+
+    per_step: dict[str, list[float]]
+    all_three: list[float]
+
+
+async def done_times(stack: Stack, since: datetime) -> DoneTimes:
+    per_step = {}
+    for step in CONSUMER_SERVICES:
+        rows = await stack.sql(f"SELECT extract(epoch FROM at) AS t FROM {_done(step)} d", since)
+        per_step[step] = [float(r["t"]) for r in rows]
+    rows = await stack.sql(DONE, since)
+    return DoneTimes(per_step, [float(r["done"]) for r in rows])

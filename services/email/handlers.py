@@ -119,4 +119,4 @@ async def _record_and_send(
         outgoing.voucher_code,
         sent_by,
     )
-    await ready.slot.send(outgoing.message)
+    await ready.slot.send(outgoing)

@@ -29,15 +29,17 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator
-from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiosmtplib
 
 from services.email.settings import EmailSettings
 from services.email.smtp_tls import SmtpTls, TlsRefused, certificate_error, secure, tls_context
 from shared.errors import HandlerError, PermanentError, TransientError
+
+if TYPE_CHECKING:
+    from services.email.composing import Outgoing
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +86,8 @@ def translate_smtp_error(exc: BaseException, server: str) -> HandlerError:
 
 
 class _Connection(aiosmtplib.SMTP):
-    """One pooled SMTP session. It notes when an email's DATA begins (``send_message``
-    calls ``data`` after MAIL and RCPT), which is what decides whether a failed send may be
+    """One pooled SMTP session. It notes when an email's DATA begins (``sendmail`` calls
+    ``data`` after MAIL and RCPT), which is what decides whether a failed send may be
     repeated on another connection."""
 
     data_started = False
@@ -94,6 +96,26 @@ class _Connection(aiosmtplib.SMTP):
     async def data(self, message: str | bytes, /, **kwargs: Any) -> aiosmtplib.SMTPResponse:
         self.data_started = True
         return await super().data(message, **kwargs)
+
+    async def mail_options(self, message: Outgoing) -> list[str]:
+        """MAIL's options, as aiosmtplib's ``send_message`` would give them: the message
+        itself is 7-bit (quoted-printable, base64) unless an address needs SMTPUTF8."""
+        if self.is_ehlo_or_helo_needed:  # the extensions are known after EHLO
+            try:
+                await self.ehlo()
+            except aiosmtplib.SMTPHeloError:
+                await self.helo()
+        options = []
+        if message.smtputf8:
+            if not self.supports_extension("smtputf8"):
+                raise aiosmtplib.SMTPNotSupported(
+                    "An address containing non-ASCII characters was provided, but SMTPUTF8 "
+                    "is not supported by this server"
+                )
+            options.append("SMTPUTF8")
+        if self.supports_extension("8BITMIME"):
+            options.append("BODY=8BITMIME")
+        return options
 
 
 def _dropped_before_data(conn: _Connection, exc: BaseException) -> bool:
@@ -111,14 +133,14 @@ class SmtpSlot:
     def __init__(self, sender: SmtpSender) -> None:
         self._sender = sender
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Outgoing) -> None:
         """As :meth:`SmtpSender.send`, within this slot."""
         sender = self._sender
         try:
             await sender._send(message)
         except SEND_ERRORS as exc:
             raise translate_smtp_error(exc, sender.server) from exc
-        log.info("sent %s via %s", message["Message-ID"], sender.server)
+        log.info("sent %s via %s", message.message_id, sender.server)
 
 
 class SmtpSender:
@@ -174,8 +196,8 @@ class SmtpSender:
     def __repr__(self) -> str:  # never the password
         return f"SmtpSender({self.server}, tls={self._tls})"
 
-    async def send(self, message: EmailMessage) -> None:
-        """Send ``message`` to the addresses in its headers (envelope from its From).
+    async def send(self, message: Outgoing) -> None:
+        """Send ``message`` (its bytes, to its envelope's recipient).
 
         Raises TransientError or PermanentError (chained to the SMTP error)."""
         async with self.slot() as slot:
@@ -195,7 +217,7 @@ class SmtpSender:
         idle, self._idle = self._idle, []
         await asyncio.gather(*(self._quit(conn) for conn in idle))
 
-    async def _send(self, message: EmailMessage) -> None:
+    async def _send(self, message: Outgoing) -> None:
         conn = self._take_idle()
         reused = conn is not None
         if conn is None:
@@ -211,16 +233,19 @@ class SmtpSender:
                 self.server,
                 type(exc).__name__,
                 exc,
-                message["Message-ID"],
+                message.message_id,
             )
             conn = await self._connect()
             await self._send_on(conn, message)
         self._put_idle(conn)
 
-    async def _send_on(self, conn: _Connection, message: EmailMessage) -> None:
+    async def _send_on(self, conn: _Connection, message: Outgoing) -> None:
         conn.data_started = False
         try:
-            await conn.send_message(message)
+            options = await conn.mail_options(message)
+            await conn.sendmail(
+                message.sender, [message.recipient], message.data, mail_options=options
+            )
         except BaseException:
             # Whatever failed (a reply, the connection, a cancellation mid-command), the
             # session's state is uncertain: never reuse it.
