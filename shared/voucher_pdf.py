@@ -16,7 +16,7 @@ baseline (half the cell plus 0.3 of the font size), so both writers place lines 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -114,13 +114,14 @@ class _Page:
 
 def write(
     sections: tuple[Sequence[Line], Sequence[Line], Sequence[Line]],
-    qr_rows: Iterable[Iterable[bool]],
+    qr_rows: Sequence[bytes],
     qr_size: float,
     info: tuple[str, str, datetime],
 ) -> bytes | None:
     """The page: ``sections`` are the notice above (if any), the lines beside the QR code
-    (drawn ``qr_size`` mm wide at the top right) and the fields below it; ``info`` the
-    title, author and creation time (UTC). None when this writer cannot draw it."""
+    (``qr_rows``, a grey byte a module, drawn ``qr_size`` mm wide at the top right) and the
+    fields below it; ``info`` the title, author and creation time (UTC). None when this
+    writer cannot draw it."""
     page = _Page()
     notice, beside, fields = sections
     if not page.draw(notice):
@@ -131,14 +132,13 @@ def write(
     page.y = max(page.y, top + qr_size) + 4
     if not page.draw(fields):
         return None
-    rows = [bytes(0 if dark else 255 for dark in row) for row in qr_rows]
     place = b"q %.2f 0 0 %.2f %.2f %.2f cm /I1 Do Q\n" % (
         qr_size * K,
         qr_size * K,
         (PAGE_W - MARGIN - qr_size) * K,
         (PAGE_H - top - qr_size) * K,
     )
-    return _assemble(_objects(zlib.compress(place + b"".join(page.ops)), rows, info))
+    return _assemble(_objects(zlib.compress(place + b"".join(page.ops)), qr_rows, info))
 
 
 def _objects(content: bytes, rows: Sequence[bytes], info: tuple[str, str, datetime]) -> list[bytes]:

@@ -21,7 +21,7 @@ from typing import Any
 import psutil
 
 from bench.config import RAW, Sizes
-from bench.e2e import bookings_since, db_now, done_times
+from bench.e2e import DoneTimes, bookings_since, db_now, done_times
 from bench.harness import stack, wait_for
 from bench.openloop import generate
 from bench.sampler import Sampler
@@ -81,7 +81,8 @@ async def _repeat(sizes: Sizes, repeat: int) -> dict[str, Any]:
         finally:
             await sampler.stop()
         done = await done_times(sut, since)
-    figures = _figures(repeat, created, done, sizes, sampler)
+    figures = _figures(repeat, created, done, sizes)
+    figures["peak_rss_mb"] = sampler.peak_rss_mb()
     figures["cpu_ms_per_booking"] = _cpu_per_booking(cpu_from, cpu_to, done)
     return figures
 
@@ -100,7 +101,7 @@ def _cpu_seconds(
 
 
 def _cpu_per_booking(
-    start: tuple[float, dict[str, float]], end: tuple[float, dict[str, float]], done: Any
+    start: tuple[float, dict[str, float]], end: tuple[float, dict[str, float]], done: DoneTimes
 ) -> dict[str, float]:
     """CPU milliseconds each process spent per booking it completed meanwhile (booking: per
     booking completed by all three). Unlike a rate, it does not move when other work on the
@@ -115,9 +116,7 @@ def _cpu_per_booking(
     }
 
 
-def _figures(
-    repeat: int, created: int, done: Any, sizes: Sizes, sampler: Sampler
-) -> dict[str, Any]:
+def _figures(repeat: int, created: int, done: DoneTimes, sizes: Sizes) -> dict[str, Any]:
     first = min(min(t) for t in done.per_step.values() if t)
     start = first + sizes.capacity_warmup
     end = start + sizes.capacity_seconds
@@ -136,7 +135,6 @@ def _figures(
         "cut_short": seconds < sizes.capacity_seconds - 0.5,
         "bookings_per_s": rate(done.all_three),
         "per_step_per_s": {step: rate(times) for step, times in done.per_step.items()},
-        "peak_rss_mb": sampler.peak_rss_mb(),
     }
 
 

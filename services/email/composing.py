@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import quoprimime
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
-from email.policy import EmailPolicy
 from email.utils import format_datetime
 from functools import lru_cache
 from typing import Literal
@@ -71,8 +70,8 @@ class _ReusingHeaderRegistry(HeaderRegistry):
 
 # What aiosmtplib flattened with: SMTP (CRLF), or SMTPUTF8 for an internationalised address.
 _REGISTRY = _ReusingHeaderRegistry()
-SMTP_POLICY: EmailPolicy = email.policy.SMTP.clone(header_factory=_REGISTRY)
-SMTPUTF8_POLICY: EmailPolicy = email.policy.SMTPUTF8.clone(header_factory=_REGISTRY)
+SMTP_POLICY = email.policy.SMTP.clone(header_factory=_REGISTRY)
+SMTPUTF8_POLICY = email.policy.SMTPUTF8.clone(header_factory=_REGISTRY)
 
 
 @dataclass(frozen=True)

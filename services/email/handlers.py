@@ -63,17 +63,20 @@ async def send_confirmation(
     event: BookingConfirmed, tx: Connection, ready: ReadyEmail, *, sent_by: str | None = None
 ) -> None:
     await _lock_booking(tx, event)
-    if await _cancellation_sent(tx, event):
+    # Recorded unless the cancellation was sent first: checked and recorded in one statement
+    # (after the lock, so it sees a cancellation committed while it waited).
+    if not await _record(tx, event, ready.outgoing, sent_by, unless_cancelled=True):
         log.info("booking %s was cancelled first: no confirmation email", event.booking_id)
         return
-    await _record_and_send(event, ready, tx, sent_by)
+    await ready.slot.send(ready.outgoing)
 
 
 async def send_cancellation(
     event: BookingCancelled, tx: Connection, ready: ReadyEmail, *, sent_by: str | None = None
 ) -> None:
     await _lock_booking(tx, event)
-    await _record_and_send(event, ready, tx, sent_by)
+    await _record(tx, event, ready.outgoing, sent_by, unless_cancelled=False)
+    await ready.slot.send(ready.outgoing)
 
 
 async def _build(render: Executor, build: Callable[[], Outgoing]) -> Outgoing:
@@ -91,25 +94,23 @@ async def _lock_booking(tx: Connection, event: BookingEvent) -> None:
     )
 
 
-async def _cancellation_sent(tx: Connection, event: BookingConfirmed) -> bool:
-    return bool(
-        await tx.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM email.emails "
-            "WHERE booking_id = $1 AND kind = 'cancellation')",
-            event.booking_id,
-        )
-    )
-
-
-async def _record_and_send(
-    event: BookingEvent, ready: ReadyEmail, tx: Connection, sent_by: str | None
-) -> None:
-    outgoing = ready.outgoing
-    # Recorded first, so a database error surfaces before the email has gone out.
-    await tx.execute(
+async def _record(
+    tx: Connection,
+    event: BookingEvent,
+    outgoing: Outgoing,
+    sent_by: str | None,
+    *,
+    unless_cancelled: bool,
+) -> bool:
+    """Records the email in ``email.emails``, before it is sent, so a database error
+    surfaces before the email has gone out. False when ``unless_cancelled`` and the
+    booking's cancellation email was recorded already (nothing is recorded then)."""
+    recorded = await tx.fetchval(
         "INSERT INTO email.emails "
         "(event_id, booking_id, kind, recipient, subject, message_id, voucher_code, sent_by) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "SELECT $1, $2, $3, $4, $5, $6, $7, $8 "
+        "WHERE NOT ($9 AND EXISTS (SELECT 1 FROM email.emails "
+        "WHERE booking_id = $2 AND kind = 'cancellation')) RETURNING true",
         event.event_id,
         event.booking_id,
         outgoing.kind,
@@ -118,5 +119,6 @@ async def _record_and_send(
         outgoing.message_id,
         outgoing.voucher_code,
         sent_by,
+        unless_cancelled,
     )
-    await ready.slot.send(outgoing)
+    return bool(recorded)
