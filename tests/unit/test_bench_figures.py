@@ -85,8 +85,9 @@ def test_a_consumer_that_ran_out_of_backlog_ends_the_capacity_window() -> None:
 
 def test_cpu_per_booking_divides_each_process_s_cpu_by_what_it_completed_meanwhile() -> None:
     steps = {s: [10.5, 11.5, 12.5, 30.0] for s in ("notification", "email", "voucher")}
+    steps["notification"] = [10.1, 10.2, 10.3, 10.4, 10.5, 11.5, 12.5]  # ahead of the others
     done = DoneTimes(steps, [10.6, 11.6, 30.0])
     used = _cpu_per_booking(
         (10, {"email": 1.0, "booking": 2.0}), (20, {"email": 1.3, "booking": 2.1}), done
     )
-    assert used == pytest.approx({"email": 100.0, "booking": 50.0})
+    assert used == pytest.approx({"email": 100.0, "booking": 25.0})  # (7 + 3 + 3) / 3 = 4
