@@ -1,4 +1,4 @@
-"""Sending over SMTP with aiosmtplib, and what its errors mean to the consumer runtime.
+"""Sending over SMTP with aiosmtplib.
 
 Connections are pooled: up to ``pool_size`` sessions, each carrying one email at a time and
 kept open between emails, so an email costs MAIL, RCPT and DATA rather than a connect,
@@ -11,14 +11,7 @@ bounds each step of a session (connect, every command and reply). TLS (STARTTLS 
 offered by default, required, or implicit) and the rule that credentials only ever travel
 over TLS live in :mod:`services.email.smtp_tls`.
 
-Errors are translated at this boundary:
-
-* a session that cannot be secured as required (STARTTLS not offered, a certificate
-  refused) → :class:`PermanentError`: a deployment fault, not a passing one;
-* a 4xx reply (including all recipients refused with 4xx), a refused or lost connection, a
-  timeout, any other SMTP error → :class:`TransientError` (retried with backoff);
-* a 5xx reply, or no SMTPUTF8 on the server for an internationalised address →
-  :class:`PermanentError` (dead-lettered at once).
+What its errors mean (transient or permanent): :mod:`services.email.smtp_errors`.
 """
 
 from __future__ import annotations
@@ -35,16 +28,14 @@ from typing import TYPE_CHECKING, Any
 import aiosmtplib
 
 from services.email.settings import EmailSettings
-from services.email.smtp_tls import SmtpTls, TlsRefused, certificate_error, secure, tls_context
-from shared.errors import HandlerError, PermanentError, TransientError
+from services.email.smtp_errors import SEND_ERRORS, translate_smtp_error
+from services.email.smtp_tls import SmtpTls, secure, tls_context
 
 if TYPE_CHECKING:
     from services.email.composing import Outgoing
 
 log = logging.getLogger(__name__)
 
-# OSError covers refused and lost connections and TimeoutError (= asyncio.TimeoutError).
-SEND_ERRORS: tuple[type[BaseException], ...] = (aiosmtplib.SMTPException, OSError)
 # An idle connection older than this is closed instead of reused: servers drop idle
 # sessions (after a minute or more, typically), and a firewall may do so silently, which
 # only a timeout would reveal. Under load connections never sit idle this long.
@@ -52,37 +43,6 @@ MAX_IDLE_SECONDS = 30.0
 # QUIT at shutdown is a courtesy: it may not hold up the process.
 QUIT_TIMEOUT = 2.0
 _SERVICE_CLOSING = 421  # "closing transmission channel"
-
-
-def _is_transient_code(code: int) -> bool:
-    return 400 <= code < 500
-
-
-def translate_smtp_error(exc: BaseException, server: str) -> HandlerError:
-    """The runtime's view of a failed send to ``server`` (host:port)."""
-    if isinstance(exc, TlsRefused):
-        return PermanentError(f"SMTP {server}: {exc}")
-    if (refused := certificate_error(exc)) is not None:
-        return PermanentError(f"SMTP {server}: TLS certificate refused: {refused.verify_message}")
-    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
-        replies = "; ".join(f"{r.code} {r.message}" for r in exc.recipients)
-        message = f"SMTP {server} refused all recipients: {replies}"
-        if all(_is_transient_code(r.code) for r in exc.recipients):
-            return TransientError(message)
-        return PermanentError(message)
-    if isinstance(exc, aiosmtplib.SMTPResponseException):
-        message = f"SMTP {server} answered {exc.code} {exc.message}"
-        if 500 <= exc.code < 600:
-            return PermanentError(message)
-        return TransientError(message)  # 4xx, or a reply code that is not an SMTP one
-    if isinstance(exc, aiosmtplib.SMTPNotSupported):
-        return PermanentError(f"SMTP {server} does not support what is needed: {exc}")
-    detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    if isinstance(exc, TimeoutError):  # also asyncio's and aiosmtplib's timeouts
-        return TransientError(f"SMTP {server} timed out: {detail}")
-    if isinstance(exc, OSError):  # refused, reset, lost (SMTPConnectError, ...Disconnected)
-        return TransientError(f"SMTP {server} unreachable: {detail}")
-    return TransientError(f"SMTP {server} failed: {detail}")
 
 
 class _Connection(aiosmtplib.SMTP):
