@@ -52,7 +52,7 @@ FULL = Sizes(
     burst_seconds=10,
     scaling_seconds=5,
     replay_messages=10_000,
-    capacity_backlog=36_000,
+    capacity_backlog=30_000,
     capacity_warmup=10,
     capacity_seconds=60,
 )
