@@ -21,7 +21,7 @@ class Sizes:
     api_clients: tuple[int, ...]
     # 2: messages per consumer-runtime measurement
     runtime_messages: int
-    # 3: seconds at a steady 200 bookings/s
+    # 3: seconds at a steady 100 bookings/s
     latency_seconds: float
     # 4: seconds at a steady 50 bookings/s; seconds of backlog per consumer
     profile_seconds: float
@@ -35,6 +35,10 @@ class Sizes:
     replay_messages: int
     # 10: bookings posted at 50/s and drained, by ours and by the seeds' Celery design
     drain_bookings: int
+    # 9: bookings in the backlog; seconds of warm-up, then of the measured window
+    capacity_backlog: int
+    capacity_warmup: float
+    capacity_seconds: float
 
 
 FULL = Sizes(
@@ -51,6 +55,9 @@ FULL = Sizes(
     scaling_seconds=5,
     replay_messages=10_000,
     drain_bookings=500,
+    capacity_backlog=30_000,
+    capacity_warmup=10,
+    capacity_seconds=60,
 )
 QUICK = Sizes(
     quick=True,
@@ -66,6 +73,9 @@ QUICK = Sizes(
     scaling_seconds=2,
     replay_messages=500,
     drain_bookings=100,
+    capacity_backlog=2_000,
+    capacity_warmup=2,
+    capacity_seconds=5,
 )
 
 

@@ -9,6 +9,7 @@ the three consumers.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from bench.harness import Stack
@@ -66,3 +67,20 @@ async def last_done(stack: Stack, since: datetime) -> dict[str, float | None]:
         rows = await stack.sql(query, since)
         found[schema] = None if rows[0]["t"] is None else float(rows[0]["t"])
     return found
+
+
+@dataclass(frozen=True)
+class DoneTimes:
+    """When each booking since a moment was done (Unix seconds): by each step, by all three."""
+
+    per_step: dict[str, list[float]]
+    all_three: list[float]
+
+
+async def done_times(stack: Stack, since: datetime) -> DoneTimes:
+    per_step = {}
+    for step in CONSUMER_SERVICES:
+        rows = await stack.sql(f"SELECT extract(epoch FROM at) AS t FROM {_done(step)} d", since)
+        per_step[step] = [float(r["t"]) for r in rows]
+    rows = await stack.sql(DONE, since)
+    return DoneTimes(per_step, [float(r["done"]) for r in rows])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-from concurrent.futures import Executor, ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -23,19 +22,10 @@ SERVICE = "email"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def make_render_executor() -> ThreadPoolExecutor:
-    # One thread renders and composes every email: it is CPU work under the GIL, so more
-    # threads would not be faster, and each thread that allocates gets a malloc arena of
-    # its own (the default executor's six made the process's peak memory grow).
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="email-render")
-
-
-def make_handlers(
-    settings: EmailSettings, sender: SmtpSender, render: Executor
-) -> dict[str, Handler]:
+def make_handlers(settings: EmailSettings, sender: SmtpSender) -> dict[str, Handler]:
     # Recorded with each email, so the spread of work over replicas can be seen.
     sent_by = f"{socket.gethostname()}:{os.getpid()}"
-    prepare = partial(prepare_email, sender=sender, render=render, email_from=settings.email_from)
+    prepare = partial(prepare_email, sender=sender, email_from=settings.email_from)
     return dict(
         [
             route_prepared(BookingConfirmed, prepare, partial(send_confirmation, sent_by=sent_by)),
@@ -53,11 +43,7 @@ async def bootstrap(
     parts = Parts()
     async with parts.building():
         sender = parts.closes(SmtpSender.from_settings(settings), SmtpSender.close)
-        # Nothing is queued once the consumer has stopped: no need to wait for it.
-        render = parts.closes(
-            make_render_executor(), lambda r: r.shutdown(wait=False, cancel_futures=True)
-        )
-        handlers = handlers or make_handlers(settings, sender, render)
+        handlers = handlers or make_handlers(settings, sender)
         emails = created_before("email.emails", "event_id", settings.emails_max_age)
         return await build_consumer_process(
             parts, SERVICE, settings, handlers, MIGRATIONS, pool, retention=[emails]

@@ -1,28 +1,37 @@
-"""The emails this service sends, built as ``email.message.EmailMessage`` (default policy).
+"""The emails this service sends, composed directly as the bytes handed to the SMTP server.
 
 Guest-provided values never reach a header unchecked: a control character (CR, LF, ...) in
 them means an event that bypassed the API's validation, and it is refused as permanent
 before anything is built or sent. In the HTML part every value from the event is escaped.
 
-Building is most of an email's CPU cost, so work that repeats is done once: the policy's
-header registry keeps the header classes it makes (the stdlib's makes a new class for each
-of the twenty-odd headers an email sets) and the MIME headers that are the same in every
-email, and the From and Auto-Submitted headers are parsed once. What is produced is
-unchanged: the default policy's settings, the same header values.
+Composing was most of an email's CPU after the voucher PDF: ``email.message.EmailMessage``
+builds a tree of parts with twenty-odd header objects, and aiosmtplib flattened it again
+for every send. The structure of these emails never changes (multipart/mixed of an
+alternative, text and HTML, and the voucher PDF), so only what varies is made per email:
+the headers that carry guest values (To, Subject) are still made and folded by the stdlib's
+header registry (RFC 2047 encoding, quoting, folding: the rules are easy to get wrong), the
+parts are encoded by the stdlib's own quoted-printable and base64 encoders with its line
+lengths, and the rest is a fixed frame. What a receiving server reads is what the
+``EmailMessage`` version wrote (tests/unit/test_email_composing.py compares them).
+
+The boundaries are derived from the event (as the Message-ID is): ``=_`` can occur in no
+quoted-printable or base64 text, so they never collide with a part; and a second send of an
+event is the same bytes.
 """
 
 from __future__ import annotations
 
+import base64
 import email.errors
 import email.policy
 import unicodedata
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email import quoprimime
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
-from email.message import EmailMessage
+from email.utils import format_datetime
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Literal
 from uuid import UUID
 
 from email_validator import EmailNotValidError, validate_email
@@ -37,24 +46,19 @@ Kind = Literal["confirmation", "cancellation"]
 MESSAGE_ID_DOMAIN = "hotel-booking"
 # Control characters, and the Unicode line and paragraph separators.
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
-# Headers whose values come from the MIME structure only, never from an event.
-_STRUCTURAL = frozenset({"content-type", "content-transfer-encoding", "mime-version"})
+CRLF = "\r\n"
+# The stdlib's line length (policy.max_line_length): 76 characters of encoded text a line.
+_MAX_LINE = 78
+_BASE64_CHUNK = _MAX_LINE // 4 * 3
 
 
 class _ReusingHeaderRegistry(HeaderRegistry):
-    """A header registry that repeats less work, for the same headers.
-
-    The stdlib's builds a class (``type(...)``) at every lookup, and the policy looks one
-    up for every header set or counted: this one builds each class once. And the MIME
-    headers the stdlib writes itself while building the parts (``Content-Type: text/plain;
-    charset="utf-8"``, ``MIME-Version: 1.0``, ...) take the same few values in every email:
-    each is parsed once. Header classes hold no state and header objects are immutable, so
-    both are safely shared between messages and threads."""
+    """The stdlib's registry builds a header class (``type(...)``) at every lookup: this one
+    builds each once. Header classes hold no state, so they are shared safely."""
 
     def __init__(self) -> None:
         super().__init__()
         self._classes: dict[str, type[BaseHeader]] = {}
-        self._structural = lru_cache(maxsize=32)(super().__call__)
 
     def __getitem__(self, name: str) -> type[BaseHeader]:
         key = name.lower()
@@ -63,44 +67,29 @@ class _ReusingHeaderRegistry(HeaderRegistry):
             cls = self._classes[key] = super().__getitem__(name)
         return cls
 
-    def __call__(self, name: str, value: Any) -> BaseHeader:
-        # Not a boundary (random, set when the message is flattened): never seen again.
-        if name.lower() in _STRUCTURAL and isinstance(value, str) and "boundary=" not in value:
-            header: BaseHeader = self._structural(name, value)
-        else:
-            header = super().__call__(name, value)
-        return header
 
-
-# email.policy.default with the registry above: every other setting, and so the output, is
-# the default policy's.
-POLICY = email.policy.default.clone(header_factory=_ReusingHeaderRegistry())
-
-
-@lru_cache(maxsize=16)
-def _parsed(name: str, value: str) -> BaseHeader:
-    """A header parsed once: a message stores a header object of the same name as it is.
-    Only for values that are the same on every email (header objects are immutable)."""
-    header: BaseHeader = POLICY.header_factory(name, value)
-    return header
+# What aiosmtplib flattened with: SMTP (CRLF), or SMTPUTF8 for an internationalised address.
+_REGISTRY = _ReusingHeaderRegistry()
+SMTP_POLICY = email.policy.SMTP.clone(header_factory=_REGISTRY)
+SMTPUTF8_POLICY = email.policy.SMTPUTF8.clone(header_factory=_REGISTRY)
 
 
 @dataclass(frozen=True)
 class Outgoing:
-    """An email ready to send, with what the service records about it."""
+    """An email ready to send (its envelope and its bytes), with what the service records."""
 
     kind: Kind
-    message: EmailMessage
-    recipient: str
+    data: bytes
+    sender: str  # envelope: the From address
+    recipient: str  # envelope: the guest's address
+    subject: str
+    message_id: str
     voucher_code: str
 
     @property
-    def subject(self) -> str:
-        return str(self.message["Subject"])
-
-    @property
-    def message_id(self) -> str:
-        return str(self.message["Message-ID"])
+    def smtputf8(self) -> bool:
+        """Whether the server must support SMTPUTF8 (an address that is not ASCII)."""
+        return not (self.sender.isascii() and self.recipient.isascii())
 
 
 def message_id_for(event_id: UUID) -> str:
@@ -135,23 +124,63 @@ def recipient(event: BookingConfirmed | BookingCancelled) -> Address | str:
     return Address(event.guest_name, username=valid.local_part, domain=valid.ascii_domain)
 
 
+@lru_cache(maxsize=8)
+def _from_header(email_from: str, utf8: bool) -> tuple[str, str]:
+    """The From header line and the envelope sender, made once per setting."""
+    header = _header("From", email_from, utf8)
+    return _fold(header, utf8), str(header.addresses[0].addr_spec)  # type: ignore[attr-defined]
+
+
+def _header(name: str, value: object, utf8: bool) -> BaseHeader:
+    policy = SMTPUTF8_POLICY if utf8 else SMTP_POLICY
+    header: BaseHeader = policy.header_factory(name, value)
+    return header
+
+
+def _fold(header: BaseHeader, utf8: bool) -> str:
+    return header.fold(policy=SMTPUTF8_POLICY if utf8 else SMTP_POLICY)
+
+
+def _text_part(subtype: str, text: str) -> str:
+    # As email.contentmanager encodes text: its lines joined by "\n", then quoted-printable.
+    # (bytes.splitlines: str.splitlines would also split at \x85, a byte of many UTF-8
+    # characters, "Å" among them.)
+    body = b"\n".join(text.encode("utf-8").splitlines()) + b"\n"
+    encoded = quoprimime.body_encode(body.decode("latin-1"), _MAX_LINE).replace("\n", CRLF)
+    return (
+        f'Content-Type: text/{subtype}; charset="utf-8"{CRLF}'
+        f"Content-Transfer-Encoding: quoted-printable{CRLF}{CRLF}{encoded}"
+    )
+
+
+def _pdf_part(pdf: bytes, filename: str) -> str:
+    encoded = CRLF.join(
+        base64.b64encode(pdf[i : i + _BASE64_CHUNK]).decode("ascii")
+        for i in range(0, len(pdf), _BASE64_CHUNK)
+    )
+    return (
+        f"Content-Type: application/pdf{CRLF}Content-Transfer-Encoding: base64{CRLF}"
+        f'Content-Disposition: attachment; filename="{filename}"{CRLF}{CRLF}{encoded}{CRLF}'
+    )
+
+
+def _multipart(subtype: str, boundary: str, parts: list[str]) -> str:
+    inner = "".join(f"--{boundary}{CRLF}{part}{CRLF}" for part in parts)
+    return (
+        f'Content-Type: multipart/{subtype}; boundary="{boundary}"{CRLF}{CRLF}'
+        f"{inner}--{boundary}--{CRLF}"
+    )
+
+
 def confirmation_email(
     event: BookingConfirmed, *, email_from: str, now: datetime | None = None
 ) -> Outgoing:
     """Text and HTML, with the voucher PDF (rendered here: no call to the voucher service)."""
     code = voucher_code(event.booking_id)
-
-    def attach(message: EmailMessage) -> None:
-        message.add_attachment(
-            render_voucher_pdf(event, code),
-            maintype="application",
-            subtype="pdf",
-            filename=f"voucher-{code}.pdf",
-        )
-
-    return _compose(
-        "confirmation", event, confirmation_body(event, code), code, email_from, now, attach
-    )
+    check_header_safe(event)
+    attachment = _pdf_part(render_voucher_pdf(event, code), f"voucher-{code}.pdf")
+    body = confirmation_body(event, code)
+    return _compose("confirmation", event, body, code, email_from, now, attachment)
 
 
 def cancellation_email(
@@ -168,27 +197,39 @@ def _compose(
     code: str,
     email_from: str,
     now: datetime | None,
-    attach: Callable[[EmailMessage], None] | None = None,
+    attachment: str | None = None,
 ) -> Outgoing:
     check_header_safe(event)
-    message = EmailMessage(policy=POLICY)
+    to = recipient(event)
+    message_id = message_id_for(event.event_id)
     try:
-        message["From"] = _parsed("From", email_from)
-        message["To"] = recipient(event)
-        message["Subject"] = body.subject
-        # A datetime is formatted as format_datetime would, without parsing the text back.
-        message["Date"] = now or datetime.now(UTC)
-        message["Message-ID"] = message_id_for(event.event_id)
-        # RFC 3834: no auto-replies, please.
-        message["Auto-Submitted"] = _parsed("Auto-Submitted", "auto-generated")
-        # Quoted-printable keeps the parts 7-bit, for servers without 8BITMIME.
-        message.set_content(body.text, cte="quoted-printable")
-        message.add_alternative(body.html, subtype="html", cte="quoted-printable")
-        if attach is not None:
-            attach(message)
-    except (ValueError, TypeError, email.errors.MessageError) as exc:
+        rcpt = str(to.addr_spec) if isinstance(to, Address) else to
+        utf8 = not rcpt.isascii()
+        from_line, sender = _from_header(email_from, utf8)
+        if not utf8 and not sender.isascii():
+            utf8 = True
+            from_line, sender = _from_header(email_from, utf8)
+        headers = (
+            from_line
+            + _fold(_header("To", to, utf8), utf8)
+            + _fold(_header("Subject", body.subject, utf8), utf8)
+            # As the stdlib's Date header formats a datetime.
+            + f"Date: {format_datetime(now or datetime.now(UTC))}{CRLF}"
+            + f"Message-ID: {message_id}{CRLF}"
+            # RFC 3834: no auto-replies, please.
+            + f"Auto-Submitted: auto-generated{CRLF}"
+            + f"MIME-Version: 1.0{CRLF}"
+        ).encode("utf-8" if utf8 else "ascii")
+    except (ValueError, TypeError, IndexError, email.errors.MessageError) as exc:
         # Building is deterministic: what fails now fails on every retry.
         raise PermanentError(
             f"cannot build the {kind} email: {exc}", code="email-not-renderable"
         ) from exc
-    return Outgoing(kind, message, str(message["To"].addresses[0].addr_spec), code)
+    # Quoted-printable keeps the parts 7-bit, for servers without 8BITMIME.
+    texts = [_text_part("plain", body.text), _text_part("html", body.html)]
+    tag = event.event_id.hex
+    content = _multipart("alternative", f"=_a{tag}", texts)
+    if attachment is not None:
+        content = _multipart("mixed", f"=_m{tag}", [content, attachment])
+    data = headers + content.encode("ascii")
+    return Outgoing(kind, data, sender, rcpt, body.subject, message_id, code)

@@ -1,4 +1,4 @@
-"""Sending over SMTP with aiosmtplib, and what its errors mean to the consumer runtime.
+"""Sending over SMTP with aiosmtplib.
 
 Connections are pooled: up to ``pool_size`` sessions, each carrying one email at a time and
 kept open between emails, so an email costs MAIL, RCPT and DATA rather than a connect,
@@ -11,14 +11,7 @@ bounds each step of a session (connect, every command and reply). TLS (STARTTLS 
 offered by default, required, or implicit) and the rule that credentials only ever travel
 over TLS live in :mod:`services.email.smtp_tls`.
 
-Errors are translated at this boundary:
-
-* a session that cannot be secured as required (STARTTLS not offered, a certificate
-  refused) → :class:`PermanentError`: a deployment fault, not a passing one;
-* a 4xx reply (including all recipients refused with 4xx), a refused or lost connection, a
-  timeout, any other SMTP error → :class:`TransientError` (retried with backoff);
-* a 5xx reply, or no SMTPUTF8 on the server for an internationalised address →
-  :class:`PermanentError` (dead-lettered at once).
+What its errors mean (transient or permanent): :mod:`services.email.smtp_errors`.
 """
 
 from __future__ import annotations
@@ -29,20 +22,20 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator
-from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiosmtplib
 
 from services.email.settings import EmailSettings
-from services.email.smtp_tls import SmtpTls, TlsRefused, certificate_error, secure, tls_context
-from shared.errors import HandlerError, PermanentError, TransientError
+from services.email.smtp_errors import SEND_ERRORS, translate_smtp_error
+from services.email.smtp_tls import SmtpTls, secure, tls_context
+
+if TYPE_CHECKING:
+    from services.email.composing import Outgoing
 
 log = logging.getLogger(__name__)
 
-# OSError covers refused and lost connections and TimeoutError (= asyncio.TimeoutError).
-SEND_ERRORS: tuple[type[BaseException], ...] = (aiosmtplib.SMTPException, OSError)
 # An idle connection older than this is closed instead of reused: servers drop idle
 # sessions (after a minute or more, typically), and a firewall may do so silently, which
 # only a timeout would reveal. Under load connections never sit idle this long.
@@ -52,40 +45,9 @@ QUIT_TIMEOUT = 2.0
 _SERVICE_CLOSING = 421  # "closing transmission channel"
 
 
-def _is_transient_code(code: int) -> bool:
-    return 400 <= code < 500
-
-
-def translate_smtp_error(exc: BaseException, server: str) -> HandlerError:
-    """The runtime's view of a failed send to ``server`` (host:port)."""
-    if isinstance(exc, TlsRefused):
-        return PermanentError(f"SMTP {server}: {exc}")
-    if (refused := certificate_error(exc)) is not None:
-        return PermanentError(f"SMTP {server}: TLS certificate refused: {refused.verify_message}")
-    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
-        replies = "; ".join(f"{r.code} {r.message}" for r in exc.recipients)
-        message = f"SMTP {server} refused all recipients: {replies}"
-        if all(_is_transient_code(r.code) for r in exc.recipients):
-            return TransientError(message)
-        return PermanentError(message)
-    if isinstance(exc, aiosmtplib.SMTPResponseException):
-        message = f"SMTP {server} answered {exc.code} {exc.message}"
-        if 500 <= exc.code < 600:
-            return PermanentError(message)
-        return TransientError(message)  # 4xx, or a reply code that is not an SMTP one
-    if isinstance(exc, aiosmtplib.SMTPNotSupported):
-        return PermanentError(f"SMTP {server} does not support what is needed: {exc}")
-    detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    if isinstance(exc, TimeoutError):  # also asyncio's and aiosmtplib's timeouts
-        return TransientError(f"SMTP {server} timed out: {detail}")
-    if isinstance(exc, OSError):  # refused, reset, lost (SMTPConnectError, ...Disconnected)
-        return TransientError(f"SMTP {server} unreachable: {detail}")
-    return TransientError(f"SMTP {server} failed: {detail}")
-
-
 class _Connection(aiosmtplib.SMTP):
-    """One pooled SMTP session. It notes when an email's DATA begins (``send_message``
-    calls ``data`` after MAIL and RCPT), which is what decides whether a failed send may be
+    """One pooled SMTP session. It notes when an email's DATA begins (``sendmail`` calls
+    ``data`` after MAIL and RCPT), which is what decides whether a failed send may be
     repeated on another connection."""
 
     data_started = False
@@ -94,6 +56,26 @@ class _Connection(aiosmtplib.SMTP):
     async def data(self, message: str | bytes, /, **kwargs: Any) -> aiosmtplib.SMTPResponse:
         self.data_started = True
         return await super().data(message, **kwargs)
+
+    async def mail_options(self, message: Outgoing) -> list[str]:
+        """MAIL's options, as aiosmtplib's ``send_message`` would give them: the message
+        itself is 7-bit (quoted-printable, base64) unless an address needs SMTPUTF8."""
+        if self.is_ehlo_or_helo_needed:  # the extensions are known after EHLO
+            try:
+                await self.ehlo()
+            except aiosmtplib.SMTPHeloError:
+                await self.helo()
+        options = []
+        if message.smtputf8:
+            if not self.supports_extension("smtputf8"):
+                raise aiosmtplib.SMTPNotSupported(
+                    "An address containing non-ASCII characters was provided, but SMTPUTF8 "
+                    "is not supported by this server"
+                )
+            options.append("SMTPUTF8")
+        if self.supports_extension("8BITMIME"):
+            options.append("BODY=8BITMIME")
+        return options
 
 
 def _dropped_before_data(conn: _Connection, exc: BaseException) -> bool:
@@ -111,14 +93,14 @@ class SmtpSlot:
     def __init__(self, sender: SmtpSender) -> None:
         self._sender = sender
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Outgoing) -> None:
         """As :meth:`SmtpSender.send`, within this slot."""
         sender = self._sender
         try:
             await sender._send(message)
         except SEND_ERRORS as exc:
             raise translate_smtp_error(exc, sender.server) from exc
-        log.info("sent %s via %s", message["Message-ID"], sender.server)
+        log.info("sent %s via %s", message.message_id, sender.server)
 
 
 class SmtpSender:
@@ -174,8 +156,8 @@ class SmtpSender:
     def __repr__(self) -> str:  # never the password
         return f"SmtpSender({self.server}, tls={self._tls})"
 
-    async def send(self, message: EmailMessage) -> None:
-        """Send ``message`` to the addresses in its headers (envelope from its From).
+    async def send(self, message: Outgoing) -> None:
+        """Send ``message`` (its bytes, to its envelope's recipient).
 
         Raises TransientError or PermanentError (chained to the SMTP error)."""
         async with self.slot() as slot:
@@ -195,7 +177,7 @@ class SmtpSender:
         idle, self._idle = self._idle, []
         await asyncio.gather(*(self._quit(conn) for conn in idle))
 
-    async def _send(self, message: EmailMessage) -> None:
+    async def _send(self, message: Outgoing) -> None:
         conn = self._take_idle()
         reused = conn is not None
         if conn is None:
@@ -211,16 +193,19 @@ class SmtpSender:
                 self.server,
                 type(exc).__name__,
                 exc,
-                message["Message-ID"],
+                message.message_id,
             )
             conn = await self._connect()
             await self._send_on(conn, message)
         self._put_idle(conn)
 
-    async def _send_on(self, conn: _Connection, message: EmailMessage) -> None:
+    async def _send_on(self, conn: _Connection, message: Outgoing) -> None:
         conn.data_started = False
         try:
-            await conn.send_message(message)
+            options = await conn.mail_options(message)
+            await conn.sendmail(
+                message.sender, [message.recipient], message.data, mail_options=options
+            )
         except BaseException:
             # Whatever failed (a reply, the connection, a cancellation mid-command), the
             # session's state is uncertain: never reuse it.

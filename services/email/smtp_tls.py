@@ -12,7 +12,7 @@ or against ``SMTP_TLS_CA_FILE`` when set. With credentials, TLS is required what
 says: AUTH is only ever sent over TLS (``off`` with credentials is refused at start).
 
 A session that cannot be secured as required (STARTTLS not offered, a certificate refused)
-raises :class:`TlsRefused`, which :func:`services.email.smtp.translate_smtp_error` makes a
+raises :class:`TlsRefused`, which :func:`services.email.smtp_errors.translate_smtp_error` makes a
 permanent error: a server's TLS set-up does not change between retries seconds apart; it is
 a deployment fault to fix, after which the dead letters are replayed.
 """

@@ -10,7 +10,6 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date
-from email.message import EmailMessage
 from typing import Any
 
 import aiosmtplib
@@ -18,7 +17,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from services.email import smtp as smtp_module
-from services.email.composing import confirmation_email
+from services.email.composing import Outgoing, confirmation_email
 from services.email.smtp import SmtpSender
 from shared.errors import PermanentError, TransientError
 from tests.support import events
@@ -91,14 +90,14 @@ async def sending(port: int, **options: Any) -> AsyncIterator[SmtpSender]:
         await sender.close()
 
 
-def email(guest_name: str = "Ada Lovelace", guest_email: str = "ada@example.com") -> EmailMessage:
+def email(guest_name: str = "Ada Lovelace", guest_email: str = "ada@example.com") -> Outgoing:
     event = events.confirmed(
         check_in=date(2027, 3, 1),
         check_out=date(2027, 3, 3),
         guest_name=guest_name,
         guest_email=guest_email,
     )
-    return confirmation_email(event, email_from=FROM).message
+    return confirmation_email(event, email_from=FROM)
 
 
 async def test_an_email_reaches_the_server_with_its_envelope_and_a_unicode_guest_name() -> None:
@@ -200,9 +199,7 @@ async def test_concurrent_emails_use_at_most_pool_size_connections() -> None:
     messages = [email() for _ in range(12)]
     async with recorder() as smtp, sending(smtp.port, pool_size=3) as sender:
         await asyncio.gather(*(sender.send(message) for message in messages))
-    assert sorted(m["Message-ID"] for m in smtp.messages) == sorted(
-        m["Message-ID"] for m in messages
-    )
+    assert sorted(m["Message-ID"] for m in smtp.messages) == sorted(m.message_id for m in messages)
     assert 1 <= smtp.sessions <= 3
 
 
@@ -228,7 +225,7 @@ async def test_a_pooled_connection_dropped_before_data_is_replaced_and_the_email
             smtp.drop_at_next_mail = True
         with caplog.at_level(logging.INFO, logger="services.email.smtp"):
             await sender.send(second)
-    assert [m["Message-ID"] for m in smtp.messages] == [first["Message-ID"], second["Message-ID"]]
+    assert [m["Message-ID"] for m in smtp.messages] == [first.message_id, second.message_id]
     assert smtp.sessions == 2
     assert "dropped a pooled connection before DATA" in caplog.text  # the race, not idle
 
@@ -243,7 +240,7 @@ async def test_a_connection_lost_after_data_is_not_retried_so_never_duplicates()
         assert isinstance(raised.value.__cause__, aiosmtplib.SMTPServerDisconnected)
         smtp.drop_after_data = False
         await sender.send(email())  # and the next one goes over a new connection
-    assert [m["Message-ID"] for m in smtp.messages].count(second["Message-ID"]) == 1
+    assert [m["Message-ID"] for m in smtp.messages].count(second.message_id) == 1
     assert len(smtp.envelopes) == 3
     assert smtp.sessions == 2
 

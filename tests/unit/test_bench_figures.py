@@ -6,11 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+from dataclasses import replace
 
 import pytest
 
 from bench import BenchError
+from bench.config import FULL
+from bench.e2e import DoneTimes
 from bench.openloop import KEEP_ALIVE, Client
+from bench.scenarios.s9_capacity import _cpu_per_booking, _figures
 from bench.stats import Figure, Verdict, drain_seconds, paired_ratio, percentile
 from bench.wrk import parse
 
@@ -122,3 +126,34 @@ async def test_the_load_generator_never_sends_on_a_connection_idle_past_keep_ali
         for _, writer, _ in client.idle:
             writer.close()
         server.close()
+
+
+def test_capacity_counts_bookings_done_by_all_three_within_the_window_after_the_warm_up() -> None:
+    # Each step does one booking every 0.01 s from t=100; all three are done 0.02 s later.
+    steps = {s: [100 + i / 100 for i in range(3000)] for s in ("notification", "email", "voucher")}
+    done = DoneTimes(steps, [t + 0.02 for t in steps["email"]])
+    sizes = replace(FULL, capacity_warmup=5, capacity_seconds=10)
+    figures = _figures(0, 10_000, done, sizes)
+    assert figures["bookings_per_s"] == pytest.approx(100, rel=0.01)
+    assert figures["window_s"] == 10
+    assert not figures["cut_short"]
+
+
+def test_a_consumer_that_ran_out_of_backlog_ends_the_capacity_window() -> None:
+    steps = {s: [100 + i / 100 for i in range(3000)] for s in ("notification", "email")}
+    steps["voucher"] = [100 + i / 1000 for i in range(3000)]  # done with all 3,000 at t=103
+    done = DoneTimes(steps, [max(ts) for ts in zip(*steps.values(), strict=True)])
+    sizes = replace(FULL, capacity_warmup=1, capacity_seconds=10)
+    figures = _figures(0, 3000, done, sizes)
+    assert figures["cut_short"]
+    assert figures["window_s"] == pytest.approx(103 - 101, abs=0.01)
+
+
+def test_cpu_per_booking_divides_each_process_s_cpu_by_what_it_completed_meanwhile() -> None:
+    steps = {s: [10.5, 11.5, 12.5, 30.0] for s in ("notification", "email", "voucher")}
+    steps["notification"] = [10.1, 10.2, 10.3, 10.4, 10.5, 11.5, 12.5]  # ahead of the others
+    done = DoneTimes(steps, [10.6, 11.6, 30.0])
+    used = _cpu_per_booking(
+        (10, {"email": 1.0, "booking": 2.0}), (20, {"email": 1.3, "booking": 2.1}), done
+    )
+    assert used == pytest.approx({"email": 100.0, "booking": 25.0})  # (7 + 3 + 3) / 3 = 4

@@ -11,7 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from services.email.settings import EmailSettings
-from services.email.smtp import SmtpSender, translate_smtp_error
+from services.email.smtp import SmtpSender
+from services.email.smtp_errors import translate_smtp_error
 from services.email.smtp_tls import TlsRefused
 from shared.errors import ConfigurationError, PermanentError, TransientError
 

@@ -12,7 +12,7 @@ import pytest
 
 from services.booking.fulfilment import public_error
 from services.email.composing import check_header_safe, recipient
-from services.email.smtp import translate_smtp_error
+from services.email.smtp_errors import translate_smtp_error
 from shared.errors import DatabaseUnavailable, InvalidMessage, PermanentError, TransientError
 from shared.events import BookingConfirmed, FulfilmentProgressed
 from shared.messaging.progress import error_code

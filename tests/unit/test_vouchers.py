@@ -15,7 +15,7 @@ import zxingcpp
 from PIL import Image
 from pypdf import PdfReader
 
-from shared import vouchers
+from shared import voucher_pdf, vouchers
 from shared.events import BookingConfirmed, StayDetails
 from shared.voucher_code import voucher_code
 from shared.vouchers import render_voucher_pdf
@@ -216,3 +216,60 @@ def test_the_qr_code_on_the_pdf_decodes_to_the_voucher_code() -> None:
     assert [found.format for found in zxingcpp.read_barcodes(seen)] == [
         zxingcpp.BarcodeFormat.QRCode
     ]
+
+
+def by_fpdf2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if the direct writer could not draw the voucher."""
+    monkeypatch.setattr(voucher_pdf, "write", lambda *args, **kwargs: None)
+
+
+def producer(pdf: bytes) -> str:
+    metadata = PdfReader(io.BytesIO(pdf)).metadata
+    assert metadata is not None
+    return str(metadata.get("/Producer"))
+
+
+def test_a_latin1_voucher_is_written_directly_and_another_by_fpdf2() -> None:
+    assert producer(render_voucher_pdf(confirmed(stay_details=DETAILS), "V-1")) == "hotel-booking"
+    assert producer(render_voucher_pdf(confirmed(guest_name="李雷"), "V-1")) == "None"
+    # A word wider than its column is broken inside by fpdf2, which the direct writer leaves.
+    assert producer(render_voucher_pdf(confirmed(guest_name="x" * 200), "V-1")) == "None"
+
+
+@pytest.mark.parametrize("voided", [False, True])
+def test_whichever_writer_draws_it_the_voucher_reads_the_same(
+    voided: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    policy = "Free cancellation until 48 hours before check-in; later, " * 3
+    event = confirmed(
+        stay_details=DETAILS.model_copy(update={"cancellation_policy": policy}),
+        guest_name="Zoë O'Brien (Ødegård) \\ back",
+    )
+    code = voucher_code(event.booking_id)
+    direct = render_voucher_pdf(event, code, voided=voided)
+    by_fpdf2(monkeypatch)
+    drawn = render_voucher_pdf(event, code, voided=voided)
+    assert producer(direct) == "hotel-booking"
+    assert producer(drawn) == "None"  # fpdf2 names none
+    assert pdf_text(direct).split() == pdf_text(drawn).split()
+    metadata = [PdfReader(io.BytesIO(pdf)).metadata for pdf in (direct, drawn)]
+    assert [(m.title, m.author, m.creation_date) for m in metadata if m] == [
+        (f"Hotel voucher {code}", "Hotel booking", datetime(2029, 12, 24, 9, 30, tzinfo=UTC))
+    ] * 2
+
+
+def test_the_direct_writer_is_several_times_cheaper_than_fpdf2(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    event = confirmed(stay_details=DETAILS)
+
+    def cost() -> float:
+        render_voucher_pdf(event, "V-1")
+        started = time.perf_counter()
+        for _ in range(30):
+            render_voucher_pdf(event, "V-1")
+        return time.perf_counter() - started
+
+    direct = cost()
+    by_fpdf2(monkeypatch)
+    assert direct < cost() / 2
