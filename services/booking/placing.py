@@ -27,7 +27,7 @@ from typing import Any
 
 import asyncpg
 
-from services.booking.repository import BOOKING_COLUMNS, STAY_DETAILS, S
+from services.booking.repository import BOOKING_COLUMNS, STAY_DETAILS, S, stay_details
 from shared.db.pool import Connection
 from shared.events import StayDetails
 from shared.outbox.rows import OutboxRow, insert_for_each_statement
@@ -132,12 +132,11 @@ class RoomFactsCache:
         if row is None:
             self.forget(hotel_id, code)
             return None
-        details = {name: row[name] for name in StayDetails.model_fields}
         facts = RoomFacts(
             row["hotel_name"],
             row["currency"],
             row["price_per_night"],
-            StayDetails.model_validate(details),
+            stay_details(row),
             row["fingerprint"],
         )
         if len(self._facts) >= self._limit:

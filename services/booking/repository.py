@@ -10,6 +10,7 @@ from uuid import UUID
 import asyncpg
 
 from shared.db.pool import Connection
+from shared.events import StayDetails
 
 S = "booking"  # this service's schema
 
@@ -25,6 +26,11 @@ STAY_DETAILS = (
 )
 # The hashes of the booking's management tokens, read with it (services/booking/tokens.py).
 _TOKEN_HASHES = f"ARRAY(SELECT token_hash FROM {S}.booking_tokens t WHERE t.booking_id = b.id)"
+
+
+def stay_details(row: asyncpg.Record) -> StayDetails:
+    """The event's stay_details from a row with STAY_DETAILS' columns."""
+    return StayDetails.model_validate({name: row[name] for name in StayDetails.model_fields})
 
 
 async def list_hotels(conn: Connection) -> list[dict[str, Any]]:

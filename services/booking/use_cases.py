@@ -191,11 +191,6 @@ async def _replay(conn: Connection, key: str, digest: str) -> PlacedBooking:
     return PlacedBooking(created, replayed=True)
 
 
-def stay_details(row: asyncpg.Record) -> StayDetails:
-    """The event's stay_details from a row with repository.STAY_DETAILS' columns."""
-    return StayDetails.model_validate({name: row[name] for name in StayDetails.model_fields})
-
-
 def booking_event(
     event_class: type[BookingEvent],
     booking: Booking,
@@ -264,7 +259,7 @@ async def cancel_booking(
             conn, row["hotel_id"], row["room_type"], row["check_in"], row["check_out"]
         )
         booking = Booking.model_validate(dict(row))
-        cancelled = booking_event(BookingCancelled, booking, hotel_name, stay_details(locked))
+        cancelled = booking_event(BookingCancelled, booking, hotel_name, repo.stay_details(locked))
         await write_rows(conn, "booking", [OutboxRow.of(cancelled)])
         return await _with_fulfilment(conn, row)
 

@@ -51,20 +51,23 @@ class OutboxRow(NamedTuple):
 COLUMNS = ", ".join(OutboxRow._fields)
 
 
+def _params(first: int) -> str:
+    """A row's parameters, ``$first`` onwards."""
+    return ", ".join(f"${first + i}" for i in range(len(OutboxRow._fields)))
+
+
 def insert_statement(schema: str, *, first: int = 1) -> str:
     """The INSERT of one row into ``schema``'s outbox, its parameters ``$first`` onwards: on
     its own (:func:`write_rows`), or inside a statement that writes the row along with
     other changes (one round trip instead of two)."""
-    params = ", ".join(f"${first + i}" for i in range(len(OutboxRow._fields)))
-    return f'INSERT INTO "{schema}".outbox ({COLUMNS}) VALUES ({params})'
+    return f'INSERT INTO "{schema}".outbox ({COLUMNS}) VALUES ({_params(first)})'
 
 
 def insert_for_each_statement(schema: str, source: str, *, first: int = 1) -> str:
     """As :func:`insert_statement`, but one row for each row of ``source`` (a CTE of the
     caller's statement): none when it is empty, so the event is written only if what it
     announces was."""
-    params = ", ".join(f"${first + i}" for i in range(len(OutboxRow._fields)))
-    return f'INSERT INTO "{schema}".outbox ({COLUMNS}) SELECT {params} FROM {source}'
+    return f'INSERT INTO "{schema}".outbox ({COLUMNS}) SELECT {_params(first)} FROM {source}'
 
 
 def literal(value: object) -> str:
