@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -23,7 +22,7 @@ from typing import TypeVar
 import asyncpg
 from starlette.routing import BaseRoute
 
-from shared import building, registry
+from shared import building, registry, stop_signals
 from shared.db.retention import Rule
 from shared.errors import SharedError
 from shared.http.server import OpsServer, bind, ops_app
@@ -138,16 +137,22 @@ def bootstrap_for(
     return bootstrap
 
 
-async def run_until_signalled(process: ConsumerProcess) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+async def run_until_signalled(
+    service: str, start: Callable[[], Awaitable[ConsumerProcess]]
+) -> None:
+    """Build the process and run it until SIGTERM or SIGINT. A signal that arrives while it
+    is still being built (or before, see shared/stop_signals.py) stops the building, which
+    closes what was built: a clean stop, not a death by signal."""
+    stop = stop_signals.stop_event()
+    process = await stop_signals.unless_stopped(start(), stop)
+    if process is None:
+        log.info("%s stopped cleanly before it had started", service)
+        return
     try:
         await process.run(stop)
     finally:
         await process.close()
-    log.info("%s stopped cleanly", process.consumer.config.service)
+    log.info("%s stopped cleanly", service)
 
 
 def main(
@@ -166,7 +171,7 @@ def main(
     configure_logging(service, settings.log_level, settings.log_format)
 
     async def serve() -> None:
-        await run_until_signalled(await process(settings))
+        await run_until_signalled(service, lambda: process(settings))
 
     try:
         configure_tracing(service, settings.otel_traces_exporter)

@@ -1,32 +1,34 @@
-"""`python -m services.booking`: serve the booking API with uvicorn."""
+"""`python -m services.booking`: serve the booking API with uvicorn until SIGTERM or SIGINT."""
 
-import asyncio
-import signal
-import sys
-from types import FrameType
+from shared import stop_signals
 
-import uvicorn
+stop_signals.remember()  # before the imports below, which take a while
 
-from services.booking.app import create_app
-from services.booking.bootstrap import prepare_schema
-from services.booking.settings import BookingSettings
-from shared.db.migrate import prepare
-from shared.db.pool import close_pool
-from shared.deadletters.audit import MIGRATIONS as AUDIT_MIGRATIONS
-from shared.deadletters.audit import SCHEMA as AUDIT_SCHEMA
-from shared.errors import SharedError
-from shared.logging_setup import configure_logging
-from shared.observability.tracing import configure_tracing
-from shared.settings import load_settings
-from shared.startup import connect_database
+import asyncio  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+
+import uvicorn  # noqa: E402
+
+from services.booking.app import create_app  # noqa: E402
+from services.booking.bootstrap import prepare_schema  # noqa: E402
+from services.booking.settings import BookingSettings  # noqa: E402
+from shared.db.migrate import prepare  # noqa: E402
+from shared.db.pool import close_pool  # noqa: E402
+from shared.deadletters.audit import MIGRATIONS as AUDIT_MIGRATIONS  # noqa: E402
+from shared.deadletters.audit import SCHEMA as AUDIT_SCHEMA  # noqa: E402
+from shared.errors import SharedError  # noqa: E402
+from shared.http.server import SignallessServer  # noqa: E402
+from shared.logging_setup import configure_logging  # noqa: E402
+from shared.observability.tracing import configure_tracing  # noqa: E402
+from shared.settings import load_settings  # noqa: E402
+from shared.startup import connect_database  # noqa: E402
+
+log = logging.getLogger("services.booking")
+STARTUP_FAILURE = 3  # uvicorn's exit code when the app's lifespan fails to start
 
 
-def _already_stopped(signum: int, frame: FrameType | None) -> None:
-    """uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, which would end the
-    process with -15 instead of 0; by then the work is done, so the re-raise is ignored."""
-
-
-async def _check_schemas(settings: BookingSettings) -> None:
+async def _check_schemas(settings: BookingSettings) -> bool:
     """Before uvicorn starts: a schema that is not migrated (or PostgreSQL unreachable) is
     one line and exit 1 here, where the app's lifespan would end in uvicorn's traceback."""
     pool = await connect_database(settings, max_size=1)
@@ -45,26 +47,11 @@ async def _check_schemas(settings: BookingSettings) -> None:
                 await close_pool(ops, settings.db_command_timeout)
     finally:
         await close_pool(pool, settings.db_command_timeout)
+    return True
 
 
-def _start() -> BookingSettings:
-    """The settings, once everything the API needs is there; else one line and exit 1."""
-    try:
-        settings = load_settings(BookingSettings)
-        configure_logging("booking", settings.log_level, settings.log_format)
-        configure_tracing("booking", settings.otel_traces_exporter)
-        asyncio.run(_check_schemas(settings))
-    except SharedError as exc:
-        print(f"error: booking cannot start: {exc}", file=sys.stderr)
-        raise SystemExit(1) from exc
-    return settings
-
-
-if __name__ == "__main__":
-    settings = _start()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, _already_stopped)
-    uvicorn.run(
+def _server(settings: BookingSettings) -> SignallessServer:
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
@@ -77,3 +64,37 @@ if __name__ == "__main__":
         forwarded_allow_ips=settings.forwarded_allow_ips,
         timeout_graceful_shutdown=10,
     )
+    return SignallessServer(config)
+
+
+async def _serve(settings: BookingSettings) -> None:
+    """Check the schemas, then serve until a stop signal; one that arrives sooner (even
+    during the imports) ends the process cleanly, with code 0."""
+    stop = stop_signals.stop_event()
+    if await stop_signals.unless_stopped(_check_schemas(settings), stop) is None:
+        log.info("booking stopped cleanly before it had started")
+        return
+    server = _server(settings)
+    serving = asyncio.create_task(server.serve())
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait([serving, stopped], return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    server.should_exit = True  # requests in flight get timeout_graceful_shutdown
+    await serving
+    if not server.started:
+        raise SystemExit(STARTUP_FAILURE)
+
+
+def main() -> None:
+    try:
+        settings = load_settings(BookingSettings)
+        configure_logging("booking", settings.log_level, settings.log_format)
+        configure_tracing("booking", settings.otel_traces_exporter)
+        asyncio.run(_serve(settings))
+    except SharedError as exc:
+        print(f"error: booking cannot start: {exc}", file=sys.stderr)
+        raise SystemExit(1) from exc
+
+
+if __name__ == "__main__":
+    main()

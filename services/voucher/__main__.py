@@ -1,8 +1,12 @@
 """`python -m services.voucher`: run one voucher consumer until SIGTERM or SIGINT."""
 
-from services.voucher.bootstrap import SERVICE, bootstrap
-from services.voucher.settings import VoucherSettings
-from shared.consumer_service import main
+from shared import stop_signals
+
+stop_signals.remember()  # before the imports below, which take a while
+
+from services.voucher.bootstrap import SERVICE, bootstrap  # noqa: E402
+from services.voucher.settings import VoucherSettings  # noqa: E402
+from shared.consumer_service import main  # noqa: E402
 
 if __name__ == "__main__":
     main(SERVICE, VoucherSettings, bootstrap)

@@ -46,10 +46,13 @@ def ops_app(ops: Ops, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     return app
 
 
-class _Server(uvicorn.Server):
+class SignallessServer(uvicorn.Server):
+    """Uvicorn without its signal handlers: the process (shared/stop_signals.py) owns
+    SIGTERM and SIGINT and sets ``should_exit``."""
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
-        yield  # the consumer process owns SIGTERM/SIGINT
+        yield
 
 
 class OpsServer:
@@ -65,7 +68,7 @@ class OpsServer:
             server_header=False,
             timeout_graceful_shutdown=shutdown_grace,
         )
-        self._server = _Server(config)
+        self._server = SignallessServer(config)
 
     @property
     def port(self) -> int:
