@@ -75,7 +75,8 @@ def test_a_service_stopped_while_it_imports_its_modules_exits_cleanly(
     try:
         deadline = time.monotonic() + 30
         while not catches_sigterm(process.pid):
-            assert process.poll() is None and time.monotonic() < deadline
+            assert process.poll() is None, "exited before it caught SIGTERM"
+            assert time.monotonic() < deadline, "never caught SIGTERM"
             time.sleep(0.001)
         # Read after the handler was seen: asyncpg not loaded now was not loaded then.
         importing = not has_loaded_asyncpg(process.pid)
