@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from fpdf.fonts import CORE_FONTS_CHARWIDTHS
+from shared.helvetica_widths import HELVETICA, HELVETICA_BOLD
 
 K = 72 / 25.4  # points per millimetre
 PAGE_W, PAGE_H = 210.0, 297.0  # A4, mm
@@ -28,7 +28,10 @@ MARGIN = 20.0
 CELL_MARGIN = 1.0  # fpdf2's c_margin
 LABEL_W = 45.0
 NOTICE_GAP = 4.0  # mm between the void notice and the rest
-_WIDTHS = {False: CORE_FONTS_CHARWIDTHS["helvetica"], True: CORE_FONTS_CHARWIDTHS["helveticaB"]}
+_WIDTHS = {
+    bold: {chr(code): width for code, width in enumerate(table)}
+    for bold, table in ((False, HELVETICA), (True, HELVETICA_BOLD))
+}
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,14 @@
 Shared by the voucher service and the email service, so the email can attach a voucher
 without the voucher service being up, and both always agree on the code.
 
-The PDF is drawn with fpdf2: pure Python, small, no system libraries (no Cairo, no
-wkhtmltopdf, no headless browser), so it installs anywhere pip does and renders in a few
-milliseconds. Its built-in fonts only cover latin-1, so a value outside latin-1 (a guest
-called "李雷") is drawn with a Unicode TrueType font when one is installed (DejaVu Sans).
-Embedding a TTF costs tens of milliseconds of font subsetting, so it is only done for a
-voucher that needs it. Whatever the font cannot draw becomes "?": rendering never fails
-because of a name.
+The PDF is written directly (shared/voucher_pdf.py) or, for a value outside latin-1, drawn
+with fpdf2 (shared/voucher_fpdf.py, imported only then): pure Python, small, no system
+libraries (no Cairo, no wkhtmltopdf, no headless browser), so it installs anywhere pip does
+and renders in a few milliseconds. Its built-in fonts only cover latin-1, so a value outside
+latin-1 (a guest called "李雷") is drawn with a Unicode TrueType font when one is installed
+(DejaVu Sans). Embedding a TTF costs tens of milliseconds of font subsetting, so it is only
+done for a voucher that needs it. Whatever the font cannot draw becomes "?": rendering never
+fails because of a name.
 
 The QR code of the voucher code is made by segno (pure Python, no dependency) as a PNG of one
 pixel per module, which the PDF scales up: a few hundred bytes, drawn sharp at any size.
@@ -26,8 +27,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import segno
-from fpdf import FPDF
-from fpdf.fonts import TTFFont
 
 from shared import voucher_pdf
 from shared.events import BookingConfirmed, StayDetails
@@ -41,9 +40,7 @@ FONT_CANDIDATES: tuple[Path, ...] = (
     Path("/usr/share/fonts/dejavu/DejaVuSans.ttf"),  # Alpine, older RHEL
     Path("/usr/local/share/fonts/DejaVuSans.ttf"),  # FreeBSD, hand-installed
 )
-_CORE = "Helvetica"
-_UNICODE = "VoucherUnicode"
-_LATIN1 = range(256)
+LATIN1 = range(256)
 QR_SIZE = 36  # mm: scans from a phone screen or a print at arm's length
 # Any of the eight masks makes a valid code that every reader decodes; letting segno score
 # all eight for the "best" one was two thirds of the QR code's cost and a third of the
@@ -59,66 +56,15 @@ def unicode_font() -> Path | None:
     return next((path for path in FONT_CANDIDATES if path.is_file()), None)
 
 
-def _clean(text: str, drawable: Container[int]) -> str:
+def clean_text(text: str, drawable: Container[int]) -> str:
     """``text`` with every character the font cannot draw (or is not printable) as "?"."""
-    if drawable is _LATIN1 and text.isascii() and text.isprintable():
+    if drawable is LATIN1 and text.isascii() and text.isprintable():
         return text  # the usual case, without a look at each character
     return "".join(c if c.isprintable() and ord(c) in drawable else "?" for c in text)
 
 
-def _needs_unicode(text: str) -> bool:
+def needs_unicode(text: str) -> bool:
     return any(ord(c) > 255 for c in text)
-
-
-class _Voucher(FPDF):
-    """One A4 page; values outside latin-1 switch to the embedded Unicode font."""
-
-    def __init__(self, unicode_values: bool) -> None:
-        super().__init__(format="A4")
-        self.set_margins(20, 20, 20)
-        self.set_auto_page_break(auto=True, margin=20)
-        self.add_page()
-        self._drawable: Container[int] = _LATIN1
-        font = unicode_font() if unicode_values else None
-        if font is not None:
-            try:
-                self.add_font(_UNICODE, fname=str(font))
-            except Exception:  # an unreadable font file: fall back to "?"
-                return
-            added = self.fonts[_UNICODE.lower()]
-            if isinstance(added, TTFFont):
-                self._drawable = added.cmap
-
-    def draw(self, lines: list[Line]) -> None:
-        for line in lines:
-            if line.space:
-                self.ln(line.space)
-            self.set_text_color(200 if line.red else 0, 0, 0)
-            if line.label is None:
-                self.para(line.text, size=line.size, bold=line.bold, h=line.h)
-            else:
-                self.field(line.label, line.text)
-
-    def para(self, text: str, *, size: float = 11, bold: bool = False, h: float = 7) -> None:
-        """A full-width paragraph in the core font (for text we write ourselves)."""
-        self.set_font(_CORE, "B" if bold else "", size)
-        self._rest_of_line(h, _clean(text, _LATIN1))
-
-    def field(self, label: str, value: str) -> None:
-        """A ``label: value`` row; the value wraps and may need the Unicode font."""
-        self.set_font(_CORE, "B", 11)
-        self.cell(45, 7, f"{label}:")
-        use_unicode = self._drawable is not _LATIN1 and _needs_unicode(value)
-        self.set_font(_UNICODE if use_unicode else _CORE, "", 11)
-        drawable = self._drawable if use_unicode else _LATIN1
-        self._rest_of_line(7, _clean(value, drawable))
-
-    def _rest_of_line(self, h: float, text: str) -> None:
-        """``text`` up to the right margin, wrapped only when it does not fit (faster)."""
-        if self.get_string_width(text) < self.w - self.r_margin - self.x:
-            self.cell(0, h, text, new_x="LMARGIN", new_y="NEXT")
-        else:
-            self.multi_cell(0, h, text, align="L", new_x="LMARGIN", new_y="NEXT")
 
 
 def qr_png(code: str) -> bytes:
@@ -153,9 +99,9 @@ def render_voucher_pdf(event: BookingConfirmed, code: str, *, voided: bool = Fal
     except OverflowError:  # e.g. year 1 at UTC+1
         created = issued.replace(tzinfo=UTC)
     sections = _sections(event, code, voided)
-    title = _clean(f"Hotel voucher {code}", _LATIN1)
+    title = clean_text(f"Hotel voucher {code}", LATIN1)
     qr = segno.make(code, error="m", micro=False, mask=QR_MASK)
-    unicode_values = any(_needs_unicode(t) for t in (*_texts(event), event.currency))
+    unicode_values = any(needs_unicode(t) for t in (*_texts(event), event.currency))
     if not unicode_values:
         latin1 = tuple([_latin1(line) for line in part] for part in sections)
         rows = _grey_rows(qr.matrix)
@@ -163,27 +109,17 @@ def render_voucher_pdf(event: BookingConfirmed, code: str, *, voided: bool = Fal
         direct = voucher_pdf.write((latin1[0], latin1[1], latin1[2]), rows, QR_SIZE, info)
         if direct is not None:
             return direct
-    pdf = _Voucher(unicode_values=unicode_values)
-    pdf.set_creation_date(created)
-    pdf.set_title(title)
-    pdf.set_author(AUTHOR)
-    notice, beside, fields = sections
-    pdf.draw(notice)
-    if notice:
-        pdf.ln(voucher_pdf.NOTICE_GAP)
-    top = pdf.get_y()
-    # The QR code at the top right, beside the title and the code it encodes.
-    pdf.image(io.BytesIO(qr_png(code)), x=pdf.w - pdf.r_margin - QR_SIZE, y=top, w=QR_SIZE)
-    pdf.draw(beside)
-    pdf.set_y(max(pdf.get_y(), top + QR_SIZE) + 4)
-    pdf.draw(fields)
-    return bytes(pdf.output())
+    # Imported here: fpdf2 is about 40 MB of memory, which a process that never meets a
+    # non-latin-1 voucher does not need to hold.
+    from shared.voucher_fpdf import draw_with_fpdf
+
+    return draw_with_fpdf(sections, qr_png(code), unicode_values, (title, AUTHOR, created))
 
 
 def _latin1(line: Line) -> Line:
-    label = None if line.label is None else _clean(line.label, _LATIN1)
+    label = None if line.label is None else clean_text(line.label, LATIN1)
     return Line(
-        _clean(line.text, _LATIN1), line.size, line.bold, line.h, label, line.space, line.red
+        clean_text(line.text, LATIN1), line.size, line.bold, line.h, label, line.space, line.red
     )
 
 
