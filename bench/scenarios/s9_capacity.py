@@ -187,7 +187,7 @@ async def run(sizes: Sizes) -> Outcome:
         for name in ("booking", *CONSUMER_SERVICES)
     }
     note = (
-        f"{figure.median / BEFORE:.2f}× the {BEFORE:.0f}/s before; each alone: "
+        f"{figure.median / BEFORE:.2f}× the {BEFORE:.0f}/s before; each consumer in the same run: "
         + ", ".join(f"{step} {value:,.0f}/s" for step, value in steps.items())
         + "; CPU ms per booking: "
         + ", ".join(f"{name} {value:.1f}" for name, value in cpu.items())
