@@ -1,9 +1,10 @@
 """Latency from a booking's commit to every consumer done, read from the database.
 
 Start: the ``occurred_at`` of the booking's ``BookingConfirmed`` outbox row, stamped inside
-the committing transaction. Done: for each consumer, the ``occurred_at`` of its
-``FulfilmentProgressed(done)`` report, stamped after its handler returned, inside the
-transaction that commits the effect. One host, one clock; the figure is the maximum over
+the committing transaction. Done: for each consumer, the ``occurred_at`` of its done report
+(``FulfilmentProgressed(done)``, stamped after its handler returned; the voucher's
+``VoucherIssued``, stamped as its handler made it), inside the transaction that commits the
+effect. One host, one clock; the figure is the maximum over
 the three consumers.
 """
 
@@ -19,9 +20,11 @@ from shared.messaging.topology import CONSUMER_SERVICES
 def _done(schema: str) -> str:
     # The first done report per booking: a retried step also reported "retrying", and a
     # redelivered one may report done twice; either would count the booking twice.
+    # The voucher's done report is its VoucherIssued, stamped with the attempts.
     return f"""(SELECT booking_id, min(occurred_at) AS at FROM {schema}.outbox
-               WHERE event_type = 'FulfilmentProgressed' AND occurred_at >= $1
-                 AND body::jsonb->>'status' = 'done'
+               WHERE occurred_at >= $1
+                 AND ((event_type = 'FulfilmentProgressed' AND body::jsonb->>'status' = 'done')
+                      OR (event_type = 'VoucherIssued' AND body::jsonb->>'attempts' IS NOT NULL))
                GROUP BY booking_id)"""
 
 

@@ -30,6 +30,11 @@ class Event(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     event_type: ClassVar[str]
+    # The step (shared/registry.py) whose "done" report this event also is, when its handler
+    # emits it: the runtime then sends no FulfilmentProgressed(done) beside it, and stamps
+    # the delivery's ``attempts`` on it instead (one message back to the booking service
+    # instead of two).
+    reports_done_for: ClassVar[str | None] = None
     event_id: UUID = Field(default_factory=uuid4)
     version: int
     occurred_at: datetime = Field(default_factory=utcnow)
@@ -118,17 +123,32 @@ class FulfilmentProgressed(Event):
     error_code: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
 
 
-class VoucherIssued(Event):
+class _VoucherStepDone(Event):
+    """An event of the voucher step that is also its "done" report (``reports_done_for``)."""
+
+    reports_done_for: ClassVar[str | None] = "voucher"
+    code: str = Field(max_length=50)
+    # The attempts the booking event took, stamped by the runtime: set, this event is the
+    # step's done report. Added after v1 shipped, so optional: a producer without it sends
+    # a FulfilmentProgressed(done) as well.
+    attempts: int | None = Field(
+        default=None,
+        ge=0,
+        le=1_000_000,
+        description="Attempts the booking event took. Set: this event is also the voucher "
+        "step's done report, and no FulfilmentProgressed(done) is sent for it.",
+    )
+
+
+class VoucherIssued(_VoucherStepDone):
     event_type: ClassVar[str] = "VoucherIssued"
     version: Literal[1] = 1
-    code: str = Field(max_length=50)
     pdf_base64: str = Field(description="The voucher PDF, base64-encoded", max_length=4_000_000)
 
 
-class VoucherVoided(Event):
+class VoucherVoided(_VoucherStepDone):
     event_type: ClassVar[str] = "VoucherVoided"
     version: Literal[1] = 1
-    code: str = Field(max_length=50)
 
 
 EVENT_TYPES: dict[tuple[str, int], type[Event]] = {

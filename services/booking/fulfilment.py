@@ -12,7 +12,13 @@ from uuid import UUID
 
 from services.booking.schemas import STEPS, StepProgress
 from shared.db.pool import Connection
-from shared.events import FulfilmentProgressed, VoucherIssued, VoucherVoided
+from shared.events import (
+    BookingCancelled,
+    BookingConfirmed,
+    FulfilmentProgressed,
+    VoucherIssued,
+    VoucherVoided,
+)
 from shared.messaging.handlers import Handler, route
 
 UNCLASSIFIED = "unclassified-failure"
@@ -63,27 +69,45 @@ async def record_progress(event: FulfilmentProgressed, tx: Connection) -> None:
 
 
 async def record_progresses(events: Sequence[FulfilmentProgressed], tx: Connection) -> None:
-    """A batch's reports in one statement (three of the four events a booking sends back
-    here are reports). One statement cannot change a row twice, and applied one after the
-    other two reports on the same step may keep a different error: those go one by one."""
-    if len({(event.booking_id, event.step) for event in events}) < len(events):
-        for event in events:
-            await record_progress(event, tx)
+    """A batch's reports in one statement (two of the three events a booking sends back here
+    are reports; the third, VoucherIssued, is the voucher step's)."""
+    await _upsert_progress([_columns(event) for event in events], tx)
+
+
+async def _upsert_progress(rows: Sequence[tuple[object, ...]], tx: Connection) -> None:
+    """Progress rows (as :func:`_columns` gives them) in one statement. One statement cannot
+    change a row twice, and applied one after the other two reports on the same step may
+    keep a different error: those go one by one."""
+    if len({row[:2] for row in rows}) < len(rows):
+        for row in rows:
+            await tx.execute(_ONE, *row)
         return
-    await tx.execute(_MANY, *(list(column) for column in zip(*map(_columns, events), strict=True)))
+    if rows:
+        await tx.execute(_MANY, *(list(column) for column in zip(*rows, strict=True)))
 
 
 async def store_voucher(event: VoucherIssued, tx: Connection) -> None:
+    await store_vouchers([event], tx)
+
+
+async def store_vouchers(events: Sequence[VoucherIssued], tx: Connection) -> None:
+    """A batch's vouchers in one statement, and with them the voucher step's done reports
+    (a VoucherIssued stamped with its attempts is that report: shared/events.py)."""
+    if len({event.booking_id for event in events}) < len(events):
+        for event in events:  # one statement cannot change a row twice
+            await store_vouchers([event], tx)
+        return
     await tx.execute(
         """INSERT INTO booking.vouchers (booking_id, code, pdf, issued_at)
-           VALUES ($1, $2, $3, $4)
+           SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::timestamptz[])
            ON CONFLICT (booking_id) DO UPDATE SET code = excluded.code, pdf = excluded.pdf,
                issued_at = excluded.issued_at""",
-        event.booking_id,
-        event.code,
-        base64.b64decode(event.pdf_base64),
-        event.occurred_at,
+        [event.booking_id for event in events],
+        [event.code for event in events],
+        [base64.b64decode(event.pdf_base64) for event in events],
+        [event.occurred_at for event in events],
     )
+    await _record_step_done(events, BookingConfirmed.event_type, tx)
 
 
 async def void_voucher(event: VoucherVoided, tx: Connection) -> None:
@@ -95,12 +119,28 @@ async def void_voucher(event: VoucherVoided, tx: Connection) -> None:
         event.code,
         event.occurred_at,
     )
+    await _record_step_done([event], BookingCancelled.event_type, tx)
+
+
+async def _record_step_done(
+    events: Sequence[VoucherIssued | VoucherVoided], source_event_type: str, tx: Connection
+) -> None:
+    """The done reports that ``events`` are (those stamped with their attempts)."""
+    await _upsert_progress(
+        [
+            (e.booking_id, e.reports_done_for, "done", e.attempts, source_event_type, None,
+             e.occurred_at)
+            for e in events
+            if e.attempts is not None
+        ],
+        tx,
+    )  # fmt: skip
 
 
 HANDLERS: dict[str, Handler] = dict(
     [
         route(FulfilmentProgressed, record_progress, batch=record_progresses),
-        route(VoucherIssued, store_voucher),
+        route(VoucherIssued, store_voucher, batch=store_vouchers),
         route(VoucherVoided, void_voucher),
     ]
 )

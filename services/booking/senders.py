@@ -33,7 +33,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from shared import registry
 from shared.errors import WrongSender
-from shared.events import Event, FulfilmentProgressed, VoucherIssued, VoucherVoided
+from shared.events import Event, FulfilmentProgressed
 from shared.messaging.retry import H_EXCEPTION_TYPE
 from shared.messaging.topology import consumer_topology
 
@@ -58,9 +58,7 @@ def step_of(event: Event) -> str | None:
     """The step ``event`` speaks for; None for an event that is no report."""
     if isinstance(event, FulfilmentProgressed):
         return event.step
-    if isinstance(event, VoucherIssued | VoucherVoided):
-        return "voucher"
-    return None
+    return event.reports_done_for  # VoucherIssued, VoucherVoided: the voucher step
 
 
 @dataclass(frozen=True)

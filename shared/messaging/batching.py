@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -68,8 +68,9 @@ class BatchRecorder:
     pool: asyncpg.Pool
     schema: str
     handlers: Mapping[str, Handler]
-    # The FulfilmentProgressed(done) report of an event, or None (ProgressReports.of).
-    progress: Callable[[Event, int], Event | None]
+    # What handling an event sends: its handler's events and its FulfilmentProgressed(done)
+    # report, or None (ProgressReports.done).
+    progress: Callable[[Event, Sequence[Event], int], tuple[list[Event], Event | None]]
     # The ordinary one-transaction-per-delivery path, for the fallback.
     handle_one: Callable[[Event, int], Awaitable[None]]
     on_commit: Callable[[], None]
@@ -191,7 +192,7 @@ class BatchRecorder:
                         correlation_id=event.booking_id,
                     ):
                         emitted = list(await handler.handle(event, tx, None) or [])
-                report = self.progress(event, delivery.attempts)
+                emitted, report = self.progress(event, emitted, delivery.attempts)
                 for new in [*emitted, *([report] if report else [])]:
                     rows.append(OutboxRow.of(new, traceparent=delivery.traceparent))
             for event_type, events in together.items():

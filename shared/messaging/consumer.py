@@ -103,7 +103,7 @@ class Consumer:
                 pool,
                 config.service,
                 self._handlers,
-                lambda event, attempts: self._progress.of(event, "done", attempts, None),
+                self._progress.done,
                 self._handle_once,
                 on_outbox_write,
                 self._count,
@@ -253,9 +253,9 @@ class Consumer:
                     )
                     self._count("duplicates")
                     return
-                emitted = list(await handler.handle(event, tx, ready) or [])
+                handled = await handler.handle(event, tx, ready) or []
+                emitted, progress = self._progress.done(event, handled, attempts)
                 await write_rows(tx, schema, [OutboxRow.of(new) for new in emitted])
-                progress = self._progress.of(event, "done", attempts, None)
                 await inbox.commit(tx, schema, [OutboxRow.of(progress)] if progress else [])
             except BaseException:
                 await inbox.rollback(tx)

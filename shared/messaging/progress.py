@@ -29,7 +29,7 @@ and stays in the logs, the dead-letter headers and the report's ``error``. The c
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -98,6 +98,21 @@ class ProgressReports:
             error=None if error is None else f"{type(error).__name__}: {error}"[:500],
             error_code=None if error is None else error_code(self.step, error),
         )
+
+    def done(
+        self, event: Event, emitted: Sequence[Event], attempts: int
+    ) -> tuple[list[Event], Event | None]:
+        """What handling ``event`` sends, as (the handler's events, the done report or None).
+        An emitted event that is this step's done report itself (``Event.reports_done_for``:
+        the voucher's VoucherIssued) takes the place of the report, stamped with the attempts."""
+        report = self.of(event, "done", attempts, None)
+        if report is None or not any(e.reports_done_for == self.step for e in emitted):
+            return list(emitted), report
+        stamped = [
+            e.model_copy(update={"attempts": attempts}) if e.reports_done_for == self.step else e
+            for e in emitted
+        ]
+        return stamped, None
 
     async def record(
         self, event: Event, status: StepStatus, attempts: int, error: BaseException

@@ -78,10 +78,10 @@ async def test_waiting_for_a_busy_pool_is_not_a_failed_attempt(env: TestEnv) -> 
             assert process.consumer.stats["retried"] == 0
         await wait_until(lambda: equals(effects(env, "voucher"), 1), what="vouchered")
         assert process.consumer.stats["retried"] == 0
-        attempts = await fetchval(
+        attempts = await fetchval(  # the done report: the VoucherIssued, stamped
             env,
             "SELECT (body::jsonb ->> 'attempts')::int FROM voucher.outbox "
-            "WHERE event_type = 'FulfilmentProgressed'",
+            "WHERE event_type = 'VoucherIssued'",
         )
         assert attempts == 1
 

@@ -14,7 +14,14 @@ from shared.messaging.topology import consumer_topology
 from tests.support.amqp import take
 from tests.support.infra import TestEnv
 from tests.support.smtp import smtp_server
-from tests.support.stack import all_consumers, booking_api, booking_body, wait_until, with_token
+from tests.support.stack import (
+    all_consumers,
+    booking_api,
+    booking_body,
+    fetchval,
+    wait_until,
+    with_token,
+)
 
 STEPS = registry.NAMES
 
@@ -43,6 +50,14 @@ async def test_fulfilment_moves_from_pending_to_done_and_the_voucher_can_be_down
         voucher = await client.get(f"/bookings/{booking_id}/voucher", headers=with_token(created))
     assert all(steps[s]["attempts"] == 1 for s in STEPS)
     assert all(steps[s]["updated_at"] for s in STEPS)
+    # The voucher's done report is its VoucherIssued, stamped with the attempts: no
+    # FulfilmentProgressed travels beside it.
+    sent = await fetchval(
+        env,
+        "SELECT string_agg(event_type || ':' || coalesce(body::jsonb->>'attempts', '-'), ',') "
+        "FROM voucher.outbox",
+    )
+    assert sent == "VoucherIssued:1"
     assert voucher.status_code == 200
     assert voucher.headers["content-type"] == "application/pdf"
     text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(voucher.content)).pages)

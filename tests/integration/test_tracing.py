@@ -60,8 +60,9 @@ async def test_one_booking_is_one_trace_across_booking_and_all_three_consumers(
 
         def reports_consumed() -> bool:
             names = Counter(s.name for s in _in_trace(exporter, trace_id))
-            # Three "done" reports and a VoucherIssued, consumed by the booking service.
-            return names["booking.fulfilment-events process"] >= 4
+            # Two "done" reports and a VoucherIssued (the voucher's done report), consumed by
+            # the booking service.
+            return names["booking.fulfilment-events process"] >= 3
 
         await wait_until(reports_consumed, timeout=30, what="the reports' spans")
     spans = _in_trace(exporter, trace_id)
