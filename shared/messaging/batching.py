@@ -133,7 +133,7 @@ class BatchRecorder:
 
     async def _record_batch(self, batch: list[_Delivery]) -> None:
         try:
-            await self._in_one_transaction(batch)
+            wrote = await self._in_one_transaction(batch)
         except Exception as exc:
             if len(batch) > 1:
                 log.info("%s: batch of %d failed (%r); one by one", self.schema, len(batch), exc)
@@ -145,7 +145,8 @@ class BatchRecorder:
             for delivery, result in zip(batch, results, strict=True):
                 _settle(delivery.done, result)
             return
-        self.on_commit()
+        if wrote:  # a relay woken for an empty outbox costs a claim statement for nothing
+            self.on_commit()
         for delivery in batch:
             if delivery.duplicate:
                 log.info("%s: duplicate %s skipped", self.schema, delivery.event.event_id)
@@ -156,7 +157,8 @@ class BatchRecorder:
         async with slots:
             await self.handle_one(delivery.event, delivery.attempts)
 
-    async def _in_one_transaction(self, batch: list[_Delivery]) -> None:
+    async def _in_one_transaction(self, batch: list[_Delivery]) -> bool:
+        """Records ``batch`` in one transaction; whether it wrote outbox rows."""
         # Claimed in event_id order, so two batches holding the same ids cannot deadlock.
         ordered = sorted({d.event.event_id: d.event for d in batch}.values(), key=_event_id)
         rows: list[OutboxRow] = []
@@ -200,6 +202,7 @@ class BatchRecorder:
                 assert handle_batch is not None
                 await handle_batch(events, tx)
             await write_rows(tx, self.schema, rows)
+        return bool(rows)
 
 
 def _event_id(event: Event) -> str:

@@ -260,7 +260,8 @@ class Consumer:
             except BaseException:
                 await inbox.rollback(tx)
                 raise
-        self._on_outbox_write()
+        if emitted or progress:  # else the relay has nothing to send
+            self._on_outbox_write()
 
     def _pool_busy(self) -> None:
         log.info("%s: every database connection is in use; waiting", self.names.queue)

@@ -407,3 +407,43 @@ async def test_a_stopped_consumer_leaves_no_batch_holding_a_connection(env: Test
         stop.set()
         await asyncio.wait_for(run, 10)
         await process.close()
+
+
+@pytest.mark.parametrize("batched", [True, False], ids=["batched", "one_by_one"])
+async def test_the_relay_is_woken_only_when_a_delivery_wrote_to_the_outbox(
+    env: TestEnv, batched: bool
+) -> None:
+    """The booking service's consumer of reports writes nothing to its outbox: waking its
+    relay after each commit only cost a claim statement on an empty outbox."""
+    pool = await create_pool(env.database_url, max_size=5)
+    woken: list[str] = []
+
+    async def emit_when_asked(event: BookingConfirmed, tx: Connection) -> list[Event]:
+        return await issue_voucher(event, tx) if event.guest_name == "emits" else []
+
+    try:
+        await migrate(pool, "voucher", service_migrations(VOUCHER_MIGRATIONS))
+        config = ConsumerConfig(
+            service="voucher",
+            amqp_url=env.amqp_url(),
+            batch_size=50 if batched else 1,
+            report_progress=False,  # as the booking service consumes reports
+        )
+        publisher = ConfirmingPublisher(env.amqp_url(), name="unused")  # never connects
+        handlers = dict([route(BookingConfirmed, emit_when_asked)])
+        consumer = Consumer(
+            config, handlers, pool, publisher, on_outbox_write=lambda: woken.append("woken")
+        )
+
+        async def handle(event: BookingConfirmed) -> None:
+            if consumer._batch is not None:
+                await consumer._batch.record(event, 1)
+            else:
+                await consumer._handle_once(event, 1)
+
+        await asyncio.gather(*(handle(confirmed()) for _ in range(3)))
+        assert woken == []
+        await handle(confirmed(guest_name="emits"))
+        assert woken == ["woken"]
+    finally:
+        await pool.close()
