@@ -67,14 +67,15 @@ def _server(settings: BookingSettings) -> SignallessServer:
     return SignallessServer(config)
 
 
-async def _serve(settings: BookingSettings) -> None:
+async def _serve(settings: BookingSettings, server: SignallessServer) -> None:
     """Check the schemas, then serve until a stop signal; one that arrives sooner (even
     during the imports) ends the process cleanly, with code 0."""
     stop = stop_signals.stop_event()
     if await stop_signals.unless_stopped(_check_schemas(settings), stop) is None:
         log.info("booking stopped cleanly before it had started")
         return
-    server = _server(settings)
+    loop = type(asyncio.get_running_loop())
+    log.info("booking: event loop %s.%s", loop.__module__, loop.__qualname__)
     serving = asyncio.create_task(server.serve())
     stopped = asyncio.create_task(stop.wait())
     await asyncio.wait([serving, stopped], return_when=asyncio.FIRST_COMPLETED)
@@ -90,7 +91,10 @@ def main() -> None:
         settings = load_settings(BookingSettings)
         configure_logging("booking", settings.log_level, settings.log_format)
         configure_tracing("booking", settings.otel_traces_exporter)
-        asyncio.run(_serve(settings))
+        server = _server(settings)  # the app only: its clients are built in its lifespan
+        # The loop uvicorn.run would pick (uvloop when installed, as uvicorn[standard] has it).
+        with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
+            runner.run(_serve(settings, server))
     except SharedError as exc:
         print(f"error: booking cannot start: {exc}", file=sys.stderr)
         raise SystemExit(1) from exc
