@@ -34,11 +34,6 @@ def remember() -> None:
         signal.signal(sig, _keep)
 
 
-def received() -> bool:
-    """Whether a stop signal has arrived (before the loop took them over)."""
-    return bool(_received)
-
-
 def stop_event() -> asyncio.Event:
     """An event set by SIGTERM or SIGINT from now on, in the running loop; already set if
     one arrived before."""
