@@ -80,23 +80,46 @@ async def test_acks_leave_by_the_end_of_the_turn_when_nothing_else_is_in_hand() 
     assert channel.frames == [(2, True)]
 
 
-async def test_an_ack_waits_at_most_the_ack_delay_for_others_to_share_its_frame(
+async def test_an_ack_soon_after_another_frame_waits_at_most_the_ack_delay_for_company(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(acks_module, "ACK_DELAY", 0.05)  # long enough for a busy machine
     channel = RecordingChannel()
-    acks = batcher(channel, range(1, 4))
+    acks = batcher(channel, range(1, 5))
+    acks.ack(1)  # the first frame in a while: nothing to wait for
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert channel.frames == [(1, False)]
+    acks.ack(3)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert channel.frames == [(1, False)]  # a frame just left: 3 waits a moment for others
     acks.ack(2)
-    for _ in range(3):
-        await asyncio.sleep(0)
-    assert channel.frames == []  # 1 and 3 are still in hand: it waits for them a moment
-    acks.ack(1)
     await asyncio.sleep(0.2)
-    assert channel.frames == [(2, True)]
-    acks.ack(3)  # the last in hand: nothing to wait for
+    assert channel.frames == [(1, False), (3, True)]
+    acks.ack(4)  # the last in hand: nothing to wait for
     for _ in range(3):
         await asyncio.sleep(0)
-    assert channel.frames == [(2, True), (3, False)]
+    assert channel.frames == [(1, False), (3, True), (4, False)]
+
+
+async def test_an_ack_after_a_quiet_spell_leaves_at_once_though_others_are_in_hand(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Slow steps at a full prefetch window: each ack frees the slot the next message waits
+    # for at the broker, and waiting for company that comes seconds later costs every message.
+    monkeypatch.setattr(acks_module, "ACK_DELAY", 0.05)
+    channel = RecordingChannel()
+    acks = batcher(channel, range(1, 51))
+    acks.ack(7)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert channel.frames == [(7, False)]
+    await asyncio.sleep(0.1)  # longer than the delay: quiet again
+    acks.ack(9)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert channel.frames == [(7, False), (9, False)]
 
 
 async def test_acks_leave_at_once_when_enough_are_gathered() -> None:
