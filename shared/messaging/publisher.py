@@ -8,7 +8,8 @@ import struct
 from collections.abc import Awaitable, Callable, Sequence
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
+from aio_pika.abc import AbstractChannel, AbstractConnection
+from aiormq import Channel as RawChannel
 
 from shared.errors import (
     BrokerUnavailable,
@@ -48,7 +49,6 @@ class ConfirmingPublisher:
         self._declare = declare
         self._connection: AbstractConnection | None = None
         self._channel: AbstractChannel | None = None
-        self._exchanges: dict[str, AbstractExchange] = {}
         self._lock = asyncio.Lock()
 
     @property
@@ -81,13 +81,6 @@ class ConfirmingPublisher:
             log.info("publisher %s connected", self._name)
             return channel
 
-    async def _exchange(self, channel: AbstractChannel, name: str) -> AbstractExchange:
-        if name == "":
-            return channel.default_exchange
-        if name not in self._exchanges:
-            self._exchanges[name] = await channel.get_exchange(name, ensure=False)
-        return self._exchanges[name]
-
     async def publish(self, message: aio_pika.Message, *, exchange: str, routing_key: str) -> None:
         """Return once the broker has confirmed the message; raise MessagingError otherwise."""
         [error] = await self.publish_many([message], exchange=exchange, routing_key=routing_key)
@@ -100,25 +93,42 @@ class ConfirmingPublisher:
         """Publish on one channel at once (the confirms come back pipelined) and return, per
         message, None when confirmed or the error. Raises BrokerUnavailable when there is no
         channel to publish on at all."""
-        channel = await self._ensure_channel()
-        target = await self._exchange(channel, exchange)
+        try:
+            channel = await (await self._ensure_channel()).get_underlay_channel()
+            # aiormq's Channel, whose basic_publish takes wait= (its abstract type does not)
+            assert isinstance(channel, RawChannel)
+        except CONNECTION_ERRORS as exc:  # closed between the check and now
+            await self._reset()
+            raise BrokerUnavailable(f"no channel to publish on: {exc!r}") from exc
         results = await asyncio.gather(
-            *(self._publish_one(target, m, routing_key) for m in messages)
+            *(self._publish_one(channel, exchange, m, routing_key) for m in messages)
         )
         if any(isinstance(r, BrokerUnavailable | PublishTimeout) for r in results):
             await self._reset()  # the next call starts on a fresh connection
         return results
 
     async def _publish_one(
-        self, target: AbstractExchange, message: aio_pika.Message, routing_key: str
+        self, channel: RawChannel, exchange: str, message: aio_pika.Message, routing_key: str
     ) -> MessagingError | None:
         try:
-            # wait_for as well as aio-pika's own timeout: a publish on a connection that died
-            # without a close frame could otherwise wait forever.
-            await asyncio.wait_for(
-                target.publish(message, routing_key, mandatory=True, timeout=self._publish_timeout),
-                self._publish_timeout,
-            )
+            # aiormq's own publish, as aio-pika's Exchange.publish calls it but with
+            # wait=False: the frames are queued for the connection's writer and the channel's
+            # lock is let go at once, instead of after the writer has drained them. Waiting
+            # held the lock across a loop turn per message, so a batch went out one message a
+            # turn: under load on the same loop (the booking service's requests), its relay
+            # published ~85 events/s and the outbox grew without bound. Nothing is weaker: a
+            # row is marked sent on the broker's confirm, never on the write, and a
+            # connection lost before the write fails the confirm. The timeout bounds it all,
+            # as a publish on a connection that died without a close frame could wait forever.
+            async with asyncio.timeout(self._publish_timeout):
+                await channel.basic_publish(
+                    message.body,
+                    exchange=exchange,
+                    routing_key=routing_key,
+                    properties=message.properties,
+                    mandatory=True,
+                    wait=False,
+                )
         except ENCODING_ERRORS as exc:  # raised before anything was written: the link is fine
             return MessageUnencodable(f"message {message.message_id} cannot be encoded: {exc!r}")
         except aio_pika.exceptions.PublishError:  # a DeliveryError too: caught first
@@ -137,7 +147,6 @@ class ConfirmingPublisher:
 
     async def _reset(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
-        self._exchanges.clear()
         await close_quietly(connection)
 
     async def close(self) -> None:
