@@ -19,17 +19,6 @@ from shared.messaging import addresses, amqp_codec
 
 log = logging.getLogger(__name__)
 
-# aiormq's writer task takes a connection's frames from a queue of FRAME_BUFFER_SIZE (10)
-# entries, one per publish or ack. A publish that finds it full waits for the writer's next
-# turn of the event loop while holding its channel's lock, and every publish behind it waits
-# for the lock, so a batch goes out a few messages a turn. On a loop busy with other work (the
-# booking service's requests: a turn of several milliseconds) a relay batch of 200 took 0.3
-# to 1.2 s, and the outbox grew without bound under load. Room for two relay batches and a
-# prefetch window of acks lets a batch go out in one turn. The entries are frames already
-# encoded, bounded by what the relay's batches and the prefetch let be in flight.
-WRITE_QUEUE_FRAMES = 1024
-aiormq.Connection.FRAME_BUFFER_SIZE = WRITE_QUEUE_FRAMES
-
 # Errors that mean "the broker or the link to it is gone", and only those: a message-level
 # failure (a body that will not decode, a header that will not encode, a bug) must be that
 # message's failure, never taken for a lost link (that left such messages unacked forever,

@@ -113,13 +113,14 @@ class ConfirmingPublisher:
         try:
             # aiormq's own publish, as aio-pika's Exchange.publish calls it but with
             # wait=False: the frames are queued for the connection's writer and the channel's
-            # lock is let go at once, instead of after the writer has drained them. Waiting
-            # held the lock across a loop turn per message, so a batch went out one message a
-            # turn: under load on the same loop (the booking service's requests), its relay
-            # published ~85 events/s and the outbox grew without bound. Nothing is weaker: a
-            # row is marked sent on the broker's confirm, never on the write, and a
-            # connection lost before the write fails the confirm. The timeout bounds it all,
-            # as a publish on a connection that died without a close frame could wait forever.
+            # lock is let go, instead of held until the writer has drained them (three loop
+            # turns a message; one now). Nothing is weaker: a row is marked sent on the
+            # broker's confirm, never on the write, and a connection lost before the write
+            # fails the confirm. aiormq's write queue keeps its 10 frames: on a busy loop a
+            # batch then leaves a message a turn, so the booking service's relay yields to
+            # its requests (README, "The outbox relay", says what a larger queue did to a
+            # burst). The timeout bounds it all, as a publish on a connection that died
+            # without a close frame could wait forever.
             async with asyncio.timeout(self._publish_timeout):
                 await channel.basic_publish(
                     message.body,
