@@ -118,7 +118,7 @@ class ConfirmingPublisher:
             # broker's confirm, never on the write, and a connection lost before the write
             # fails the confirm. aiormq's write queue keeps its 10 frames: on a busy loop a
             # batch then leaves a message a turn, so the booking service's relay yields to
-            # its requests (README, "The outbox relay", says what a larger queue did to a
+            # its requests (README, "The outbox", says what a larger queue did to a
             # burst). The timeout bounds it all, as a publish on a connection that died
             # without a close frame could wait forever.
             async with asyncio.timeout(self._publish_timeout):

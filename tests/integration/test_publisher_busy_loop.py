@@ -2,8 +2,8 @@
 booking service's relay shares its loop with the HTTP requests) a batch leaves a message a
 turn of the loop, not three (aio-pika's publish held the channel's lock until the writer had
 written each message). One a turn, not all at once, is on purpose: aiormq queues at most 10
-frames for its writer, so under load the relay yields to the requests (README, "The outbox
-relay")."""
+frames for its writer, so under load the relay yields to the requests (README, "The
+outbox")."""
 
 from __future__ import annotations
 
