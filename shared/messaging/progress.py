@@ -86,7 +86,7 @@ class ProgressReports:
     ) -> FulfilmentProgressed | None:
         """The report on ``event``, or None when there is none to send: reports are off, or
         it is not a booking event."""
-        if not self.enabled or event.event_type not in BOOKING_EVENTS:
+        if not self._reports_on(event):
             return None
         return FulfilmentProgressed(
             booking_id=event.booking_id,
@@ -105,14 +105,16 @@ class ProgressReports:
         """What handling ``event`` sends, as (the handler's events, the done report or None).
         An emitted event that is this step's done report itself (``Event.reports_done_for``:
         the voucher's VoucherIssued) takes the place of the report, stamped with the attempts."""
-        report = self.of(event, "done", attempts, None)
-        if report is None or not any(e.reports_done_for == self.step for e in emitted):
-            return list(emitted), report
+        if not (self._reports_on(event) and any(e.reports_done_for == self.step for e in emitted)):
+            return list(emitted), self.of(event, "done", attempts, None)
         stamped = [
             e.model_copy(update={"attempts": attempts}) if e.reports_done_for == self.step else e
             for e in emitted
         ]
         return stamped, None
+
+    def _reports_on(self, event: Event) -> bool:
+        return self.enabled and event.event_type in BOOKING_EVENTS
 
     async def record(
         self, event: Event, status: StepStatus, attempts: int, error: BaseException
