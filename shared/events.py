@@ -126,7 +126,7 @@ class FulfilmentProgressed(Event):
 class _VoucherStepDone(Event):
     """An event of the voucher step that is also its "done" report (``reports_done_for``)."""
 
-    reports_done_for: ClassVar[str | None] = "voucher"
+    reports_done_for: ClassVar[str] = "voucher"
     code: str = Field(max_length=50)
     # The attempts the booking event took, stamped by the runtime: set, this event is the
     # step's done report. Added after v1 shipped, so optional: a producer without it sends

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
+from datetime import datetime
+from typing import NamedTuple
 from uuid import UUID
 
 from services.booking.schemas import STEPS, StepProgress
@@ -52,15 +54,27 @@ _MANY = _UPSERT.format(
 )
 
 
-def _columns(event: FulfilmentProgressed) -> tuple[object, ...]:
-    return (
-        event.booking_id,
-        event.step,
-        event.status,
-        event.attempts,
-        event.source_event_type,
-        public_error(event),
-        event.occurred_at,
+class _ProgressRow(NamedTuple):
+    """A booking.fulfilment row, its fields in _UPSERT's column order."""
+
+    booking_id: UUID
+    step: str
+    status: str
+    attempts: int
+    source_event_type: str
+    last_error_code: str | None
+    updated_at: datetime
+
+
+def _columns(event: FulfilmentProgressed) -> _ProgressRow:
+    return _ProgressRow(
+        booking_id=event.booking_id,
+        step=event.step,
+        status=event.status,
+        attempts=event.attempts,
+        source_event_type=event.source_event_type,
+        last_error_code=public_error(event),
+        updated_at=event.occurred_at,
     )
 
 
@@ -74,11 +88,11 @@ async def record_progresses(events: Sequence[FulfilmentProgressed], tx: Connecti
     await _upsert_progress([_columns(event) for event in events], tx)
 
 
-async def _upsert_progress(rows: Sequence[tuple[object, ...]], tx: Connection) -> None:
-    """Progress rows (as :func:`_columns` gives them) in one statement. One statement cannot
-    change a row twice, and applied one after the other two reports on the same step may
-    keep a different error: those go one by one."""
-    if len({row[:2] for row in rows}) < len(rows):
+async def _upsert_progress(rows: Sequence[_ProgressRow], tx: Connection) -> None:
+    """Progress rows in one statement. One statement cannot change a row twice, and applied
+    one after the other two reports on the same step may keep a different error: those go
+    one by one."""
+    if len({(row.booking_id, row.step) for row in rows}) < len(rows):
         for row in rows:
             await tx.execute(_ONE, *row)
         return
@@ -126,15 +140,20 @@ async def _record_step_done(
     events: Sequence[VoucherIssued | VoucherVoided], source_event_type: str, tx: Connection
 ) -> None:
     """The done reports that ``events`` are (those stamped with their attempts)."""
-    await _upsert_progress(
-        [
-            (e.booking_id, e.reports_done_for, "done", e.attempts, source_event_type, None,
-             e.occurred_at)
-            for e in events
-            if e.attempts is not None
-        ],
-        tx,
-    )  # fmt: skip
+    rows = [
+        _ProgressRow(
+            booking_id=e.booking_id,
+            step=e.reports_done_for,
+            status="done",
+            attempts=e.attempts,
+            source_event_type=source_event_type,
+            last_error_code=None,
+            updated_at=e.occurred_at,
+        )
+        for e in events
+        if e.attempts is not None
+    ]
+    await _upsert_progress(rows, tx)
 
 
 HANDLERS: dict[str, Handler] = dict(
