@@ -118,18 +118,23 @@ class Stack:
         self.start(name or service, ["-m", f"services.{service}"], self.service_env(**extra))
 
     async def system(
-        self, step_ms: dict[str, int] | None = None, **consumer_settings: str | int
+        self,
+        step_ms: dict[str, int] | None = None,
+        prefetch: dict[str, int] | None = None,
+        **consumer_settings: str | int,
     ) -> str:
         """SMTP sink, booking service and the three consumers (each with its simulated step
-        from ``step_ms``); returns the booking URL once every consumer consumes."""
+        from ``step_ms``, its prefetch from ``prefetch`` where given); returns the booking
+        URL once every consumer consumes."""
         await self.declare_topology()  # so waiting for consumers can look at their queues
         smtp = await self.smtp_sink()
         url = await self.booking()
         for service in CONSUMER_SERVICES:
-            latency = (step_ms or {}).get(service, 0)
-            await self.consumer(
-                service, None, smtp, simulated_latency_ms=latency, **consumer_settings
-            )
+            settings = dict(consumer_settings)
+            settings["simulated_latency_ms"] = (step_ms or {}).get(service, 0)
+            if prefetch is not None and service in prefetch:
+                settings["prefetch"] = prefetch[service]
+            await self.consumer(service, None, smtp, **settings)
         for service in CONSUMER_SERVICES:
             await self.wait_consumers(service, 1)
         return url

@@ -22,7 +22,7 @@ from typing import TypeVar
 import asyncpg
 from starlette.routing import BaseRoute
 
-from shared import building, registry, stop_signals
+from shared import building, heap, registry, stop_signals
 from shared.db.retention import Rule
 from shared.errors import SharedError
 from shared.http.server import OpsServer, bind, ops_app
@@ -148,6 +148,7 @@ async def run_until_signalled(
     if process is None:
         log.info("%s stopped cleanly before it had started", service)
         return
+    heap.settle()
     try:
         await process.run(stop)
     finally:

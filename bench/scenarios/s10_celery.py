@@ -32,8 +32,15 @@ from bench.stats import Figure, Verdict, drain_seconds, paired_ratio
 from shared.messaging.topology import CONSUMER_SERVICES
 from tests.support.processes import free_port
 
+# The same in-flight budget as the Celery worker's pool, shared by our three consumers in
+# proportion to their steps (60 / 30 / 60): each is sized by Little's law, rate x step, with
+# the same headroom. At scenario 4's 50 each, the 1 s steps would need every slot at 50/s,
+# so whatever a slot spends besides its step (its transaction, the ack, the broker's next
+# delivery: ~8 ms) makes a queue, and the last bookings finish ~90 ms late.
+BUDGET = PREFETCH * len(STEP_MS)
+OUR_PREFETCH = {s: round(BUDGET * ms / sum(STEP_MS.values())) for s, ms in STEP_MS.items()}
 POOL = os.environ.get("BENCH_CELERY_POOL", "gevent")
-CONCURRENCY = int(os.environ.get("BENCH_CELERY_CONCURRENCY", str(PREFETCH * len(STEP_MS))))
+CONCURRENCY = int(os.environ.get("BENCH_CELERY_CONCURRENCY", str(BUDGET)))
 # Without its worker events: with them, Celery 5.7's loop for green pools waits up to 0.1 s
 # on the events connection after every message (loops.synloop, _quick_drain), ~10 tasks/s.
 WORKER_FLAGS = ("--without-heartbeat", "--without-gossip", "--without-mingle")
@@ -134,7 +141,7 @@ async def run(sizes: Sizes) -> Outcome:
     count = sizes.drain_bookings
     runs: list[dict[str, Any]] = []
     async with stack("drain_ours") as sut, stack("drain_celery") as base:
-        urls = {"ours": await sut.system(STEP_MS, prefetch=PREFETCH), "celery": await _seeds(base)}
+        urls = {"ours": await sut.system(STEP_MS, OUR_PREFETCH), "celery": await _seeds(base)}
         for target, url in urls.items():  # warm-up: connections made (Celery's on first use)
             await generate(url, RATE, WARM_UP, RAW / f"s10_warm_up_{target}.json", -WARM_UP)
         await asyncio.sleep(max(STEP_MS.values()) / 1000 + QUIET_AFTER)

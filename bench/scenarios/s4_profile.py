@@ -89,7 +89,7 @@ async def run(sizes: Sizes) -> Outcome:
     runs: list[dict[str, Any]] = []
     count = int(RATE * sizes.profile_seconds)
     async with stack("profile") as sut:
-        url = await sut.system(STEP_MS, prefetch=PREFETCH)
+        url = await sut.system(STEP_MS, {s: PREFETCH for s in STEP_MS})
         for repeat in range(sizes.repeats):
             answers = await generate(url, RATE, count, RAW / f"s4_{repeat}.json", repeat * count)
             latencies = [lat for _, lat, status in answers]

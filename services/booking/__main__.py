@@ -13,6 +13,7 @@ import uvicorn  # noqa: E402
 from services.booking.app import create_app  # noqa: E402
 from services.booking.bootstrap import prepare_schema  # noqa: E402
 from services.booking.settings import BookingSettings  # noqa: E402
+from shared import heap  # noqa: E402
 from shared.db.migrate import prepare  # noqa: E402
 from shared.db.pool import close_pool  # noqa: E402
 from shared.deadletters.audit import MIGRATIONS as AUDIT_MIGRATIONS  # noqa: E402
@@ -52,7 +53,7 @@ async def _check_schemas(settings: BookingSettings) -> bool:
 
 def _server(settings: BookingSettings) -> SignallessServer:
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings, started=heap.settle),
         host=settings.host,
         port=settings.port,
         log_config=None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -29,9 +29,15 @@ from shared.http.ops import ops_routes
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -> FastAPI:
+def create_app(
+    settings: BookingSettings,
+    *,
+    pool: asyncpg.Pool | None = None,
+    started: Callable[[], None] = lambda: None,
+) -> FastAPI:
     """Build the app. Clients are created in the lifespan, so importing this module (or
-    building an app for a test) connects to nothing."""
+    building an app for a test) connects to nothing. ``started`` is called once they are
+    (``python -m services.booking`` settles the heap then, shared/heap.py)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,6 +60,7 @@ def create_app(settings: BookingSettings, *, pool: asyncpg.Pool | None = None) -
         # stay unacked and are redelivered), so nothing reopens the publisher once closed.
         grace = settings.shutdown_grace + settings.amqp_publish_timeout
         running = asyncio.create_task(process.parts.run(stop, stage_timeout=grace))
+        started()
         try:
             yield
         finally:

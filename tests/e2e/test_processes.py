@@ -46,6 +46,8 @@ async def test_booking_and_three_consumer_processes_fulfil_a_booking_and_stop_cl
     finally:
         codes = [stop(p) for p in (*consumers, booking)]
     assert codes == [0, 0, 0, 0]
+    for name in ("booking", *CONSUMERS):  # each process settled its heap once it was built
+        assert "heap settled" in (logs / f"{name}.log").read_text(), name
 
 
 async def test_sigterm_to_a_consumer_while_it_processes_loses_nothing(
