@@ -85,7 +85,7 @@ def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], plots: list[str]
         figure = Figure(tuple(row["figure"]["samples"]))
         available = row["available"]
         target = f"{row['comparison']} {row['target']:g}{row['unit']}" if available else "—"
-        measured = figure.text(row["unit"]) if available else "—"
+        measured = figure.text(row["unit"], row["target"]) if available else "—"
         note = f" ({row['note']})" if row["note"] else ""
         status = {True: "MET", False: "MISSED", None: "NOT AVAILABLE"}[row["met"]]
         lines.append(

@@ -38,22 +38,40 @@ class Figure:
     def high(self) -> float:
         return max(self.samples) if self.samples else float("nan")
 
-    def text(self, unit: str = "") -> str:
+    def text(self, unit: str = "", target: float | None = None) -> str:
+        """Median (min–max); with ``target``, in as many more decimals as it takes for a
+        median that is not the target not to read as it (0.9995× for a target of 1×, not
+        1.00× beside a MISSED)."""
+        places = _places_apart(self.median, target)
+        median = _fmt(self.median, places)
         if len(self.samples) == 1:
-            return f"{_fmt(self.median)}{unit}"
-        return f"{_fmt(self.median)}{unit} ({_fmt(self.low)}–{_fmt(self.high)})"
+            return f"{median}{unit}"
+        return f"{median}{unit} ({_fmt(self.low, places)}–{_fmt(self.high, places)})"
 
 
-def _fmt(value: float) -> str:
+def _fmt(value: float, places: int | None = None) -> str:
     if value != value:  # NaN
         return "n/a"
     if value in (float("inf"), float("-inf")):
         return "∞"
+    if places is not None:
+        return f"{value:,.{places}f}"
     if abs(value) >= 100:
         return f"{value:,.0f}"
     if abs(value) >= 10:
         return f"{value:.1f}"
     return f"{value:.2f}"
+
+
+def _places_apart(value: float, target: float | None) -> int | None:
+    """The decimals that tell ``value`` from ``target`` when the usual ones do not (at most
+    six); None when they do, or when the two are equal."""
+    if target is None or value == target or _fmt(value) != _fmt(target):
+        return None
+    for places in range(1, 7):
+        if f"{value:.{places}f}" != f"{target:.{places}f}":
+            return places
+    return None
 
 
 @dataclass
@@ -84,7 +102,8 @@ class Verdict:
         if not self.available:
             return f"[{self.scenario}] {self.name}: NOT AVAILABLE ({self.note})"
         target = f"{self.comparison} {_fmt(self.target)}{self.unit}"
-        text = f"[{self.scenario}] {self.name}: {self.figure.text(self.unit)}, target {target}"
+        figure = self.figure.text(self.unit, self.target)
+        text = f"[{self.scenario}] {self.name}: {figure}, target {target}"
         text += f": {self.status}"
         return f"{text} ({self.note})" if self.note else text
 

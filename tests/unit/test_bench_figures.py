@@ -54,6 +54,14 @@ def test_a_verdict_judges_the_median_of_the_repetitions() -> None:
     assert "0.60 (0.40\u20130.70)" in ratio.line()
 
 
+def test_a_missed_figure_never_reads_as_its_target() -> None:
+    drain = Verdict(10, "drain", Figure((0.9995, 0.9991, 0.9997)), ">=", 1.0, unit="x")
+    assert drain.met is False
+    assert "0.9995x (0.9991\u20130.9997)" in drain.line()
+    apart = Verdict(10, "drain", Figure((0.95, 0.94, 0.96)), ">=", 1.0, unit="x")
+    assert "0.95x (0.94\u20130.96)" in apart.line()  # the usual decimals tell them apart
+
+
 def test_what_never_arrived_makes_the_percentile_infinitely_late() -> None:
     arrived = [5.0] * 98
     assert percentile([*arrived, float("inf"), float("inf")], 99) == float("inf")
