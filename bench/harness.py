@@ -23,6 +23,7 @@ import httpx
 
 from bench import BenchError
 from bench.config import RAW, ROOT
+from shared import priority
 from shared.messaging.topology import CONSUMER_SERVICES, consumer_topology, declare_all
 from tests.support.infra import TestEnv, create_env, drop_env
 from tests.support.processes import DEV_ENV, NO_RATE_LIMITS, free_port
@@ -112,7 +113,13 @@ class Stack:
     ) -> None:
         """Start one consumer process of ``service`` (optionally as replica ``name``)."""
         # Ops servers on free ports: replicas of one service run side by side.
-        extra: dict[str, str | int] = {"http_port": 0, "notification_http_port": 0, **settings}
+        # At the priority the local runner gives them (shared/priority.py).
+        extra: dict[str, str | int] = {
+            "http_port": 0,
+            "notification_http_port": 0,
+            "niceness": priority.BACKGROUND,
+            **settings,
+        }
         if smtp_port:
             extra["smtp_port"] = smtp_port
         self.start(name or service, ["-m", f"services.{service}"], self.service_env(**extra))

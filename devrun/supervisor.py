@@ -13,7 +13,7 @@ import sys
 from itertools import cycle
 from pathlib import Path
 
-from shared import registry
+from shared import priority, registry
 
 ROOT = Path(__file__).resolve().parent.parent
 GRACE_SECONDS = 15.0
@@ -115,7 +115,9 @@ class Supervisor:
         # The label doubles as REPLICA_NAME so the services' own log lines match the prefix;
         # unbuffered, so lines show up as they are written.
         env = {**os.environ, **replica_env(service, label), "PYTHONUNBUFFERED": "1"}
-        env |= {**LOCAL, **self.told.get(service, {})}
+        # The consumers yield the CPU to the booking API: their queues hold the work.
+        background = {"NICENESS": str(priority.BACKGROUND)} if service in registry.NAMES else {}
+        env |= {**LOCAL, **background, **self.told.get(service, {})}
         command = [sys.executable, "-m", f"services.{service}"]
         if service == MAIL:
             command = [sys.executable, "-m", "devrun.mailcatcher"]

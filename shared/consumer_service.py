@@ -22,7 +22,7 @@ from typing import TypeVar
 import asyncpg
 from starlette.routing import BaseRoute
 
-from shared import building, heap, registry, stop_signals
+from shared import building, heap, priority, registry, stop_signals
 from shared.db.retention import Rule
 from shared.errors import SharedError
 from shared.http.server import OpsServer, bind, ops_app
@@ -170,6 +170,7 @@ def main(
         print(f"error: {service} cannot start: {exc}", file=sys.stderr)
         raise SystemExit(1) from exc
     configure_logging(service, settings.log_level, settings.log_format)
+    priority.lower(settings.niceness)
 
     async def serve() -> None:
         await run_until_signalled(service, lambda: process(settings))

@@ -150,6 +150,9 @@ class ConsumerSettings(ConsumingSettings):
     # service also reads <SERVICE>_SIMULATED_LATENCY_MS, so one environment can give every
     # step its own latency (the seed profile: voucher 1000, email 500, notification 1000).
     simulated_latency_ms: int = Field(default=0, ge=0)
+    # CPU priority at start (shared/priority.py): 0 normal, 19 the lowest. The local runner
+    # and the benchmarks run the consumers at 19, so the booking API comes first.
+    niceness: int = Field(default=0, ge=0, le=19)
     # The ops HTTP server (/health/live, /health/ready, /metrics): each service sets its
     # own default port; 0 picks a free port and logs it.
     http_host: str = "127.0.0.1"

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import signal
 from pathlib import Path
 
 import httpx
 import pytest
 
-from shared import registry
+from shared import priority, registry
 from shared.messaging.topology import consumer_topology
 from tests.support.amqp import queue_depth
 from tests.support.infra import TestEnv
@@ -32,12 +34,20 @@ async def test_booking_and_three_consumer_processes_fulfil_a_booking_and_stop_cl
 ) -> None:
     port = free_port()
     booking = start_service("booking", {**service_env, "PORT": str(port)}, logs)
-    consumers = [start_service(name, service_env, logs) for name in CONSUMERS]
+    # As the local runner starts them: each in a session of its own, at the lowest priority.
+    background = {**service_env, "NICENESS": str(priority.BACKGROUND)}
+    consumers = [start_service(name, background, logs) for name in CONSUMERS]
     try:
         wait_http(f"http://127.0.0.1:{port}/hotels")
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
             response = await client.post("/bookings", json=booking_body())
         assert response.status_code == 201
+        for process in consumers:  # the API's autogroup is not theirs: both are lowered
+            autogroup = (
+                await asyncio.to_thread(Path(f"/proc/{process.pid}/autogroup").read_text)
+            ).split()
+            assert os.getpriority(os.PRIO_PROCESS, process.pid) == priority.BACKGROUND
+            assert autogroup[-1] == str(priority.BACKGROUND)
         booking_id = response.json()["id"]
         for name in CONSUMERS:
             await wait_until(

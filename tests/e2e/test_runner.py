@@ -12,7 +12,7 @@ import asyncpg
 import httpx
 import pytest
 
-from shared import registry
+from shared import priority, registry
 from tests.support.infra import TestEnv
 from tests.support.processes import ROOT, free_port, start, stop, wait_http
 from tests.support.roles import drop_roles, role_prefix
@@ -81,6 +81,10 @@ async def test_the_runner_starts_all_services_with_prefixed_logs_and_ctrl_c_stop
         assert re.search(rf"^{label} +\| ", output, re.MULTILINE), label
     for label in ("notification", "email-1", "email-2", "voucher"):
         assert re.search(rf"^{label} +\| .*stopped cleanly", output, re.MULTILINE), label
+        # The consumers yield the CPU to the booking API (shared/priority.py); it does not.
+        lowered = rf"^{label} +\| .*running at niceness {priority.BACKGROUND} \(its autogroup"
+        assert re.search(lowered, output, re.MULTILINE), label
+    assert not re.search(r"^booking +\| .*running at niceness", output, re.MULTILINE)
 
 
 def test_the_runner_says_in_one_line_when_rabbitmq_is_unreachable() -> None:
