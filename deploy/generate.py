@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from k8s_apps import lines as kubernetes_workloads  # noqa: E402
 
+from shared import priority  # noqa: E402
 from shared.db.schemas import SCHEMAS  # noqa: E402
 from shared.messaging.definitions import OPERATOR, USERS, password_variable  # noqa: E402
 from shared.registry import CONSUMERS, ConsumerService  # noqa: E402
@@ -65,6 +66,8 @@ def consumer_block(service: ConsumerService) -> list[str]:
         "@postgres:5432/booking",
         f"    AMQP_URL: amqp://{name}:${{RABBITMQ_{upper}_PASSWORD:?}}@rabbitmq:5672/hotel",
         "  healthcheck: *consumer-healthcheck",
+        # Below the booking API's 1,024 on a shared host, as NICENESS does under make run.
+        f"  cpu_shares: {priority.CONTAINER_CPU_SHARES}",
     ]
     return lines
 

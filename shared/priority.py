@@ -8,8 +8,7 @@ API when each runs in a session of its own (as the local runner, the benchmarks 
 start them): a process that leads its session sets its autogroup's niceness too. A process
 that does not (started from a shell, sharing its session) leaves the autogroup alone, since it
 would lower its siblings with it. In containers each service is a cgroup of its own, where
-neither applies: there the CPU's shares are the orchestrator's to set (compose's
-``cpu_shares``, Kubernetes' requests).
+neither applies: compose gives the consumers ``CONTAINER_CPU_SHARES`` instead.
 
 Measured (bench scenario 5's burst, 5,000 bookings in 10 s with the three consumers on the
 same 2 cores): the API's p50 1,626 ms and p99 4,844 ms at niceness 0; 51 ms and 491 ms at 19,
@@ -26,6 +25,9 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 BACKGROUND = 19  # what the local runner and the benchmarks give the consumers
+# The same in compose (deploy/generate.py): docker's default is 1,024, and a niceness of 19
+# weighs 15 against 0's 1,024; cgroup v2 turns 16 shares into weight 1 against 1,024's 39.
+CONTAINER_CPU_SHARES = 16
 AUTOGROUP = Path("/proc/self/autogroup")
 
 

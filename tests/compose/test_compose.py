@@ -19,6 +19,7 @@ import httpx
 import pytest
 from pypdf import PdfReader
 
+from shared import priority, registry
 from tests.chaos.invariants import check
 from tests.chaos.load import LoadDriver
 from tests.compose.checks import (
@@ -119,6 +120,9 @@ async def test_the_app_containers_run_read_only_as_non_root_without_capabilities
         assert config["ReadonlyRootfs"] is True, container.name
         assert config["CapDrop"] == ["ALL"], container.name
         assert "no-new-privileges:true" in config["SecurityOpt"], container.name
+        # The consumers yield the CPU to the booking API (shared/priority.py); 0: docker's 1,024.
+        shares = priority.CONTAINER_CPU_SHARES if container.service in registry.NAMES else 0
+        assert config["CpuShares"] == shares, container.name
         # ...and as the process inside finds it:
         seen = await identity(composed, container.id)
         assert seen["uid"] != 0, (container.name, seen)

@@ -116,6 +116,13 @@ def test_consumers_can_scale_no_container_name_and_no_host_port() -> None:
         assert all(str(port).startswith("127.0.0.1:") for port in service.get("ports", [])), name
 
 
+def test_on_a_shared_host_the_consumers_yield_the_cpu_to_the_booking_api() -> None:
+    docker_default = 1024
+    assert services()["booking"].get("cpu_shares", docker_default) == docker_default
+    for name in CONSUMERS:
+        assert services()[name]["cpu_shares"] < docker_default / 10, name
+
+
 def test_health_checks_ask_each_service_on_the_port_it_listens_on() -> None:
     for name in APP_SERVICES:
         service = services()[name]
