@@ -4,7 +4,7 @@ CPython's cyclic collector runs a young collection every 700 allocations of cont
 objects, and every so often a full one that walks every object alive: the modules, FastAPI's
 routes, pydantic's validators, the clients, tens of thousands of objects that live as long
 as the process. Under load those full walks were the booking API's longest pauses (its p99
-under wrk went from 86-141 ms to 48-54 ms without them, bench scenario 1's load), and young
+under wrk went from 86-141 ms to 44-54 ms without them, bench scenario 1's load), and young
 collections were 5% of its samples in py-spy.
 
 So, once the process is built: one collection (what is garbage now must not be kept
