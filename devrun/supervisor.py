@@ -33,14 +33,18 @@ LOCAL = {"DEV_MODE": "true", "MIGRATE_ON_START": "false"}
 
 def replica_env(service: str, label: str) -> dict[str, str]:
     """What one process is told besides the runner's own environment: its label (which its
-    log lines carry), its ops HTTP port, text logs for a terminal. HTTP_PORT=0 in the
-    environment keeps 0 (free ports, each logged at start) for every replica."""
+    log lines carry), its ops HTTP port, text logs for a terminal, and for a consumer the
+    lowest CPU priority, so the booking API comes first (shared/priority.py). HTTP_PORT=0 in
+    the environment keeps 0 (free ports, each logged at start) for every replica; a NICENESS
+    there is every consumer's."""
     env = {"REPLICA_NAME": label, "LOG_FORMAT": os.environ.get("LOG_FORMAT") or "text"}
     if service in HTTP_PORTS:
         index = int(label.rsplit("-", 1)[1]) if label != service else 1
         base = HTTP_PORTS[service]
         free = os.environ.get("HTTP_PORT") == "0"
         env["HTTP_PORT"] = "0" if free else str(base + REPLICA_PORT_STEP * (index - 1))
+    if service in registry.NAMES:
+        env["NICENESS"] = os.environ.get("NICENESS") or str(priority.BACKGROUND)
     return env
 
 
@@ -115,9 +119,7 @@ class Supervisor:
         # The label doubles as REPLICA_NAME so the services' own log lines match the prefix;
         # unbuffered, so lines show up as they are written.
         env = {**os.environ, **replica_env(service, label), "PYTHONUNBUFFERED": "1"}
-        # The consumers yield the CPU to the booking API: their queues hold the work.
-        background = {"NICENESS": str(priority.BACKGROUND)} if service in registry.NAMES else {}
-        env |= {**LOCAL, **background, **self.told.get(service, {})}
+        env |= {**LOCAL, **self.told.get(service, {})}
         command = [sys.executable, "-m", f"services.{service}"]
         if service == MAIL:
             command = [sys.executable, "-m", "devrun.mailcatcher"]

@@ -11,6 +11,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from devrun import run, supervisor
+from shared import priority
 from shared.errors import ConfigurationError
 from shared.logging_setup import ContextFilter, JsonFormatter, message_context
 from shared.observability.tracing import context_from, current_traceparent, make_exporter
@@ -93,6 +94,7 @@ def test_the_runner_gives_each_replica_its_own_ops_port_and_label(
 ) -> None:
     monkeypatch.delenv("HTTP_PORT", raising=False)
     monkeypatch.delenv("LOG_FORMAT", raising=False)
+    monkeypatch.delenv("NICENESS", raising=False)
     plan = run.plan(run.parse_scale(["email=3", "voucher=2"]))
     envs = {label: supervisor.replica_env(service, label) for service, label in plan}
     ports = {label: env.get("HTTP_PORT") for label, env in envs.items()}
@@ -107,10 +109,15 @@ def test_the_runner_gives_each_replica_its_own_ops_port_and_label(
     }
     assert all(env["REPLICA_NAME"] == label for label, env in envs.items())
     assert {env["LOG_FORMAT"] for env in envs.values()} == {"text"}
+    # The consumers yield the CPU to the booking API (shared/priority.py); it does not.
+    niceness = {label: env.get("NICENESS") for label, env in envs.items()}
+    assert niceness == {label: str(priority.BACKGROUND) for label in ports} | {"booking": None}
     monkeypatch.setenv("HTTP_PORT", "0")
     monkeypatch.setenv("LOG_FORMAT", "json")
+    monkeypatch.setenv("NICENESS", "0")  # what a developer's shell says wins
     assert supervisor.replica_env("email", "email-2") == {
         "REPLICA_NAME": "email-2",
         "LOG_FORMAT": "json",
         "HTTP_PORT": "0",
+        "NICENESS": "0",
     }
