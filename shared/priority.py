@@ -46,4 +46,5 @@ def lower(niceness: int) -> None:
         except OSError as exc:  # autogroups disabled, or a kernel that refuses: nice alone
             log.info("niceness %d for this process only: %s", niceness, exc)
             grouped = False
-    log.info("running at niceness %d%s", niceness, " (its autogroup too)" if grouped else "")
+    actual = os.getpriority(os.PRIO_PROCESS, 0)  # higher than asked if it already was
+    log.info("running at niceness %d%s", actual, " (its autogroup too)" if grouped else "")
