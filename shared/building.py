@@ -121,6 +121,7 @@ def consumer_config(service: str, settings: ConsumingSettings, **overrides: Any)
         db_acquire_timeout=settings.db_acquire_timeout,
         simulated_work=latency_ms / 1000,
         batch_size=settings.batch_size,
+        batch_linger=settings.batch_linger_ms / 1000,
         max_message_bytes=settings.max_message_bytes,
         stall_timeout=settings.stall_timeout,
     )

@@ -116,6 +116,10 @@ class ConsumingSettings(CommonSettings):
     # Deliveries recorded per transaction (shared/messaging/batching.py): only for handlers
     # that write nothing but their own database (refused for email and notification).
     batch_size: int = Field(default=1, ge=1, le=1_000)
+    # Milliseconds a batch not yet full waits for more deliveries before its transaction
+    # (0: it takes what came in the same loop turn). A wait makes every delivery later by up
+    # to that much: only where none waits on it (the booking service's reports).
+    batch_linger_ms: int = Field(default=0, ge=0, le=1_000)
     # A message body over this is dead-lettered (message-too-large) without being decoded.
     # Keep it under the broker's max_message_size (2 MiB in deploy/rabbitmq/rabbitmq.conf),
     # so the dead-lettered copy, same body, is always accepted.

@@ -4,7 +4,8 @@ to their own database (the booking service's fulfilment reports; ``ConsumerConfi
 Per message, the runtime's transaction is two round trips (BEGIN with the claim in
 ``processed_events``, the outbox row of its progress report with COMMIT: inbox.py); under
 load that, not the handler, bounds a consumer. Here the deliveries that are ready in the same
-loop turn share one transaction::
+loop turn share one transaction, or those that come within ``linger`` of the first, when
+it is set (until the batch is full)::
 
     BEGIN
     INSERT INTO processed_events SELECT unnest(ids ...) ON CONFLICT DO NOTHING RETURNING id
@@ -25,6 +26,7 @@ webhook): those consumers keep ``batch_size`` at 1.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -77,7 +79,9 @@ class BatchRecorder:
     count: Callable[[str], None]
     max_size: int = 50
     acquire_timeout: float = 5.0
+    linger: float = 0.0  # seconds a batch not yet full waits for more deliveries
     _waiting: list[_Delivery] = field(default_factory=list)
+    _full: asyncio.Event = field(default_factory=asyncio.Event)
     _running: asyncio.Task[None] | None = None
 
     async def record(self, event: Event, attempts: int) -> None:
@@ -86,6 +90,8 @@ class BatchRecorder:
         done = loop.create_future()
         context = contextvars.copy_context()
         self._waiting.append(_Delivery(event, attempts, current_traceparent(), done, context))
+        if len(self._waiting) >= self.max_size:
+            self._full.set()
         if self._running is None:
             # Started, not run: it begins after this loop turn, with what else came in it.
             # In a context of its own: it works for every delivery, not for the one that
@@ -115,12 +121,22 @@ class BatchRecorder:
         batch: list[_Delivery] = []
         try:
             while self._waiting:
+                await self._fill()
                 batch = self._waiting[: self.max_size]
                 del self._waiting[: self.max_size]
                 await self._record_batch(batch)
         finally:
             self._running = None
             self._interrupt(batch)
+
+    async def _fill(self) -> None:
+        """Wait up to ``linger`` for a full batch: deliveries that trickle in, a few at a
+        time, would otherwise each pay a transaction of their own."""
+        if self.linger > 0 and len(self._waiting) < self.max_size:
+            self._full.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.linger):
+                    await self._full.wait()
 
     def _interrupt(self, batch: list[_Delivery]) -> None:
         # Only if this task itself was cancelled or failed past its own handling: no

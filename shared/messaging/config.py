@@ -40,6 +40,8 @@ class ConsumerConfig:
     # Deliveries recorded per transaction (shared/messaging/batching.py). Above 1 only for
     # handlers that write nothing but their own database: in a failed batch they run twice.
     batch_size: int = 1
+    # Seconds a batch not yet full waits for more deliveries (BATCH_LINGER_MS).
+    batch_linger: float = 0.0
     # A body over this is dead-lettered as message-too-large, never decoded. Below the
     # broker's max_message_size, so the dead-lettered copy always fits.
     max_message_bytes: int = 1024 * 1024

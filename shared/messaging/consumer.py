@@ -108,6 +108,7 @@ class Consumer:
                 on_outbox_write,
                 self._count,
                 max_size=config.batch_size,
+                linger=config.batch_linger,
                 acquire_timeout=config.db_acquire_timeout,
             )
             if config.batch_size > 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from uuid import UUID, uuid4
 
@@ -13,6 +13,7 @@ import aio_pika
 import asyncpg
 import pytest
 
+from services.booking.settings import BookingSettings
 from services.voucher import bootstrap as voucher_bootstrap
 from services.voucher.bootstrap import MIGRATIONS as VOUCHER_MIGRATIONS
 from services.voucher.handlers import issue_voucher
@@ -209,14 +210,19 @@ async def test_a_batch_task_that_dies_settles_every_waiting_delivery_with_a_tran
 
 @asynccontextmanager
 async def voucher_recorder(
-    env: TestEnv, handlers: dict[str, Handler], batch_size: int = 50
+    env: TestEnv, handlers: dict[str, Handler], batch_size: int = 50, linger: float = 0.0
 ) -> AsyncIterator[tuple[BatchRecorder, asyncpg.Pool]]:
     """The batch recorder of a real voucher Consumer (its own one-by-one path as the
     fallback), fed directly: deliveries recorded in one loop turn make one batch."""
     pool = await create_pool(env.database_url, max_size=30)
     try:
         await migrate(pool, "voucher", service_migrations(VOUCHER_MIGRATIONS))
-        config = ConsumerConfig(service="voucher", amqp_url=env.amqp_url(), batch_size=batch_size)
+        config = ConsumerConfig(
+            service="voucher",
+            amqp_url=env.amqp_url(),
+            batch_size=batch_size,
+            batch_linger=linger,
+        )
         publisher = ConfirmingPublisher(env.amqp_url(), name="unused")  # never connects
         consumer = Consumer(config, handlers, pool, publisher)
         assert consumer._batch is not None
@@ -447,3 +453,83 @@ async def test_the_relay_is_woken_only_when_a_delivery_wrote_to_the_outbox(
         assert woken == ["woken"]
     finally:
         await pool.close()
+
+
+def batch_sizes_recorded() -> tuple[list[int], dict[str, Handler]]:
+    """Voucher handlers with a batch form that notes the size of each batch it is given."""
+    sizes: list[int] = []
+
+    async def issue_each(events: Sequence[BookingConfirmed], tx: Connection) -> None:
+        sizes.append(len(events))
+        for event in events:
+            await issue_voucher(event, tx)
+
+    return sizes, dict([route(BookingConfirmed, issue_voucher, batch=issue_each)])
+
+
+async def trickle(recorder: BatchRecorder, events: list[BookingConfirmed], gap: float) -> None:
+    """Deliveries that come one at a time, ``gap`` seconds apart, as reports do."""
+    pending = []
+    for event in events:
+        pending.append(asyncio.ensure_future(recorder.record(event, 1)))
+        await asyncio.sleep(gap)
+    await asyncio.wait_for(asyncio.gather(*pending), 10)
+
+
+@pytest.mark.parametrize(("linger", "batches"), [(2.0, [5]), (0.0, [1] * 5)], ids=["2s", "off"])
+async def test_deliveries_that_trickle_in_within_the_linger_share_one_transaction(
+    env: TestEnv, linger: float, batches: list[int]
+) -> None:
+    """Without a linger, deliveries 50 ms apart (far longer than a transaction here) each
+    get a transaction of their own; with one, they wait for each other, up to the linger."""
+    sizes, handlers = batch_sizes_recorded()
+    async with voucher_recorder(env, handlers, batch_size=10, linger=linger) as (recorder, _):
+        await trickle(recorder, [confirmed() for _ in range(5)], gap=0.05)
+    assert sizes == batches
+    assert await effects(env, "voucher") == 5
+
+
+async def test_a_batch_that_fills_up_does_not_wait_out_the_linger(env: TestEnv) -> None:
+    """A linger of a minute: a batch that fills up while it waits is recorded at once, and
+    so is one that is full from the start."""
+    sizes, handlers = batch_sizes_recorded()
+    async with voucher_recorder(env, handlers, batch_size=3, linger=60.0) as (recorder, _):
+        first = asyncio.ensure_future(recorder.record(confirmed(), 1))
+        await asyncio.sleep(0.1)  # its batch is waiting for more
+        await asyncio.wait_for(
+            asyncio.gather(first, *(recorder.record(confirmed(), 1) for _ in range(2))), 10
+        )
+        await asyncio.wait_for(
+            asyncio.gather(*(recorder.record(confirmed(), 1) for _ in range(3))), 10
+        )
+    assert sizes == [3, 3]
+    assert await effects(env, "voucher") == 6
+
+
+async def test_a_recorder_closed_while_it_lingers_settles_its_deliveries_for_a_retry(
+    env: TestEnv,
+) -> None:
+    """Stopped during the wait: nothing recorded, nothing held, each delivery gets the
+    TransientError of the retry path at once (not after the linger)."""
+    sizes, handlers = batch_sizes_recorded()
+    async with voucher_recorder(env, handlers, batch_size=10, linger=60.0) as (recorder, pool):
+        deliveries = [asyncio.ensure_future(recorder.record(confirmed(), 1)) for _ in range(2)]
+        await asyncio.sleep(0.1)  # the batch task is waiting for more
+        await asyncio.wait_for(recorder.close(), 5)
+        outcomes = await asyncio.wait_for(asyncio.gather(*deliveries, return_exceptions=True), 5)
+        assert [type(o) for o in outcomes] == [TransientError, TransientError]
+        assert pool.get_idle_size() == pool.get_size()
+    assert sizes == []
+    assert await effects(env, "voucher") == 0
+
+
+def test_the_booking_service_lingers_for_its_reports_and_the_consumers_do_not() -> None:
+    """BATCH_LINGER_MS reaches the runtime: 20 ms for the booking service's reports (no one
+    waits on them), none by default where a step's latency is what a guest waits for."""
+    db, amqp = "postgresql://x@127.0.0.1/x", "amqp://x@127.0.0.1/"
+    booking = consumer_config("booking", BookingSettings(database_url=db, amqp_url=amqp))
+    voucher = consumer_config("voucher", VoucherSettings(database_url=db, amqp_url=amqp))
+    tuned = consumer_config(
+        "voucher", VoucherSettings(database_url=db, amqp_url=amqp, batch_linger_ms=5)
+    )
+    assert (booking.batch_linger, voucher.batch_linger, tuned.batch_linger) == (0.02, 0.0, 0.005)
