@@ -31,8 +31,9 @@ class BookingSettings(ConsumingSettings):
     prefetch: int = Field(default=50, ge=1, le=10_000)
     batch_size: int = Field(default=50, ge=1, le=1_000)
     # Reports trickle in (three a booking, as each step ends): batches of what came in one
-    # loop turn were mostly of one. Waiting 20 ms for more halved the booking process's CPU
-    # per booking's reports (README, "What limits it", 3.); a report shows 20 ms later.
+    # loop turn were mostly of one. Waiting 20 ms for more cut the booking process's CPU for
+    # a booking's reports by a third or more (README, "Batched records"); a report shows up
+    # to 20 ms later.
     batch_linger_ms: int = Field(default=20, ge=0, le=1_000)
     shutdown_grace: float = Field(default=5.0, ge=0)
     # Bearer token of the admin API (/admin/dlq); unset or empty, that API is disabled.
