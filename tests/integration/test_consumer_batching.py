@@ -476,16 +476,18 @@ async def trickle(recorder: BatchRecorder, events: list[BookingConfirmed], gap: 
     await asyncio.wait_for(asyncio.gather(*pending), 10)
 
 
-@pytest.mark.parametrize(("linger", "batches"), [(2.0, [5]), (0.0, [1] * 5)], ids=["2s", "off"])
+@pytest.mark.parametrize("linger", [2.0, 0.0], ids=["2s", "off"])
 async def test_deliveries_that_trickle_in_within_the_linger_share_one_transaction(
-    env: TestEnv, linger: float, batches: list[int]
+    env: TestEnv, linger: float
 ) -> None:
-    """Without a linger, deliveries 50 ms apart (far longer than a transaction here) each
-    get a transaction of their own; with one, they wait for each other, up to the linger."""
+    """Without a linger, deliveries 50 ms apart (far longer than a transaction here) get
+    transactions of their own (two may meet behind a slow one on a busy machine); with one,
+    they wait for each other, up to the linger."""
     sizes, handlers = batch_sizes_recorded()
     async with voucher_recorder(env, handlers, batch_size=10, linger=linger) as (recorder, _):
         await trickle(recorder, [confirmed() for _ in range(5)], gap=0.05)
-    assert sizes == batches
+    assert sum(sizes) == 5
+    assert (len(sizes) == 1) if linger else (len(sizes) >= 3)
     assert await effects(env, "voucher") == 5
 
 
