@@ -13,7 +13,6 @@ import aio_pika
 import asyncpg
 import pytest
 
-from services.booking.settings import BookingSettings
 from services.voucher import bootstrap as voucher_bootstrap
 from services.voucher.bootstrap import MIGRATIONS as VOUCHER_MIGRATIONS
 from services.voucher.handlers import issue_voucher
@@ -523,15 +522,3 @@ async def test_a_recorder_closed_while_it_lingers_settles_its_deliveries_for_a_r
         assert pool.get_idle_size() == pool.get_size()
     assert sizes == []
     assert await effects(env, "voucher") == 0
-
-
-def test_the_booking_service_lingers_for_its_reports_and_the_consumers_do_not() -> None:
-    """BATCH_LINGER_MS reaches the runtime: 20 ms for the booking service's reports (no one
-    waits on them), none by default where a step's latency is what a guest waits for."""
-    db, amqp = "postgresql://x@127.0.0.1/x", "amqp://x@127.0.0.1/"
-    booking = consumer_config("booking", BookingSettings(database_url=db, amqp_url=amqp))
-    voucher = consumer_config("voucher", VoucherSettings(database_url=db, amqp_url=amqp))
-    tuned = consumer_config(
-        "voucher", VoucherSettings(database_url=db, amqp_url=amqp, batch_linger_ms=5)
-    )
-    assert (booking.batch_linger, voucher.batch_linger, tuned.batch_linger) == (0.02, 0.0, 0.005)
