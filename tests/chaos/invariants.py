@@ -25,9 +25,9 @@ from shared.messaging.topology import CONSUMERS
 from tests.chaos.drain import DeadLetter, dead_letters, drain
 from tests.chaos.figures import Figures
 from tests.chaos.infra import QueueStats, work_queues
-from tests.chaos.load import LoadRecord
 from tests.chaos.observed import ObservedSystem
 from tests.chaos.system import CONSUMER_SERVICES
+from tests.support.load import LoadRecord
 from tests.support.stack import EFFECT_TABLES
 
 

@@ -20,9 +20,9 @@ from tests.chaos.conftest import Launcher
 from tests.chaos.drain import POISON_HEADER
 from tests.chaos.figures import Figures
 from tests.chaos.invariants import check
-from tests.chaos.load import LoadDriver
 from tests.chaos.system import CONSUMER_SERVICES, Service, System
 from tests.support.hostile import publish_raw
+from tests.support.load import LoadDriver
 from tests.support.poison import POISON, poison_message
 from tests.support.size import Size
 from tests.support.stack import at_least, effects, wait_until

@@ -12,7 +12,7 @@ from tests.chaos.conftest import Launcher
 from tests.chaos.figures import Figures
 from tests.chaos.infra import postgresql_stopped
 from tests.chaos.invariants import check
-from tests.chaos.load import LoadDriver
+from tests.support.load import LoadDriver
 from tests.support.size import Size
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos]

@@ -15,8 +15,8 @@ from tests.chaos.conftest import Launcher
 from tests.chaos.figures import Figures
 from tests.chaos.infra import queue_stats
 from tests.chaos.invariants import check
-from tests.chaos.load import LoadDriver
 from tests.chaos.system import CONSUMER_SERVICES, SERVICES, System
+from tests.support.load import LoadDriver
 from tests.support.size import Size
 from tests.support.stack import effects, fetchval, wait_until
 

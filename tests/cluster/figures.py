@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 import asyncpg
 
 from tests.chaos.figures import Figures
-from tests.chaos.load import LoadRecord
 from tests.chaos.observed import ObservedSystem
+from tests.support.load import LoadRecord
 from tests.support.stack import EFFECT_TABLES
 
 

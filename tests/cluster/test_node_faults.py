@@ -16,12 +16,12 @@ import pytest
 
 from shared.messaging.topology import CONSUMERS
 from tests.chaos.invariants import check
-from tests.chaos.load import LoadDriver
 from tests.chaos.system import CONSUMER_SERVICES
 from tests.cluster.cluster import NODES
 from tests.cluster.conftest import Launcher
 from tests.cluster.figures import ClusterFigures, client_view, effects_longest
 from tests.cluster.system import ClusterSystem
+from tests.support.load import LoadDriver
 from tests.support.size import Size
 from tests.support.stack import effects
 

@@ -21,7 +21,6 @@ from pypdf import PdfReader
 
 from shared import priority, registry
 from tests.chaos.invariants import check
-from tests.chaos.load import LoadDriver
 from tests.compose.checks import (
     allowed,
     bookingctl,
@@ -39,6 +38,7 @@ from tests.compose.checks import (
 from tests.compose.commands import readme_command, scales
 from tests.compose.system import APP_SERVICES, ComposedSystem
 from tests.integration.test_rabbitmq_permissions import refused
+from tests.support.load import LoadDriver
 from tests.support.size import Size
 
 pytestmark = [pytest.mark.compose, pytest.mark.timeout(1800)]

@@ -18,8 +18,8 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.chaos.load import LoadDriver
 from tests.support.infra import TestEnv
+from tests.support.load import LoadDriver
 from tests.support.processes import free_port, start, stop, wait_http
 from tests.support.stack import effects, equals, wait_until
 
