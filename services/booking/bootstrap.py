@@ -10,6 +10,7 @@ from pathlib import Path
 
 import asyncpg
 
+from services.booking import placing
 from services.booking.fulfilment import HANDLERS
 from services.booking.placing import RoomFactsCache
 from services.booking.rate_limit import BookingRateLimits, Rate
@@ -17,6 +18,7 @@ from services.booking.senders import SenderPolicy, parse_senders
 from services.booking.settings import BookingSettings
 from shared import building
 from shared.db.migrate import prepare
+from shared.db.pool import warm
 from shared.db.retention import created_before
 from shared.db.schemas import service_migrations
 from shared.deadletters.audit import AuditStore
@@ -82,6 +84,8 @@ async def bootstrap(settings: BookingSettings, pool: asyncpg.Pool | None = None)
         keys = created_before("booking.idempotency_keys", "key", settings.idempotency_keys_max_age)
         building.retention(parts, settings, SERVICE, db, [keys])
         groups = await _failure_groups(parts, settings, db)
+        if settings.db_pool_warm:
+            await warm(db, placing.prepare, settings.db_acquire_timeout)
         return BookingProcess(
             parts,
             db,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from enum import Enum
 from typing import Any
@@ -186,3 +187,12 @@ async def place(
     if row["fingerprint"] != facts.fingerprint:
         return Placement(Outcome.STALE_FACTS)
     return Placement(Outcome.KEY_TAKEN)
+
+
+async def prepare(conn: Connection) -> None:
+    """Prepare the statements of a booking on ``conn`` (asyncpg keeps them per connection,
+    PostgreSQL its plans per session) by running them for a hotel that does not exist: the
+    statement then writes nothing."""
+    await conn.fetchrow(_ROOM, 0, "")
+    stay = (0, "", date(2000, 1, 1), date(2000, 1, 2), "", None, None, 1)
+    await conn.fetchrow(PLACE, *stay, *[None] * (_T - len(stay)))

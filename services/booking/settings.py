@@ -18,6 +18,10 @@ class BookingSettings(ConsumingSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     db_pool_size: int = Field(default=20, ge=1, le=200)
+    # Open every pooled connection, and prepare the booking's statements on each, before the
+    # service takes requests: opened and prepared under a first burst instead, they made that
+    # burst's first second wait (README, "What limits it", 5.).
+    db_pool_warm: bool = True
     max_body_bytes: int = Field(default=16 * 1024, ge=1024)
     # How far ahead a stay may start (POST /bookings, availability): without a horizon, a
     # booking for 9999 takes a room that no one will ever use, and asks grow the inventory.

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
@@ -102,6 +102,21 @@ async def acquire_patiently(
             if entered:  # raised by the caller's own work, not by our wait
                 raise
             on_wait()
+
+
+async def warm(
+    pool: asyncpg.Pool, prepare: Callable[[Connection], Awaitable[None]], timeout: float = 5.0
+) -> int:
+    """Open every connection of ``pool`` and run ``prepare`` on each (statements it should
+    have ready), all of them held at once so that none is used twice; returns how many."""
+    async with AsyncExitStack() as held:
+        connections = [
+            await held.enter_async_context(acquire(pool, timeout))
+            for _ in range(pool.get_max_size())
+        ]
+        for conn in connections:
+            await prepare(conn)
+    return len(connections)
 
 
 async def close_pool(pool: asyncpg.Pool, timeout: float) -> None:

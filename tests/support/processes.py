@@ -31,6 +31,11 @@ NO_RATE_LIMITS = {
     "RATE_LIMIT_PER_EMAIL": "1000000/second",
 }
 
+# A booking service opens its whole pool at start (DB_POOL_WARM), and the suite's workers
+# share one PostgreSQL (max_connections 100): the tests' booking processes take five
+# connections, not the default twenty.
+SMALL_POOL = {"DB_POOL_SIZE": "5"}
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -95,7 +100,7 @@ def booking_process(env: TestEnv, logs: Path, **variables: str) -> Iterator[str]
     database and vhost, with ``variables`` on top; its base URL once it answers."""
     port = free_port()
     settings = {"DATABASE_URL": env.database_url, "AMQP_URL": env.amqp_url(), "PORT": str(port)}
-    process = start_service("booking", {**settings, **variables}, logs)
+    process = start_service("booking", {**settings, **SMALL_POOL, **variables}, logs)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{base}/openapi.json", timeout=60)

@@ -27,7 +27,7 @@ from services.voucher.settings import VoucherSettings
 from shared.consumer_service import ConsumerProcess
 from shared.messaging.handlers import Handler
 from tests.support.infra import TestEnv
-from tests.support.processes import NO_RATE_LIMITS
+from tests.support.processes import NO_RATE_LIMITS, SMALL_POOL
 from tests.support.smtp import SmtpRecorder, smtp_server
 
 CONSUMERS: dict[str, tuple[Any, Any]] = {
@@ -85,6 +85,7 @@ async def booking_api(
         "outbox_retry_max_delay": 0.5,
         "amqp_connect_timeout": 2.0,
         "amqp_publish_timeout": 2.0,
+        **{name.lower(): value for name, value in SMALL_POOL.items()},
         **{name.lower(): value for name, value in NO_RATE_LIMITS.items()},
     }
     settings = BookingSettings(**{**defaults, **overrides})
