@@ -106,9 +106,9 @@ async def acquire_patiently(
 
 async def warm(
     pool: asyncpg.Pool, prepare: Callable[[Connection], Awaitable[None]], timeout: float = 5.0
-) -> int:
+) -> None:
     """Open every connection of ``pool`` and run ``prepare`` on each (statements it should
-    have ready), all of them held at once so that none is used twice; returns how many."""
+    have ready), all of them held at once so that none is used twice."""
     async with AsyncExitStack() as held:
         connections = [
             await held.enter_async_context(acquire(pool, timeout))
@@ -116,7 +116,6 @@ async def warm(
         ]
         for conn in connections:
             await prepare(conn)
-    return len(connections)
 
 
 async def close_pool(pool: asyncpg.Pool, timeout: float) -> None:
