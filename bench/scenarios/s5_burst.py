@@ -78,6 +78,8 @@ async def run(sizes: Sizes) -> Outcome:
                     "peak_depth": {q: max(n for _, n in sampler.depth[q]) for q in queues},
                     "queues_empty_after_s": drained_at,
                     "peak_rss_mb": sampler.peak_rss_mb(),
+                    # (run, wait) s per s: saturated when they add up to about one
+                    "booking_cpu": sampler.cpu_share("booking", t0, t0 + sizes.burst_seconds),
                 }
             )
             if repeat == 0:
@@ -108,6 +110,16 @@ def _plot(
     )
 
 
+def _saturation(runs: list[dict[str, Any]]) -> str:
+    """How saturated the booking process was: what it ran and waited for a CPU, each second."""
+    shares = [r["booking_cpu"] for r in runs]
+    if any(share is None for share in shares):
+        return "booking's CPU time not sampled"
+    return "booking ran / waited for a CPU, s per s: " + ", ".join(
+        f"{run:.2f} / {wait:.2f}" for run, wait in shares
+    )
+
+
 def _outcome(runs: list[dict[str, Any]], plots: list[str]) -> Outcome:
     lost = sum(r["created"] - r["fulfilled"] for r in runs)
     verdicts = [
@@ -120,7 +132,8 @@ def _outcome(runs: list[dict[str, Any]], plots: list[str]) -> Outcome:
             unit=" ms",
             note="worst second: "
             + ", ".join(f"{r['api_p99_worst_second_ms']:.0f}" for r in runs)
-            + " ms",
+            + " ms; "
+            + _saturation(runs),
         ),
         Verdict(
             5,

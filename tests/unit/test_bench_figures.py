@@ -1,12 +1,16 @@
 """The benchmark's own arithmetic: parsing wrk's report, judging figures against targets,
-ratios between targets, drain times; and its load generator's keep-alive connections."""
+ratios between targets, drain times, a process's CPU share; and its load generator's
+keep-alive connections."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import math
+import os
+import time
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -14,6 +18,8 @@ from bench import BenchError
 from bench.config import FULL
 from bench.e2e import DoneTimes
 from bench.openloop import KEEP_ALIVE, Client
+from bench.sampler import cpu_share, schedstat
+from bench.scenarios.s5_burst import _saturation
 from bench.scenarios.s9_capacity import _cpu_per_booking, _figures
 from bench.stats import Figure, Verdict, drain_seconds, paired_ratio, percentile
 from bench.wrk import parse
@@ -165,3 +171,30 @@ def test_cpu_per_booking_divides_each_process_s_cpu_by_what_it_completed_meanwhi
         (10, {"email": 1.0, "booking": 2.0}), (20, {"email": 1.3, "booking": 2.1}), done
     )
     assert used == pytest.approx({"email": 100.0, "booking": 25.0})  # (7 + 3 + 3) / 3 = 4
+
+
+def test_a_cpu_share_is_run_and_wait_per_second_across_the_window_s_samples() -> None:
+    samples = [(9.0, 0.0, 0.0), (10.0, 1.0, 0.5), (11.0, 1.7, 0.8), (12.0, 2.3, 1.2), (13.0, 9, 9)]
+    run, wait = cpu_share(samples, 10.0, 12.5) or (0, 0)
+    assert run == pytest.approx(0.65)
+    assert wait == pytest.approx(0.35)
+    assert cpu_share(samples, 10.5, 11.5) is None  # one sample is no interval
+
+
+@pytest.mark.skipif(schedstat(os.getpid()) is None, reason="the kernel gives no schedstat")
+def test_schedstat_counts_the_cpu_time_this_process_spends() -> None:
+    before = schedstat(os.getpid())
+    busy_until = time.process_time() + 0.05
+    while time.process_time() < busy_until:
+        pass
+    after = schedstat(os.getpid())
+    assert before is not None
+    assert after is not None
+    assert after[0] - before[0] >= 0.04
+    assert schedstat(2**22 + 1) is None  # no such process
+
+
+def test_the_burst_says_how_saturated_booking_was_or_that_it_was_not_sampled() -> None:
+    runs: list[dict[str, Any]] = [{"booking_cpu": (0.66, 0.33)}, {"booking_cpu": [0.7, 0.25]}]
+    assert _saturation(runs).endswith("0.66 / 0.33, 0.70 / 0.25")
+    assert _saturation([*runs, {"booking_cpu": None}]) == "booking's CPU time not sampled"
