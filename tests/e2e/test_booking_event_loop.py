@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import SMALL_POOL, free_port, start_service, stop, wait_http
+from tests.support.processes import free_port, start_service, stop, wait_http
 
 pytestmark = pytest.mark.e2e
 
 
 def test_the_booking_service_serves_on_uvloop(service_env: dict[str, str], tmp_path: Path) -> None:
     port = free_port()
-    process = start_service("booking", {**service_env, **SMALL_POOL, "PORT": str(port)}, tmp_path)
+    process = start_service("booking", {**service_env, "PORT": str(port)}, tmp_path)
     try:
         wait_http(f"http://127.0.0.1:{port}/health/live")
     finally:

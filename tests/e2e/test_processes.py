@@ -14,7 +14,7 @@ from shared import priority, registry
 from shared.messaging.topology import consumer_topology
 from tests.support.amqp import queue_depth
 from tests.support.infra import TestEnv
-from tests.support.processes import SMALL_POOL, free_port, start, start_service, stop, wait_http
+from tests.support.processes import free_port, start, start_service, stop, wait_http
 from tests.support.stack import (
     at_least,
     booking_body,
@@ -33,7 +33,7 @@ async def test_booking_and_three_consumer_processes_fulfil_a_booking_and_stop_cl
     env: TestEnv, service_env: dict[str, str], logs: Path
 ) -> None:
     port = free_port()
-    booking = start_service("booking", {**service_env, **SMALL_POOL, "PORT": str(port)}, logs)
+    booking = start_service("booking", {**service_env, "PORT": str(port)}, logs)
     # As the local runner starts them: each in a session of its own, at the lowest priority.
     background = {**service_env, "NICENESS": str(priority.BACKGROUND)}
     consumers = [start_service(name, background, logs) for name in CONSUMERS]
@@ -66,7 +66,7 @@ async def test_sigterm_to_a_consumer_while_it_processes_loses_nothing(
     total = 30
     slow = {**service_env, "SIMULATED_LATENCY_MS": "300", "PREFETCH": "5", "SHUTDOWN_GRACE": "5"}
     port = free_port()
-    booking = start_service("booking", {**service_env, **SMALL_POOL, "PORT": str(port)}, logs)
+    booking = start_service("booking", {**service_env, "PORT": str(port)}, logs)
     email = start_service("email", slow, logs)
     try:
         wait_http(f"http://127.0.0.1:{port}/hotels")

@@ -20,7 +20,7 @@ import pytest
 
 from tests.support.infra import TestEnv
 from tests.support.load import LoadDriver
-from tests.support.processes import SMALL_POOL, free_port, start, stop, wait_http
+from tests.support.processes import free_port, start, start_service, stop, wait_http
 from tests.support.stack import effects, equals, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -62,11 +62,7 @@ async def test_three_email_processes_send_every_email_exactly_once_and_share_the
     api_port = free_port()
     ops_ports = [free_port() for _ in range(REPLICAS)]
     settings = {**service_env, "PREFETCH": "10"}
-    booking = start(
-        ["-m", "services.booking"],
-        {**settings, **SMALL_POOL, "PORT": str(api_port)},
-        logs / "b.log",
-    )
+    booking = start_service("booking", {**settings, "PORT": str(api_port)}, logs)
     emails = [
         start(
             ["-m", "services.email"],

@@ -25,7 +25,6 @@ from tests.e2e.test_docs_ui import execute as json_answer
 from tests.support.infra import TestEnv
 from tests.support.processes import (
     NO_RATE_LIMITS,
-    SMALL_POOL,
     free_port,
     start,
     start_service,
@@ -71,9 +70,7 @@ def system(env: TestEnv, logs: Path, tmp_path: Path) -> Iterator[System]:
     processes = [catcher]
     try:
         wait_port(smtp_port)
-        processes.append(
-            start_service("booking", {**common, **SMALL_POOL, "PORT": str(api_port)}, logs)
-        )
+        processes.append(start_service("booking", {**common, "PORT": str(api_port)}, logs))
         processes += [start_service(name, common, logs) for name in ("voucher", "email")]
         api = f"http://127.0.0.1:{api_port}"
         wait_http(f"{api}/hotels", timeout=60)

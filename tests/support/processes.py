@@ -58,7 +58,10 @@ def start(
 
 
 def start_service(name: str, env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
-    return start(["-m", f"services.{name}"], env, logs / f"{name}.log")
+    """Start ``services.<name>``; a booking service on ``SMALL_POOL`` unless ``env`` says
+    otherwise."""
+    defaults = SMALL_POOL if name == "booking" else {}
+    return start(["-m", f"services.{name}"], {**defaults, **env}, logs / f"{name}.log")
 
 
 def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 20) -> int:
@@ -100,7 +103,7 @@ def booking_process(env: TestEnv, logs: Path, **variables: str) -> Iterator[str]
     database and vhost, with ``variables`` on top; its base URL once it answers."""
     port = free_port()
     settings = {"DATABASE_URL": env.database_url, "AMQP_URL": env.amqp_url(), "PORT": str(port)}
-    process = start_service("booking", {**settings, **SMALL_POOL, **variables}, logs)
+    process = start_service("booking", {**settings, **variables}, logs)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{base}/openapi.json", timeout=60)
