@@ -103,6 +103,16 @@ def headers_for(span: Span) -> dict[str, str]:
     return carrier
 
 
+def passed_on(traceparent: str | None) -> dict[str, str]:
+    """The headers that carry ``traceparent`` on as it is, what a span that records nothing
+    would pass on (the outbox relay's messages when no spans are recorded): the value is
+    read and written again by the propagator, so one that is not a valid W3C traceparent is
+    dropped, never forwarded."""
+    carrier: dict[str, str] = {}
+    _propagator.inject(carrier, context=context_from({"traceparent": traceparent}))
+    return carrier
+
+
 def fail(span: Span, error: BaseException | str) -> None:
     if isinstance(error, BaseException):
         span.record_exception(error)

@@ -3,7 +3,8 @@ say per row whether the broker confirmed it.
 
 Each row is published in a producer span, child of the span that wrote the row (its
 ``traceparent`` column); the span's context travels in the message's ``traceparent`` header,
-so the consumers' spans join the trace of the request that caused the event.
+so the consumers' spans join the trace of the request that caused the event. When no spans
+are recorded (``OTEL_TRACES_EXPORTER=none``), the row's context travels on as it is.
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ from shared.errors import MessagingError
 from shared.logging_setup import message_context
 from shared.messaging.envelope import outbox_message
 from shared.messaging.publisher import ConfirmingPublisher
-from shared.observability.tracing import context_from, fail, headers_for, tracer
+from shared.observability.tracing import (
+    context_from,
+    fail,
+    headers_for,
+    passed_on,
+    recording,
+    tracer,
+)
 
 log = logging.getLogger(__name__)
 LOGGED_FAILURES = 3  # rows of a batch whose failure is logged one by one, with their ids
@@ -36,6 +44,23 @@ async def publish_batch(
 ) -> list[MessagingError | None]:
     """Per row, None when the broker confirmed its message, else why not. Raises
     (BrokerUnavailable, ...) when there is no channel to publish on at all."""
+    if recording():
+        errors = await _publish_in_spans(publisher, rows, exchange, user_id)
+    else:
+        # No spans are recorded: each message carries its row's trace context on, as the
+        # producer span would have, without building a span nobody records.
+        messages = [_message(row, passed_on(row["traceparent"]), user_id) for row in rows]
+        errors = await publisher.publish_many(messages, exchange=exchange, routing_key="")
+    _log_failures(outbox, rows, errors)
+    return errors
+
+
+async def _publish_in_spans(
+    publisher: ConfirmingPublisher,
+    rows: Sequence[asyncpg.Record],
+    exchange: str,
+    user_id: str | None,
+) -> list[MessagingError | None]:
     with producer_spans(rows, exchange) as spans:
         messages = [
             _message(row, headers_for(span), user_id) for row, span in zip(rows, spans, strict=True)
@@ -44,7 +69,6 @@ async def publish_batch(
         for span, error in zip(spans, errors, strict=True):
             if error is not None:
                 fail(span, error)
-    _log_failures(outbox, rows, errors)
     return errors
 
 

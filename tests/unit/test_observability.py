@@ -14,7 +14,12 @@ from devrun import run, supervisor
 from shared import priority
 from shared.errors import ConfigurationError
 from shared.logging_setup import ContextFilter, JsonFormatter, message_context
-from shared.observability.tracing import context_from, current_traceparent, make_exporter
+from shared.observability.tracing import (
+    context_from,
+    current_traceparent,
+    make_exporter,
+    passed_on,
+)
 
 
 def _logger(stream: io.StringIO) -> logging.Logger:
@@ -75,6 +80,13 @@ def test_a_traceparent_in_amqp_headers_is_read_whether_str_or_bytes() -> None:
         span = trace.get_current_span(context_from({"traceparent": value}))
         assert format(span.get_span_context().trace_id, "032x") == traceparent[3:35]
     assert not trace.get_current_span(context_from({"traceparent": 7})).get_span_context().is_valid
+
+
+def test_a_row_s_traceparent_is_passed_on_as_it_is_and_a_malformed_one_is_dropped() -> None:
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    assert passed_on(traceparent) == {"traceparent": traceparent}
+    for malformed in (None, "", "00-zz", "00-" + "0" * 32 + "-b7ad6b7169203331-01", "x" * 999):
+        assert passed_on(malformed) == {}, malformed
 
 
 def test_tracing_exporters_none_console_and_a_clear_error_for_the_rest() -> None:
