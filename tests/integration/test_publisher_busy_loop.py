@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
 from uuid import uuid4
 
 import aio_pika
 
-from shared.messaging.envelope import outbox_message
 from shared.messaging.publisher import ConfirmingPublisher
+from tests.support.amqp import outbox_messages
 from tests.support.infra import TestEnv
 
 BATCH = 200  # the relay's default batch
@@ -41,16 +40,7 @@ async def test_a_batch_of_publishes_takes_a_loop_turn_a_message_not_three(
         # turns counted are the publisher's own.
         queue = await channel.declare_queue(f"busy-loop-{uuid4()}", exclusive=True)
         await publisher.connect()
-        messages = [
-            outbox_message(
-                event_id=uuid4(),
-                event_type="BookingConfirmed",
-                booking_id=uuid4(),
-                occurred_at=datetime.now(UTC),
-                body=b"{}",
-            )
-            for _ in range(BATCH)
-        ]
+        messages = outbox_messages(BATCH)
         busy = asyncio.create_task(other_work())
         await asyncio.sleep(0.01)
         before = turns

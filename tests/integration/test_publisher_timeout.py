@@ -6,33 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
 from uuid import uuid4
 
 import aio_pika
 
 from shared.errors import PublishTimeout
-from shared.messaging.envelope import outbox_message
 from shared.messaging.publisher import ConfirmingPublisher
+from tests.support.amqp import outbox_messages
 from tests.support.infra import AMQP_HOST, AMQP_PORT, TestEnv
 from tests.support.tcp_proxy import TcpProxy
 
 BATCH = 50
 TIMEOUT = 1.0
 CLOSE = 2.0  # close_quietly's bound on closing the connection that stopped answering
-
-
-def _messages(count: int) -> list[aio_pika.Message]:
-    return [
-        outbox_message(
-            event_id=uuid4(),
-            event_type="BookingConfirmed",
-            booking_id=uuid4(),
-            occurred_at=datetime.now(UTC),
-            body=b"{}",
-        )
-        for _ in range(count)
-    ]
 
 
 def _publishes_running() -> list[asyncio.Task[object]]:
@@ -58,7 +44,7 @@ async def test_a_batch_the_broker_never_confirms_times_out_as_a_whole_and_the_ne
             await proxy.deafen()  # what we send arrives; nothing comes back: no confirm
             started = time.monotonic()
             errors = await asyncio.wait_for(
-                publisher.publish_many(_messages(BATCH), exchange="", routing_key=queue.name),
+                publisher.publish_many(outbox_messages(BATCH), exchange="", routing_key=queue.name),
                 TIMEOUT + CLOSE + 5,
             )
             took = time.monotonic() - started
@@ -69,7 +55,9 @@ async def test_a_batch_the_broker_never_confirms_times_out_as_a_whole_and_the_ne
             assert not publisher.connected  # a timeout drops the connection
 
             await proxy.restore()
-            again = await publisher.publish_many(_messages(3), exchange="", routing_key=queue.name)
+            again = await publisher.publish_many(
+                outbox_messages(3), exchange="", routing_key=queue.name
+            )
             assert again == [None] * 3
             # The timed-out ones may have reached the queue too (at least once, never lost).
             assert ((await queue.declare()).message_count or 0) >= 3

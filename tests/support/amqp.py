@@ -6,9 +6,27 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from uuid import uuid4
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+
+from shared.messaging.envelope import outbox_message
+
+
+def outbox_messages(count: int) -> list[aio_pika.Message]:
+    """``count`` messages as the outbox relay publishes them, each with an empty body."""
+    return [
+        outbox_message(
+            event_id=uuid4(),
+            event_type="BookingConfirmed",
+            booking_id=uuid4(),
+            occurred_at=datetime.now(UTC),
+            body=b"{}",
+        )
+        for _ in range(count)
+    ]
 
 
 @asynccontextmanager
