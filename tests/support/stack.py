@@ -85,8 +85,7 @@ async def booking_api(
         "outbox_retry_max_delay": 0.5,
         "amqp_connect_timeout": 2.0,
         "amqp_publish_timeout": 2.0,
-        **{name.lower(): value for name, value in SMALL_POOL.items()},
-        **{name.lower(): value for name, value in NO_RATE_LIMITS.items()},
+        **{name.lower(): value for name, value in {**SMALL_POOL, **NO_RATE_LIMITS}.items()},
     }
     settings = BookingSettings(**{**defaults, **overrides})
     app = create_app(settings)
